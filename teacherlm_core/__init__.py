@@ -1,0 +1,10 @@
+"""teacherlm: TeacherLM augmentation as a Kubernetes-native batch system.
+
+The library holds all logic; ``components/`` and ``pipelines/`` only wrap it for Kubeflow
+Pipelines. Heavy dependencies (torch, vllm, deepspeed) are imported inside functions so that
+``import teacherlm_core`` stays cheap.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,282 @@
+"""The data contract: ``Sample`` and ``AugmentedSample``, and validated JSONL/Parquet I/O.
+
+One JSON object a line (or a Parquet file with the same columns). A record that breaks the
+contract becomes a :class:`~teacherlm_core.errors.DataError` naming file, line and field; the
+caller either stops on it (``on_error="raise"``) or sends it to a :class:`QuarantineWriter`
+(``on_error="quarantine"``), so that ``in = out + quarantined`` always holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from .errors import DataError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "FIELDS",
+    "Sample",
+    "AugmentedSample",
+    "Rejected",
+    "QuarantineWriter",
+    "iter_raw_records",
+    "read_samples",
+    "load_samples",
+    "write_jsonl",
+    "write_parquet",
+]
+
+SCHEMA_VERSION = "1"
+FIELDS = ("fundamentals", "chain_of_thought", "common_mistakes")
+REQUIRED = ("id", "task", "question", "answer")
+
+
+class Sample(BaseModel):
+    """One question. Unknown fields are kept (``extra="allow"``) and written back out."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    id: str
+    task: str
+    question: str
+    choices: list[str] | None = None
+    answer: str
+
+    @field_validator("id", "task", "question", "answer")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _answer_among_choices(self) -> Sample:
+        if self.choices is not None:
+            if len(self.choices) < 2:
+                raise ValueError("choices: needs two or more")
+            if self.answer not in self.choices:
+                raise ValueError(f"answer: {self.answer!r} is not one of the choices")
+        return self
+
+    @property
+    def answer_index(self) -> int:
+        """Index of the gold answer in ``choices`` (multiple choice only)."""
+        if self.choices is None:
+            raise ValueError(f"sample {self.id!r} has no choices")
+        return self.choices.index(self.answer)
+
+    def to_record(self) -> dict[str, Any]:
+        """The sample as a plain dict, unknown fields included, ``None`` choices left out."""
+        record = self.model_dump()
+        if record.get("choices") is None:
+            record.pop("choices", None)
+        return record
+
+
+class AugmentedSample(Sample):
+    """A sample with the teacher's three explanations."""
+
+    fundamentals: str
+    chain_of_thought: str
+    common_mistakes: str
+    teacher: str
+
+
+class Rejected(BaseModel):
+    """A quarantined record: where it came from, why, and the raw text or record."""
+
+    source: str
+    line: int | None
+    field: str | None
+    reason: str
+    raw: Any = None
+
+
+def _data_error(path: str, line: int, exc: ValidationError) -> DataError:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    msg = err["msg"]
+    if not loc and ": " in msg:  # a model-level check names its field in the message
+        field, _, msg = msg.removeprefix("Value error, ").partition(": ")
+        return DataError(path, line, field, msg)
+    field = ".".join(loc) or None
+    if err["type"] == "missing":
+        msg = "is missing"
+    return DataError(path, line, field, msg.removeprefix("Value error, "))
+
+
+class QuarantineWriter:
+    """Appends rejected records to a JSONL file, one :class:`Rejected` a line.
+
+    The file is opened lazily, so a clean run leaves no quarantine file behind.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.count = 0
+        self._fh = None
+
+    def add(self, error: DataError, raw: Any = None) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8")
+        rec = Rejected(source=error.path, line=error.line, field=error.field, reason=error.reason, raw=raw)
+        self._fh.write(rec.model_dump_json() + "\n")
+        self._fh.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> QuarantineWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_raw_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any] | DataError, Any]]:
+    """Yield ``(line, record_or_error, raw)`` for each line of a JSONL file or row of a Parquet file.
+
+    Whole-file problems (missing, empty, a Parquet file without the required columns) raise
+    :class:`DataError` at once; per-line problems are yielded so the caller can quarantine them.
+    """
+    path = str(path)
+    if not os.path.exists(path):
+        raise DataError(path, None, None, "no such file")
+    if os.path.getsize(path) == 0:
+        raise DataError(path, None, None, "file is empty")
+    if path.endswith(".parquet"):
+        yield from _iter_parquet(path)
+        return
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield lineno, DataError(path, lineno, None, f"not valid UTF-8 (byte {exc.start})"), raw.decode("utf-8", "replace")
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield lineno, DataError(path, lineno, None, f"malformed JSON: {exc.msg} at column {exc.colno}"), text.rstrip("\n")
+                continue
+            if not isinstance(record, dict):
+                yield lineno, DataError(path, lineno, None, f"expected a JSON object, got {type(record).__name__}"), text.rstrip("\n")
+                continue
+            yield lineno, record, record
+
+
+def _iter_parquet(path: str) -> Iterator[tuple[int, dict[str, Any] | DataError, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise DataError(path, None, None, f"not a readable Parquet file: {exc}") from exc
+    missing = [c for c in REQUIRED if c not in pf.schema_arrow.names]
+    if missing:
+        raise DataError(path, None, missing[0], f"column missing from the Parquet file (has: {', '.join(pf.schema_arrow.names)})")
+    row = 0
+    for batch in pf.iter_batches():
+        for record in batch.to_pylist():
+            row += 1
+            if record.get("choices") is None:
+                record.pop("choices", None)
+            yield row, record, record
+
+
+def read_samples(
+    path: str | os.PathLike[str],
+    *,
+    on_error: Literal["raise", "quarantine"] = "raise",
+    quarantine: QuarantineWriter | None = None,
+    model: type[Sample] = Sample,
+) -> Iterator[tuple[int, Sample]]:
+    """Yield ``(line, sample)`` for every valid record; ids must be unique within the file.
+
+    Args:
+        path: a local JSONL or Parquet file.
+        on_error: ``"raise"`` stops at the first bad record; ``"quarantine"`` hands it to
+            ``quarantine`` and goes on.
+        quarantine: where rejected records go (required with ``on_error="quarantine"``).
+        model: the record model (``Sample`` or ``AugmentedSample``).
+    """
+    if on_error == "quarantine" and quarantine is None:
+        raise ValueError("on_error='quarantine' needs a QuarantineWriter")
+    seen: dict[str, int] = {}
+    for lineno, item, raw in iter_raw_records(path):
+        if isinstance(item, dict):
+            try:
+                sample = model.model_validate(item)
+            except ValidationError as exc:
+                item = _data_error(str(path), lineno, exc)
+            else:
+                first = seen.setdefault(sample.id, lineno)
+                if first == lineno:
+                    yield lineno, sample
+                    continue
+                item = DataError(str(path), lineno, "id", f"duplicate id {sample.id!r} (first seen on line {first})")
+        if on_error == "raise":
+            raise item
+        quarantine.add(item, raw)  # type: ignore[union-attr]
+
+
+def load_samples(path: str | os.PathLike[str], model: type[Sample] = Sample) -> list[Sample]:
+    """Read a whole file strictly; the first bad record raises :class:`DataError`."""
+    return [s for _, s in read_samples(path, model=model)]
+
+
+def _atomic_target(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def write_jsonl(path: str | os.PathLike[str], records: Iterable[dict[str, Any] | BaseModel]) -> int:
+    """Write records as JSONL atomically (temp file + rename); returns the count."""
+    path = Path(path)
+    fd, tmp = _atomic_target(path)
+    n = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for rec in records:
+                rec = rec.to_record() if isinstance(rec, Sample) else rec
+                rec = rec.model_dump() if isinstance(rec, BaseModel) else rec
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                n += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
+def write_parquet(path: str | os.PathLike[str], records: Iterable[dict[str, Any] | Sample]) -> int:
+    """Write records as one Parquet file atomically; returns the count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [r.to_record() if isinstance(r, Sample) else r for r in records]
+    path = Path(path)
+    fd, tmp = _atomic_target(path)
+    os.close(fd)
+    try:
+        pq.write_table(pa.Table.from_pylist(rows), tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(rows)
