@@ -7,7 +7,7 @@ and one line on stderr (a traceback only with ``--debug``).
 
 from __future__ import annotations
 
-__all__ = ["TeacherLMError", "DataError", "ConfigError", "StorageError", "EngineError"]
+__all__ = ["ConfigError", "DataError", "EngineError", "StorageError", "TeacherLMError"]
 
 
 class TeacherLMError(Exception):

@@ -20,15 +20,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from .errors import DataError
 
 __all__ = [
-    "SCHEMA_VERSION",
     "FIELDS",
-    "Sample",
+    "SCHEMA_VERSION",
     "AugmentedSample",
-    "Rejected",
     "QuarantineWriter",
+    "Rejected",
+    "Sample",
     "iter_raw_records",
-    "read_samples",
     "load_samples",
+    "read_samples",
     "write_jsonl",
     "write_parquet",
 ]
@@ -165,15 +165,27 @@ def iter_raw_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[s
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield lineno, DataError(path, lineno, None, f"not valid UTF-8 (byte {exc.start})"), raw.decode("utf-8", "replace")
+                yield (
+                    lineno,
+                    DataError(path, lineno, None, f"not valid UTF-8 (byte {exc.start})"),
+                    raw.decode("utf-8", "replace"),
+                )
                 continue
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield lineno, DataError(path, lineno, None, f"malformed JSON: {exc.msg} at column {exc.colno}"), text.rstrip("\n")
+                yield (
+                    lineno,
+                    DataError(path, lineno, None, f"malformed JSON: {exc.msg} at column {exc.colno}"),
+                    text.rstrip("\n"),
+                )
                 continue
             if not isinstance(record, dict):
-                yield lineno, DataError(path, lineno, None, f"expected a JSON object, got {type(record).__name__}"), text.rstrip("\n")
+                yield (
+                    lineno,
+                    DataError(path, lineno, None, f"expected a JSON object, got {type(record).__name__}"),
+                    text.rstrip("\n"),
+                )
                 continue
             yield lineno, record, record
 
@@ -187,7 +199,12 @@ def _iter_parquet(path: str) -> Iterator[tuple[int, dict[str, Any] | DataError, 
         raise DataError(path, None, None, f"not a readable Parquet file: {exc}") from exc
     missing = [c for c in REQUIRED if c not in pf.schema_arrow.names]
     if missing:
-        raise DataError(path, None, missing[0], f"column missing from the Parquet file (has: {', '.join(pf.schema_arrow.names)})")
+        raise DataError(
+            path,
+            None,
+            missing[0],
+            f"column missing from the Parquet file (has: {', '.join(pf.schema_arrow.names)})",
+        )
     row = 0
     for batch in pf.iter_batches():
         for record in batch.to_pylist():
@@ -227,7 +244,9 @@ def read_samples(
                 if first == lineno:
                     yield lineno, sample
                     continue
-                item = DataError(str(path), lineno, "id", f"duplicate id {sample.id!r} (first seen on line {first})")
+                item = DataError(
+                    str(path), lineno, "id", f"duplicate id {sample.id!r} (first seen on line {first})"
+                )
         if on_error == "raise":
             raise item
         quarantine.add(item, raw)  # type: ignore[union-attr]

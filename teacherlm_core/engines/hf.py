@@ -1,0 +1,182 @@
+"""The transformers engine: the fallback on any machine, and the reference in tests.
+
+``loglikelihood`` runs each distinct model input once: requests whose input is a prefix of
+another request's input (for rank classification: every candidate letter of one question) share
+one forward pass, and only the positions that are scored reach the LM head. On multiple-choice
+data that is one forward pass per question instead of one per choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest, encode_pair
+
+__all__ = ["HFEngine", "shared_prefix_plan"]
+
+
+def shared_prefix_plan(inputs: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...], tuple[int, ...]]:
+    """Map every input to the longest input it is a prefix of (itself if none).
+
+    In lexicographic order every extension of ``p`` directly follows ``p``, so one backward pass
+    over the sorted distinct inputs resolves the chain.
+    """
+    keys = sorted(set(inputs))
+    cover: dict[tuple[int, ...], tuple[int, ...]] = {}
+    for i in range(len(keys) - 1, -1, -1):
+        key = keys[i]
+        nxt = keys[i + 1] if i + 1 < len(keys) else None
+        cover[key] = cover[nxt] if nxt is not None and nxt[: len(key)] == key else key
+    return cover
+
+
+class HFEngine:
+    """A ``transformers`` causal LM on CPU or one GPU.
+
+    Args:
+        model: a local path or a hub id (loading stays real; tests pass local paths).
+        batch_size: distinct sequences per forward pass.
+        dtype: ``"float32"`` (default; exact on CPU), ``"bfloat16"``, ``"float16"`` or ``"auto"``.
+        device: ``"cpu"``, ``"cuda"``...; default CUDA when available.
+        revision: hub revision, recorded in outputs.
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        batch_size: int = 32,
+        dtype: str = "float32",
+        device: str | None = None,
+        revision: str | None = None,
+        max_length: int | None = None,
+        seed: int = 0,
+    ):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_name, self.revision, self.batch_size, self.seed = model, revision, batch_size, seed
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+        self.model = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=torch_dtype)
+        self.model.to(self.device).eval()
+        self.max_length = max_length or getattr(self.model.config, "max_position_embeddings", 2048)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    # -- scoring -----------------------------------------------------------------------------
+    def encode(self, requests: Sequence[LoglikelihoodRequest]) -> list[EncodedRequest]:
+        return [encode_pair(self.tokenizer, r.context, r.continuation, self.max_length) for r in requests]
+
+    def loglikelihood(
+        self, requests: Sequence[LoglikelihoodRequest], progress: Callable[[int], None] | None = None
+    ) -> list[float]:
+        """Summed log-probability of each continuation given its context."""
+        import torch
+
+        encoded = self.encode(requests)
+        cover = shared_prefix_plan([tuple(e.inputs) for e in encoded])
+        users: dict[tuple[int, ...], list[int]] = {}
+        for i, e in enumerate(encoded):
+            users.setdefault(cover[tuple(e.inputs)], []).append(i)
+        # Longest first: the first batch fails fast if memory is short, and padding stays low.
+        sequences = sorted(users, key=len, reverse=True)
+        results = [0.0] * len(encoded)
+        pad = self.tokenizer.pad_token_id
+        with torch.inference_mode():
+            for start in range(0, len(sequences), self.batch_size):
+                batch = sequences[start : start + self.batch_size]
+                width = max(map(len, batch))
+                # Left padding: every row ends at the last column, so only the last `keep`
+                # columns need logits.
+                keep = max(
+                    len(seq) - len(encoded[i].inputs) + len(encoded[i].continuation)
+                    for seq in batch
+                    for i in users[seq]
+                )
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, seq in enumerate(batch):
+                    ids[row, width - len(seq) :] = torch.tensor(seq)
+                    mask[row, width - len(seq) :] = 1
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                logits = self.model(
+                    input_ids=ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    position_ids=positions.to(self.device),
+                    logits_to_keep=keep,
+                ).logits
+                logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+                for row, seq in enumerate(batch):
+                    for i in users[seq]:
+                        e = encoded[i]
+                        # Column of the first scored position, counted within the kept tail.
+                        first = keep - (len(seq) - len(e.inputs)) - len(e.continuation)
+                        cols = torch.arange(first, first + len(e.continuation))
+                        targets = torch.tensor(e.continuation)
+                        results[i] = float(logprobs[row, cols, targets].sum())
+                if progress:
+                    progress(sum(len(users[seq]) for seq in batch))
+        return results
+
+    # -- generation --------------------------------------------------------------------------
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | Sequence[GenerationParams],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Generation]:
+        """Greedy requests go in batches; seeded sampling goes one request at a time so that
+        each result depends only on its own seed."""
+        import torch
+
+        plist = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
+        if len(plist) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(plist)} params")
+        out: list[Generation | None] = [None] * len(prompts)
+        groups: dict[GenerationParams, list[int]] = {}
+        for i, p in enumerate(plist):  # equal params batch together
+            groups.setdefault(p, []).append(i)
+        for p, idx in groups.items():
+            step = self.batch_size if p.temperature == 0 else 1
+            for start in range(0, len(idx), step):
+                chunk = idx[start : start + step]
+                torch.manual_seed(self.seed if p.seed is None else p.seed)
+                for i, g in zip(chunk, self._generate_batch([prompts[i] for i in chunk], p), strict=True):
+                    out[i] = g
+                if progress:
+                    progress(len(chunk))
+        return out  # type: ignore[return-value]
+
+    def _generate_batch(self, prompts: list[str], p: GenerationParams) -> list[Generation]:
+        import torch
+
+        self.tokenizer.padding_side = "left"
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+            self.device
+        )
+        kwargs = {
+            "do_sample": p.temperature > 0,
+            "max_new_tokens": p.max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if p.temperature > 0:
+            kwargs |= {"temperature": p.temperature, "top_p": p.top_p}
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kwargs)
+        results = []
+        eos = self.tokenizer.eos_token_id
+        for row in out[:, enc["input_ids"].shape[1] :].tolist():
+            if eos in row:
+                row, reason = row[: row.index(eos)], "stop"
+            else:
+                reason = "length" if len(row) >= p.max_new_tokens else "stop"
+            text = self.tokenizer.decode(row, skip_special_tokens=True)
+            for s in p.stop:
+                if s in text:
+                    text, reason = text[: text.index(s)], "stop"
+            results.append(Generation(text=text, token_ids=tuple(row), finish_reason=reason))
+        return results

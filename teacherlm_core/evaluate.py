@@ -1,0 +1,126 @@
+"""Zero-shot rank classification, exactly as lm-evaluation-harness scores multiple choice.
+
+For each question the context is ``Q: ... (A) ... (B) ... A: The answer is (`` and the
+candidates are the letters; the prediction is the letter with the highest summed token
+log-likelihood (see :mod:`teacherlm_core.engines` for the token boundaries).
+
+    teacherlm eval --model ./tiny --data test.jsonl --output eval/tiny.json
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+from pydantic import BaseModel
+
+from . import storage
+from .engines import Engine, LoglikelihoodRequest
+from .errors import DataError
+from .prompts import rank_candidates, rank_context
+from .schema import Sample, read_samples
+
+__all__ = ["Accuracy", "EvalReport", "SampleScore", "evaluate", "load_eval_samples", "rank_classify"]
+
+
+class Accuracy(BaseModel):
+    accuracy: float
+    n: int
+
+
+class SampleScore(BaseModel):
+    id: str
+    task: str
+    choice_loglikelihoods: list[float]
+    prediction: int
+    correct: bool
+
+
+class EvalReport(BaseModel):
+    """The file ``teacherlm eval`` writes."""
+
+    model: str
+    tasks: dict[str, Accuracy]
+    overall: Accuracy
+    samples: list[SampleScore]
+
+
+def rank_classify(
+    engine: Engine, samples: Sequence[Sample], progress: Callable[[int], None] | None = None
+) -> list[SampleScore]:
+    """Score every choice of every sample in one engine call; ties go to the first choice."""
+    requests, owners = [], []
+    for n, s in enumerate(samples):
+        context = rank_context(s)
+        for letter in rank_candidates(s):
+            requests.append(LoglikelihoodRequest(context, letter))
+            owners.append(n)
+    scores = engine.loglikelihood(requests, progress=progress)
+    per_sample: list[list[float]] = [[] for _ in samples]
+    for n, score in zip(owners, scores, strict=True):
+        per_sample[n].append(score)
+    out = []
+    for s, lls in zip(samples, per_sample, strict=True):
+        pred = max(range(len(lls)), key=lambda i: (lls[i], -i))
+        out.append(
+            SampleScore(
+                id=s.id,
+                task=s.task,
+                choice_loglikelihoods=lls,
+                prediction=pred,
+                correct=pred == s.answer_index,
+            )
+        )
+    return out
+
+
+def summarize(model: str, scores: Sequence[SampleScore]) -> EvalReport:
+    by_task: dict[str, list[bool]] = defaultdict(list)
+    for s in scores:
+        by_task[s.task].append(s.correct)
+
+    def acc(xs: Sequence[bool]) -> Accuracy:
+        return Accuracy(accuracy=sum(xs) / len(xs) if xs else math.nan, n=len(xs))
+
+    return EvalReport(
+        model=model,
+        tasks={t: acc(v) for t, v in sorted(by_task.items())},
+        overall=acc([s.correct for s in scores]),
+        samples=list(scores),
+    )
+
+
+def load_eval_samples(data: str) -> list[Sample]:
+    """Read an eval file (local path or URI) strictly: every record valid, with two or more choices."""
+    import os
+    import tempfile
+
+    if storage.is_remote(data):
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, os.path.basename(data))
+            storage.copy(data, local)
+            return load_eval_samples(local)
+    samples = []
+    for line, s in read_samples(data):
+        if s.choices is None:
+            raise DataError(data, line, "choices", "rank classification needs multiple-choice samples")
+        samples.append(s)
+    return samples
+
+
+def evaluate(
+    engine: Engine,
+    samples: Sequence[Sample],
+    output: str | None = None,
+    *,
+    model_name: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> EvalReport:
+    """Rank-classify ``samples`` and write the report to ``output`` (local path or URI)."""
+    scores = rank_classify(engine, samples, progress)
+    report = summarize(model_name or getattr(engine, "model_name", engine.name), scores)
+    if output:
+        storage.write_text(output, json.dumps(report.model_dump(), indent=1) + "\n")
+    return report

@@ -1,0 +1,363 @@
+"""One storage API over local paths, ``file://`` URIs and ``s3://bucket/key`` (MinIO SDK).
+
+Writes are atomic: locally a temp file in the target directory then ``os.replace``; on S3 a
+single ``put_object`` (an object is visible complete or not at all). Callers build "complete,
+then marker" protocols on top (see ``augment``). S3 settings come from the standard variables
+``AWS_ENDPOINT_URL_S3`` (or ``AWS_ENDPOINT_URL``), ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY`` and ``AWS_DEFAULT_REGION``; transient S3 failures (connection refused,
+5xx) are retried with backoff for up to ``TEACHERLM_S3_RETRY_SECONDS`` (default 60).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+from .errors import StorageError
+
+__all__ = [
+    "LocalStore",
+    "S3Store",
+    "Store",
+    "copy",
+    "delete",
+    "download_dir",
+    "exists",
+    "is_remote",
+    "join",
+    "list_files",
+    "read_bytes",
+    "read_text",
+    "store_for",
+    "upload_dir",
+    "write_bytes",
+    "write_text",
+]
+
+
+class Store(Protocol):
+    """What every backend does; keys are paths relative to the store's root."""
+
+    def read_bytes(self, key: str) -> bytes: ...
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def delete(self, key: str) -> None: ...
+    def upload_file(self, local: str, key: str) -> None: ...
+    def download_file(self, key: str, local: str) -> None: ...
+
+
+def is_remote(uri: str) -> bool:
+    return str(uri).startswith("s3://")
+
+
+def join(uri: str, *parts: str) -> str:
+    """Join path parts onto a local path or URI with ``/``."""
+    out = str(uri).rstrip("/")
+    for p in parts:
+        out += "/" + str(p).strip("/")
+    return out
+
+
+class LocalStore:
+    """A directory on the local file system (``file://`` prefix allowed)."""
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return Path(key).read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"{key}: no such file") from None
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        path = Path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def exists(self, key: str) -> bool:
+        return Path(key).exists()
+
+    def list(self, prefix: str) -> list[str]:
+        root = Path(prefix)
+        if root.is_file():
+            return [str(root)]
+        if not root.is_dir():
+            return []
+        return sorted(str(p) for p in root.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
+
+    def delete(self, key: str) -> None:
+        Path(key).unlink(missing_ok=True)
+
+    def upload_file(self, local: str, key: str) -> None:
+        if os.path.abspath(local) == os.path.abspath(key):
+            return
+        Path(key).parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{key}.{os.getpid()}.tmp"
+        shutil.copyfile(local, tmp)
+        os.replace(tmp, key)
+
+    def download_file(self, key: str, local: str) -> None:
+        if not Path(key).is_file():
+            raise StorageError(f"{key}: no such file")
+        self.upload_file(key, local)
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint: str
+    access_key: str | None
+    secret_key: str | None
+    region: str | None
+
+    @classmethod
+    def from_env(cls) -> S3Settings:
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if not endpoint:
+            raise StorageError(
+                "s3:// URIs need AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), e.g. http://minio:9000"
+            )
+        return cls(
+            endpoint=endpoint,
+            access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+            secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+            region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION"),
+        )
+
+
+def _transient(exc: BaseException) -> bool:
+    import urllib3
+    from minio.error import S3Error, ServerError
+
+    if isinstance(exc, ServerError):  # 5xx
+        return True
+    if isinstance(exc, S3Error):
+        return exc.code in {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"}
+    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
+
+
+class S3Store:
+    """An S3 bucket through the MinIO SDK; ``key`` arguments are ``s3://bucket/key`` URIs."""
+
+    def __init__(self, settings: S3Settings | None = None):
+        import urllib3
+        from minio import Minio
+
+        self.settings = settings or S3Settings.from_env()
+        url = urlparse(self.settings.endpoint)
+        # Few urllib3 retries: tenacity below owns the retry policy, with a time budget.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5, read=60),
+            retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        )
+        self.client = Minio(
+            url.netloc,
+            access_key=self.settings.access_key,
+            secret_key=self.settings.secret_key,
+            region=self.settings.region,
+            secure=url.scheme == "https",
+            http_client=http,
+        )
+        self._retry_seconds = float(os.environ.get("TEACHERLM_S3_RETRY_SECONDS", "60"))
+
+    @staticmethod
+    def split(uri: str) -> tuple[str, str]:
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise StorageError(f"{uri}: not an s3://bucket/key URI")
+        return parsed.netloc, parsed.path.lstrip("/")
+
+    def _call(self, what: str, uri: str, fn, *args, **kwargs):
+        from minio.error import S3Error
+        from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
+
+        wrapped = retry(
+            retry=retry_if_exception(_transient),
+            stop=stop_after_delay(self._retry_seconds),
+            wait=wait_exponential(multiplier=0.5, max=5),
+            reraise=True,
+        )(fn)
+        try:
+            return wrapped(*args, **kwargs)
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchBucket"}:
+                raise StorageError(f"{uri}: {exc.code}") from None
+            raise StorageError(f"{uri}: {what} failed: {exc.code}: {exc.message}") from exc
+        except Exception as exc:
+            if _transient(exc):
+                raise StorageError(
+                    f"{uri}: {what} failed after retrying for {self._retry_seconds:.0f}s: S3 endpoint "
+                    f"{self.settings.endpoint} unreachable ({type(exc).__name__})"
+                ) from exc
+            raise
+
+    def ensure_bucket(self, bucket: str) -> None:
+        if not self._call("bucket check", f"s3://{bucket}", self.client.bucket_exists, bucket):
+            self._call("bucket creation", f"s3://{bucket}", self.client.make_bucket, bucket)
+
+    def read_bytes(self, key: str) -> bytes:
+        bucket, name = self.split(key)
+
+        def get() -> bytes:
+            resp = self.client.get_object(bucket, name)
+            try:
+                return resp.read()
+            finally:
+                resp.close()
+                resp.release_conn()
+
+        return self._call("read", key, get)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        bucket, name = self.split(key)
+        self._call("write", key, lambda: self.client.put_object(bucket, name, io.BytesIO(data), len(data)))
+
+    def exists(self, key: str) -> bool:
+        from minio.error import S3Error
+
+        bucket, name = self.split(key)
+
+        def stat() -> bool:
+            try:
+                self.client.stat_object(bucket, name)
+                return True
+            except S3Error as exc:
+                if exc.code in {"NoSuchKey", "NoSuchObject", "NotFound", "NoSuchBucket", "ResourceNotFound"}:
+                    return False
+                raise
+
+        return self._call("stat", key, stat)
+
+    def list(self, prefix: str) -> list[str]:
+        bucket, name = self.split(prefix)
+        # "Under prefix" means a directory: s3://b/run must not match s3://b/run2/...
+        folder = name.rstrip("/") + "/" if name else ""
+        objs = self._call(
+            "list", prefix, lambda: list(self.client.list_objects(bucket, prefix=folder, recursive=True))
+        )
+        found = sorted(f"s3://{bucket}/{o.object_name}" for o in objs if not o.is_dir)
+        if not found and name and self.exists(prefix):
+            return [prefix]
+        return found
+
+    def delete(self, key: str) -> None:
+        bucket, name = self.split(key)
+        self._call("delete", key, self.client.remove_object, bucket, name)
+
+    def upload_file(self, local: str, key: str) -> None:
+        bucket, name = self.split(key)
+        self._call("upload", key, self.client.fput_object, bucket, name, local)
+
+    def download_file(self, key: str, local: str) -> None:
+        bucket, name = self.split(key)
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{local}.{os.getpid()}.tmp"
+        self._call("download", key, self.client.fget_object, bucket, name, tmp)
+        os.replace(tmp, local)
+
+
+_S3_CLIENTS: dict[S3Settings, S3Store] = {}
+
+
+def store_for(uri: str) -> Store:
+    """The backend for ``uri``; one S3 client per distinct endpoint/credentials, reused."""
+    if is_remote(uri):
+        settings = S3Settings.from_env()
+        if settings not in _S3_CLIENTS:
+            _S3_CLIENTS[settings] = S3Store(settings)
+        return _S3_CLIENTS[settings]
+    return LocalStore()
+
+
+def _local(uri: str) -> str:
+    return uri[len("file://") :] if str(uri).startswith("file://") else str(uri)
+
+
+def _norm(uri: str | os.PathLike[str]) -> str:
+    return _local(os.fspath(uri))
+
+
+def read_bytes(uri: str | os.PathLike[str]) -> bytes:
+    uri = _norm(uri)
+    return store_for(uri).read_bytes(uri)
+
+
+def read_text(uri: str | os.PathLike[str]) -> str:
+    return read_bytes(uri).decode("utf-8")
+
+
+def write_bytes(uri: str | os.PathLike[str], data: bytes) -> None:
+    uri = _norm(uri)
+    store_for(uri).write_bytes(uri, data)
+
+
+def write_text(uri: str | os.PathLike[str], text: str) -> None:
+    write_bytes(uri, text.encode("utf-8"))
+
+
+def exists(uri: str | os.PathLike[str]) -> bool:
+    uri = _norm(uri)
+    return store_for(uri).exists(uri)
+
+
+def list_files(prefix: str | os.PathLike[str]) -> list[str]:
+    """Every file under ``prefix`` (recursive), as full paths or URIs, sorted."""
+    prefix = _norm(prefix)
+    return store_for(prefix).list(prefix)
+
+
+def delete(uri: str | os.PathLike[str]) -> None:
+    uri = _norm(uri)
+    store_for(uri).delete(uri)
+
+
+def copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy one file between any two backends (through a local temp file when both are remote)."""
+    src, dst = _norm(src), _norm(dst)
+    if not is_remote(src):
+        if not os.path.isfile(src):
+            raise StorageError(f"{src}: no such file")
+        store_for(dst).upload_file(src, dst)
+    elif not is_remote(dst):
+        store_for(src).download_file(src, dst)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, "obj")
+            store_for(src).download_file(src, local)
+            store_for(dst).upload_file(local, dst)
+
+
+def upload_dir(local_dir: str | os.PathLike[str], uri: str) -> list[str]:
+    """Copy every file under ``local_dir`` to ``uri`` keeping relative paths; returns the targets."""
+    root = Path(local_dir)
+    targets = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        target = join(uri, path.relative_to(root).as_posix())
+        copy(str(path), target)
+        targets.append(target)
+    return targets
+
+
+def download_dir(uri: str, local_dir: str | os.PathLike[str]) -> list[str]:
+    """Copy every file under ``uri`` into ``local_dir`` keeping relative paths; returns local paths."""
+    uri = _norm(uri).rstrip("/")
+    out = []
+    for src in list_files(uri):
+        rel = src[len(uri) :].lstrip("/")
+        local = os.path.join(local_dir, rel)
+        copy(src, local)
+        out.append(local)
+    return out

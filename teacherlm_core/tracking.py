@@ -1,0 +1,179 @@
+"""MLflow tracking: one parent run per pipeline run, a nested run per stage.
+
+The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else a local SQLite store under the work
+dir (``$TEACHERLM_WORKDIR``, default ``./teacherlm-work``). Tracking never stops the work: if
+the server is unreachable, or any MLflow call fails, the tracker logs one warning and turns
+itself off. Parameters whose name or value looks like a secret are redacted before logging.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Tracker", "default_tracking_uri", "redact", "workdir"]
+
+log = logging.getLogger(__name__)
+
+_SECRET_NAME = re.compile(r"(secret|password|passwd|token|api[_-]?key|access[_-]?key|credential|auth)", re.I)
+PARENT_ENV = "TEACHERLM_MLFLOW_PARENT_RUN_ID"
+
+
+def workdir() -> Path:
+    """The local work dir (artifacts, MLflow store) of the embedded default."""
+    return Path(os.environ.get("TEACHERLM_WORKDIR", "teacherlm-work")).resolve()
+
+
+def default_tracking_uri() -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    root = workdir()
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def _secret_values() -> set[str]:
+    return {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 4}
+
+
+def redact(params: Mapping[str, Any]) -> dict[str, str]:
+    """Flatten ``params`` to strings and replace anything that looks like a secret."""
+    secrets = _secret_values()
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+            return
+        text = str(value)
+        if _SECRET_NAME.search(prefix) or any(s in text for s in secrets):
+            text = "<redacted>"
+        out[prefix] = text[:6000]  # MLflow's param value limit
+
+    walk("", params)
+    return out
+
+
+class Tracker:
+    """A run (or a child of ``parent_run_id``) with nested stage runs; failures degrade to warnings.
+
+    Example:
+        with Tracker("teacherlm", run_name="eval") as t:
+            t.log_params({"model": "tiny"})
+            with t.stage("rank-eval"):
+                t.log_metrics({"accuracy": 0.5})
+    """
+
+    def __init__(
+        self,
+        experiment: str = "teacherlm",
+        run_name: str | None = None,
+        *,
+        tracking_uri: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        enabled: bool = True,
+    ):
+        self.experiment = experiment
+        self.run_name = run_name
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.parent_run_id = parent_run_id or os.environ.get(PARENT_ENV) or None
+        self.tags = dict(tags or {})
+        self.enabled = enabled
+        self.run_id: str | None = None
+        self._depth = 0
+
+    def _guard(self, what: str, fn, *args, **kwargs):
+        if not self.enabled:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # tracking must never stop the work
+            log.warning(
+                "MLflow %s failed (%s: %s); tracking is off for the rest of this run",
+                what,
+                type(exc).__name__,
+                exc,
+            )
+            self.enabled = False
+            return None
+
+    def __enter__(self) -> Tracker:
+        # A dead server must cost seconds, not MLflow's default minutes of retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+        self._guard("start", self._start)
+        return self
+
+    def _start(self) -> None:
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_experiment(self.experiment)
+        run = mlflow.start_run(run_name=self.run_name, parent_run_id=self.parent_run_id, tags=self.tags)
+        self.run_id = run.info.run_id
+        self._depth = 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import mlflow
+
+        status = "FAILED" if exc_type else "FINISHED"
+        while self._depth > 0:
+            self._depth -= 1
+            self._guard("end", mlflow.end_run, status=status)
+        if not self.enabled:
+            # mlflow's fluent API keeps a stack of active runs; leave none behind.
+            while mlflow.active_run() is not None:
+                try:
+                    mlflow.end_run(status=status)
+                except Exception:
+                    break
+
+    @contextmanager
+    def stage(self, name: str, params: Mapping[str, Any] | None = None) -> Iterator[Tracker]:
+        """A nested run for one stage."""
+        import mlflow
+
+        started = self._guard("nested start", mlflow.start_run, run_name=name, nested=True)
+        if started is not None:
+            self._depth += 1
+        if params:
+            self.log_params(params)
+        failed = False
+        try:
+            yield self
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            if started is not None:
+                self._depth -= 1
+                self._guard("nested end", mlflow.end_run, status="FAILED" if failed else "FINISHED")
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        import mlflow
+
+        self._guard("log_params", mlflow.log_params, redact(params))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        self._guard("log_metrics", mlflow.log_metrics, clean, step=step)
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        import mlflow
+
+        self._guard("log_artifact", mlflow.log_artifact, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        import mlflow
+
+        self._guard("set_tags", mlflow.set_tags, dict(tags))

@@ -1,0 +1,167 @@
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+from teacherlm_core.engines.hf import HFEngine
+from teacherlm_core.evaluate import EvalReport, evaluate, load_eval_samples
+from teacherlm_core.prompts import rank_candidates, rank_context
+from teacherlm_core.schema import write_jsonl
+
+WORDS = ["apple", "river", "stone", "cloud", "seven", "green", "teacher", "train", "winter", "bread"]
+
+
+def make_mc(path, n=24, seed=0):
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        k = 2 + i % 4  # 2..5 choices
+        choices = rng.sample(WORDS, k)
+        rows.append(
+            {
+                "id": f"q{i}",
+                "task": f"task{i % 3}",
+                "question": f"Which word is {rng.choice(WORDS)}?",
+                "choices": choices,
+                "answer": rng.choice(choices),
+            }
+        )
+    write_jsonl(path, rows)
+    return path
+
+
+def lm_eval_loglikelihoods(model_path, samples, batch_size=8):
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=model_path, batch_size=batch_size, device="cpu", dtype="float32")
+    reqs = [
+        Instance(request_type="loglikelihood", doc={}, arguments=(rank_context(s), c), idx=i)
+        for s in samples
+        for i, c in enumerate(rank_candidates(s))
+    ]
+    return [ll for ll, _ in lm.loglikelihood(reqs, disable_tqdm=True)]
+
+
+@pytest.mark.integration
+def test_matches_lm_evaluation_harness(tiny_model, tmp_path):
+    data = make_mc(tmp_path / "mc.jsonl")
+    samples = load_eval_samples(str(data))
+    report = evaluate(HFEngine(tiny_model, batch_size=5), samples, str(tmp_path / "r.json"))
+    ref = lm_eval_loglikelihoods(tiny_model, samples)
+    ours = [x for s in report.samples for x in s.choice_loglikelihoods]
+    assert ours == pytest.approx(ref, abs=1e-4)
+    pos = 0
+    for s, scored in zip(samples, report.samples, strict=True):
+        lls = ref[pos : pos + len(s.choices)]
+        pos += len(s.choices)
+        assert scored.prediction == max(range(len(lls)), key=lambda i: (lls[i], -i))
+        assert scored.correct == (scored.prediction == s.answer_index)
+    written = EvalReport.model_validate_json((tmp_path / "r.json").read_text())
+    assert written.overall.n == 24 and set(written.tasks) == {"task0", "task1", "task2"}
+    assert written.overall.accuracy == pytest.approx(sum(s.correct for s in report.samples) / 24)
+
+
+def run_cli(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "teacherlm_core", *args], capture_output=True, text=True, env=env, timeout=240
+    )
+
+
+@pytest.mark.integration
+def test_cli_eval_with_vllm_to_s3(tiny_model, tmp_path, s3_env):
+    import os
+
+    data = make_mc(tmp_path / "mc.jsonl", n=12)
+    out = f"s3://{s3_env.bucket}/eval-test/tiny.json"
+    res = run_cli(
+        "eval",
+        "--model",
+        tiny_model,
+        "--data",
+        str(data),
+        "--output",
+        out,
+        "--engine",
+        "vllm",
+        env=os.environ.copy(),
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    from teacherlm_core import storage
+
+    report = json.loads(storage.read_text(out))
+    assert set(report) == {"model", "tasks", "overall", "samples"}
+    assert report["overall"]["n"] == 12
+    assert set(report["samples"][0]) == {"id", "task", "choice_loglikelihoods", "prediction", "correct"}
+    assert "overall" in res.stderr  # the summary table
+
+
+GOOD = {"id": "a", "task": "t", "question": "q?", "choices": ["x", "y"], "answer": "x"}
+
+
+def bad_inputs(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cases = {
+        "malformed.jsonl": (b'{"id": "a",\n', 1, None),
+        "missing.jsonl": (json.dumps({k: v for k, v in GOOD.items() if k != "task"}).encode(), 1, "task"),
+        "mistyped.jsonl": (json.dumps(GOOD | {"choices": [1, 2]}).encode(), 1, "choices.0"),
+        "answer.jsonl": (json.dumps(GOOD | {"answer": "z"}).encode(), 1, "answer"),
+        "dup.jsonl": ((json.dumps(GOOD) + "\n" + json.dumps(GOOD)).encode(), 2, "id"),
+        "latin1.jsonl": (json.dumps(GOOD).encode() + b"\n" + b'{"id": "b\xff"}', 2, None),
+        "empty.jsonl": (b"", None, None),
+        "open.jsonl": (json.dumps({k: v for k, v in GOOD.items() if k != "choices"}).encode(), 1, "choices"),
+    }
+    for name, (content, _, _) in cases.items():
+        (tmp_path / name).write_bytes(content)
+    pq.write_table(pa.table({"id": ["a"], "text": ["q"]}), tmp_path / "wrong.parquet")
+    cases["wrong.parquet"] = (None, None, "task")
+    return cases
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "malformed.jsonl",
+        "missing.jsonl",
+        "mistyped.jsonl",
+        "answer.jsonl",
+        "dup.jsonl",
+        "latin1.jsonl",
+        "empty.jsonl",
+        "open.jsonl",
+        "wrong.parquet",
+    ],
+)
+def test_bad_input_exit_2_with_one_line(tmp_path, name):
+    case = bad_inputs(tmp_path)[name]
+    path = tmp_path / name
+    res = run_cli(
+        "eval", "--model", "never-loaded", "--data", str(path), "--output", str(tmp_path / "o.json")
+    )
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr
+    _, line, field = case
+    where = f"{path}:{line}: " if line else f"{path}: "
+    assert lines[0].startswith(f"error: {where}")
+    if field:
+        assert f"field '{field}'" in lines[0]
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    (tmp_path / "e.jsonl").write_text("")
+    res = run_cli(
+        "--debug",
+        "eval",
+        "--model",
+        "m",
+        "--data",
+        str(tmp_path / "e.jsonl"),
+        "--output",
+        str(tmp_path / "o"),
+    )
+    assert res.returncode != 0 and "Traceback" in res.stderr and "DataError" in res.stderr

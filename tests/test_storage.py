@@ -1,0 +1,67 @@
+import pytest
+
+from teacherlm_core import storage
+from teacherlm_core.errors import StorageError
+
+
+def exercise(root: str, tmp_path) -> None:
+    """The same contract on every backend."""
+    a = storage.join(root, "run", "a.txt")
+    storage.write_text(a, "hello")
+    storage.write_bytes(storage.join(root, "run", "sub", "b.bin"), b"\x00\x01")
+    storage.write_text(storage.join(root, "run2", "c.txt"), "not under run/")
+    assert storage.read_text(a) == "hello"
+    assert storage.exists(a) and not storage.exists(storage.join(root, "run", "nope"))
+    assert storage.list_files(storage.join(root, "run")) == [a, storage.join(root, "run", "sub", "b.bin")]
+    with pytest.raises(StorageError, match="nope"):
+        storage.read_bytes(storage.join(root, "run", "nope"))
+    storage.write_text(a, "replaced")  # overwrite is atomic and complete
+    assert storage.read_text(a) == "replaced"
+
+    local = tmp_path / "up"
+    (local / "x").mkdir(parents=True)
+    (local / "x" / "f.txt").write_text("f")
+    (local / "g.txt").write_text("g")
+    targets = storage.upload_dir(local, storage.join(root, "up"))
+    assert targets == [storage.join(root, "up", "g.txt"), storage.join(root, "up", "x", "f.txt")]
+    down = tmp_path / "down"
+    storage.download_dir(storage.join(root, "up"), down)
+    assert (down / "x" / "f.txt").read_text() == "f"
+    storage.copy(storage.join(root, "up", "g.txt"), storage.join(root, "copied", "g.txt"))
+    assert storage.read_text(storage.join(root, "copied", "g.txt")) == "g"
+    storage.delete(storage.join(root, "copied", "g.txt"))
+    assert not storage.exists(storage.join(root, "copied", "g.txt"))
+
+
+def test_local_paths_and_file_uris(tmp_path):
+    exercise(str(tmp_path / "store"), tmp_path)
+    storage.write_text(f"file://{tmp_path}/f/x.txt", "via uri")
+    assert (tmp_path / "f" / "x.txt").read_text() == "via uri"
+    assert not list((tmp_path / "store").rglob("*.tmp"))
+
+
+@pytest.mark.integration
+def test_s3_through_a_real_server(s3_env, tmp_path):
+    exercise(f"s3://{s3_env.bucket}/storage-test", tmp_path)
+
+
+@pytest.mark.integration
+def test_s3_errors_are_clear(s3_env, monkeypatch):
+    with pytest.raises(StorageError, match="NoSuchBucket"):
+        storage.read_text("s3://no-such-bucket/x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+    with pytest.raises(StorageError, match=r"SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId"):
+        storage.write_text(f"s3://{s3_env.bucket}/x", "y")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    with pytest.raises(StorageError, match="AWS_ENDPOINT_URL_S3"):
+        storage.read_text("s3://b/x")
+
+
+@pytest.mark.integration
+def test_s3_unreachable_fails_after_the_retry_budget(monkeypatch):
+    from servers import free_port
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("TEACHERLM_S3_RETRY_SECONDS", "2")
+    with pytest.raises(StorageError, match="unreachable"):
+        storage.write_text("s3://bucket/x", "y")

@@ -1,0 +1,73 @@
+import logging
+
+import pytest
+
+from teacherlm_core.tracking import Tracker, default_tracking_uri, redact
+
+
+def test_redact_hides_secret_names_and_values(monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-value")
+    out = redact(
+        {"model": "tiny", "api_key": "abc", "nested": {"password": "p"}, "uri": "http://u:s3cr3t-value@h"}
+    )
+    assert out == {
+        "model": "tiny",
+        "api_key": "<redacted>",
+        "nested.password": "<redacted>",
+        "uri": "<redacted>",
+    }
+
+
+def test_default_store_is_local_sqlite_under_the_workdir(tmp_path):
+    assert default_tracking_uri() == f"sqlite:///{tmp_path / 'work' / 'mlflow.db'}"
+    with Tracker("t", run_name="local") as t, t.stage("s"):
+        t.log_metrics({"x": 1.0})
+    assert t.run_id and (tmp_path / "work" / "mlflow.db").exists()
+
+
+@pytest.mark.integration
+def test_parent_and_nested_runs_on_a_real_server(mlflow_server, s3_env, tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_env.endpoint)
+    artifact = tmp_path / "report.md"
+    artifact.write_text("# report")
+    with Tracker("teacherlm-test", run_name="pipeline") as t:
+        t.log_params({"model": "tiny", "aws_secret_access_key": s3_env.secret_key})
+        with t.stage("augment", params={"shards": 2}):
+            t.log_metrics({"samples": 10}, step=1)
+        with t.stage("eval"):
+            t.log_metrics({"accuracy": 0.5})
+            t.log_artifact(artifact)
+    client = mlflow.MlflowClient(mlflow_server.uri)
+    parent = client.get_run(t.run_id)
+    assert parent.data.params["model"] == "tiny"
+    assert parent.data.params["aws_secret_access_key"] == "<redacted>"
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{t.run_id}'",
+        order_by=["attributes.start_time ASC"],
+    )
+    assert [c.info.run_name for c in children] == ["augment", "eval"]
+    assert children[0].data.metrics["samples"] == 10 and children[0].data.params["shards"] == "2"
+    assert [a.path for a in client.list_artifacts(children[1].info.run_id)] == ["report.md"]
+    # the artifact went to the S3 bucket behind the server
+    from teacherlm_core import storage
+
+    assert any(u.endswith("report.md") for u in storage.list_files(f"s3://{s3_env.bucket}/mlflow"))
+
+
+@pytest.mark.integration
+def test_unreachable_server_degrades_to_a_warning(monkeypatch, caplog):
+    from servers import free_port
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    done = []
+    with caplog.at_level(logging.WARNING), Tracker("t") as t, t.stage("work"):
+        t.log_metrics({"x": 1})
+        done.append(True)
+    assert done == [True] and not t.enabled
+    assert sum("tracking is off" in r.message for r in caplog.records) == 1
