@@ -82,6 +82,48 @@ def _print_report(report) -> None:
     console.print(table)
 
 
+def demo(
+    workdir: Path = typer.Option(
+        Path("teacherlm-work"),
+        envvar="TEACHERLM_WORKDIR",
+        help="Local artifact dir; each run writes under WORKDIR/<run-id>/.",
+    ),
+    per_task: int = typer.Option(60, help="Built-in samples per task family (split 70/15/15)."),
+    seed: int = typer.Option(0, help="Seed for data and model weights."),
+    engine: EngineName = typer.Option(EngineName.vllm, help="Inference engine for the eval stage."),
+) -> None:
+    """Run the main job end to end on the embedded default: built-in data, tiny models built on
+    the fly, a local artifact dir and a local MLflow store. No downloads."""
+    import os
+
+    from rich.table import Table
+
+    from ..demo import run_demo
+    from ..tracking import default_tracking_uri
+
+    os.environ["TEACHERLM_WORKDIR"] = str(workdir.resolve())
+    console.rule("[bold]teacherlm demo")
+    with progress_bar("demo: scoring choices", None) as advance:
+        summary = run_demo(workdir, per_task=per_task, seed=seed, engine=engine.value, progress=advance)
+    table = Table(title=f"teacherlm demo {summary['run_id']}")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    for stage, secs in summary["seconds"].items():
+        table.add_row(stage, f"{secs:.1f}")
+    console.print(table)
+    for name, acc in summary["accuracy"].items():
+        console.print(f"zero-shot accuracy of {name}: [bold]{acc:.3f}[/]")
+    console.print(f"records in/out/quarantined: {summary['records']}")
+    console.print(f"report: {summary['report']}")
+    console.print(
+        f"MLflow: {default_tracking_uri()} (run {summary['mlflow_run_id']}); browse with `mlflow ui --backend-store-uri {default_tracking_uri()}`"
+    )
+
+
 def register(app: typer.Typer) -> None:
+    from .data import app as data_app
+
     app.command("tiny-model")(tiny_model)
     app.command("eval")(eval_cmd)
+    app.command("demo")(demo)
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,204 @@
+"""Import a real dataset: ``teacherlm data import --source S --mapping M --output DIR``.
+
+Rows are read from the source (:mod:`.sources`), turned into contract records by the mapping
+(:mod:`.mapping`, :mod:`.convert`), checked, deduplicated (:mod:`.dedup`) and written with a manifest
+(:mod:`.manifest`). A row that cannot be converted goes to the quarantine file with its file,
+line and field, and the manifest reconciles ``in = out + quarantined + duplicates``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from .. import __version__
+from ..errors import ConfigError, DataError
+from ..schema import SCHEMA_VERSION, QuarantineWriter, write_jsonl
+from .convert import convert_row, plain
+from .dedup import NEAR_THRESHOLD, deduplicate
+from .manifest import (
+    DEDUP_REPORT,
+    MANIFEST,
+    QUARANTINE,
+    clean_outputs,
+    count_records,
+    file_entry,
+    sha256_file,
+    write_json,
+    write_splits,
+)
+from .mapping import ImportMapping, load_mapping
+from .sources import SourcePart, open_source
+from .tasks.base import SPLITS
+
+__all__ = ["DEFAULT_SPLIT_NAMES", "IMPORTER", "IMPORTER_VERSION", "import_dataset"]
+
+IMPORTER = "teacherlm-import"
+IMPORTER_VERSION = "1"
+DEFAULT_SPLIT_NAMES = {
+    "train": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "dev": "validation",
+    "test": "test",
+}
+Progress = Callable[[str, int], None]
+
+
+def _plan(
+    source: str | Path | Mapping[str, str | Path], m: ImportMapping, split: str
+) -> tuple[list[tuple[str, SourcePart]], list[str], str | dict[str, str]]:
+    """Which part of the source goes to which output split; returns (plan, skipped splits, spec)."""
+    if split not in SPLITS:
+        raise ConfigError("--split", [f"must be one of {', '.join(SPLITS)}, got {split!r}"])
+    if isinstance(source, Mapping):
+        bad = [f"unknown split {s!r} (use {', '.join(SPLITS)})" for s in source if s not in SPLITS]
+        if bad:
+            raise ConfigError("--source", bad)
+        plan = [
+            (s, p)
+            for s, path in source.items()
+            for p in open_source(str(path), hub_config=m.hub_config, hub_revision=m.hub_revision)
+        ]
+        return plan, [], {s: str(p) for s, p in source.items()}
+    plan, skipped = [], []
+    for part in open_source(str(source), hub_config=m.hub_config, hub_revision=m.hub_revision):
+        if part.split is None:
+            plan.append((split, part))
+            continue
+        names = m.splits if m.splits is not None else DEFAULT_SPLIT_NAMES
+        if part.split in names:
+            plan.append((names[part.split], part))
+        else:
+            skipped.append(part.split)
+    if not plan:
+        raise DataError(
+            str(source),
+            None,
+            None,
+            f"none of its splits {skipped} is mapped to train/validation/test (set 'splits' in the mapping)",
+        )
+    return plan, skipped, str(source)
+
+
+def _read(
+    plan: list[tuple[str, SourcePart]],
+    m: ImportMapping,
+    quarantine: QuarantineWriter,
+    on_error: str,
+    progress: Progress | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Convert every row of the plan; bad rows go to ``quarantine`` (or raise). Returns (records, parts)."""
+    records: list[dict[str, Any]] = []
+    seen_ids: dict[str, str] = {}
+    parts_info = []
+    for out_split, part in plan:
+        missing = [c for c in m.required_columns() if part.columns is not None and c not in part.columns]
+        if missing:
+            reason = f"column missing (the source has: {', '.join(part.columns or [])})"
+            raise DataError(part.label, part.header_line, missing[0], reason)
+        rows = 0
+        for line, item, raw in part.rows:
+            rows += 1
+            try:
+                if isinstance(item, DataError):
+                    raise item
+                rec = convert_row(
+                    m, item, label=part.label, line=line, split=out_split, row_key=part.split or out_split
+                )
+                if rec["id"] in seen_ids:
+                    reason = f"duplicate id {rec['id']!r} (first seen at {seen_ids[rec['id']]})"
+                    raise DataError(part.label, line, m.id or "id", reason)
+            except DataError as exc:
+                if on_error == "raise":
+                    raise
+                quarantine.add(exc, plain(raw))
+                continue
+            seen_ids[rec["id"]] = f"{part.label}:{line}"
+            records.append(rec)
+            if progress and rows % 500 == 0:
+                progress(part.label, 500)
+        if progress:
+            progress(part.label, rows % 500)
+        info = {"label": part.label, "source_split": part.split, "split": out_split, "rows": rows}
+        if Path(part.label).is_file():
+            info["sha256"] = sha256_file(part.label)
+        parts_info.append(info)
+    return records, parts_info
+
+
+def import_dataset(
+    source: str | Path | Mapping[str, str | Path],
+    mapping: str | Path | dict[str, Any] | ImportMapping,
+    output_dir: str | Path,
+    *,
+    split: str = "train",
+    formats: Sequence[str] = ("jsonl",),
+    on_error: Literal["quarantine", "raise"] = "quarantine",
+    near_threshold: float = NEAR_THRESHOLD,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Import ``source`` through ``mapping`` into ``output_dir``; returns the manifest.
+
+    Args:
+        source: a local JSON/JSONL/CSV/TSV/Parquet file, a ``datasets`` directory, a Hub id, or
+            ``{split: path}`` for a dataset shipped as one file per split.
+        mapping: a built-in mapping name (``ecqa``, ``strategyqa``, ``creak``, ``mmlu``), a
+            YAML path, a dict, or an :class:`ImportMapping`.
+        output_dir: where split files, ``dedup.jsonl``, ``quarantine/`` and ``manifest.json`` go.
+        split: the output split of a plain file (multi-split sources use the mapping's ``splits``).
+        formats: ``"jsonl"`` and/or ``"parquet"``.
+        on_error: ``"quarantine"`` bad rows and go on, or ``"raise"`` at the first one.
+        near_threshold: MinHash Jaccard threshold for near-duplicates.
+        progress: optional ``callback(part_label, rows_done)``.
+
+    Raises:
+        ConfigError: a bad mapping or split name. DataError: a missing or unreadable source, a
+            column missing from the source's header, a bad row with ``on_error="raise"``, or a
+            source where no row survives.
+    """
+    m, mapping_source = (
+        (mapping, "<ImportMapping>") if isinstance(mapping, ImportMapping) else load_mapping(mapping)
+    )
+    plan, skipped, spec = _plan(source, m, split)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    clean_outputs(out)
+
+    with QuarantineWriter(out / QUARANTINE) as quarantine:
+        records, parts_info = _read(plan, m, quarantine, on_error, progress)
+    n_in = sum(p["rows"] for p in parts_info)
+    if not records:
+        where = f"; see {out / QUARANTINE}" if quarantine.count else ""
+        raise DataError(
+            str(spec), None, None, f"no usable rows: {n_in} read, {quarantine.count} rejected{where}"
+        )
+
+    result = deduplicate(records, threshold=near_threshold)
+    files = write_splits(out, result.kept, formats)
+    report = out / DEDUP_REPORT
+    files[DEDUP_REPORT] = file_entry(out, report, write_jsonl(report, result.report))
+    counts = {
+        "in": n_in,
+        "out": len(result.kept),
+        "quarantined": quarantine.count,
+        "duplicates": len(records) - len(result.kept),
+    }
+    assert counts["in"] == counts["out"] + counts["quarantined"] + counts["duplicates"], counts
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "import",
+        "generator": {"name": IMPORTER, "version": IMPORTER_VERSION, "package_version": __version__},
+        "source": {"spec": spec, "parts": parts_info, "skipped_splits": skipped},
+        "mapping": {"source": mapping_source, "config": m.model_dump(exclude_none=True)},
+        "tasks": [m.task],
+        "counts": count_records(result.kept),
+        "records": counts,
+        "dedup": result.counts,
+        "files": files,
+    }
+    if quarantine.count:
+        manifest["quarantine"] = file_entry(out, out / QUARANTINE, quarantine.count)
+    write_json(out / MANIFEST, manifest)
+    return manifest
