@@ -27,6 +27,7 @@ __all__ = [
     "Rejected",
     "Sample",
     "iter_raw_records",
+    "to_data_error",
     "load_samples",
     "read_samples",
     "write_jsonl",
@@ -99,7 +100,7 @@ class Rejected(BaseModel):
     raw: Any = None
 
 
-def _data_error(path: str, line: int, exc: ValidationError) -> DataError:
+def to_data_error(path: str, line: int, exc: ValidationError) -> DataError:
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]
     msg = err["msg"]
@@ -238,7 +239,7 @@ def read_samples(
             try:
                 sample = model.model_validate(item)
             except ValidationError as exc:
-                item = _data_error(str(path), lineno, exc)
+                item = to_data_error(str(path), lineno, exc)
             else:
                 first = seen.setdefault(sample.id, lineno)
                 if first == lineno:

@@ -121,9 +121,11 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
+    from .augment import app as augment_app
     from .data import app as data_app
 
     app.command("tiny-model")(tiny_model)
     app.command("eval")(eval_cmd)
     app.command("demo")(demo)
     app.add_typer(data_app, name="data")
+    app.add_typer(augment_app, name="augment")

@@ -2,6 +2,7 @@
 
 * ``VLLMEngine``: vLLM (continuous batching; the default; tensor parallel on GPUs).
 * ``HFEngine``: transformers; the fallback and the reference in tests.
+* ``OpenAIEngine``: any OpenAI-compatible completions server (``vllm serve``...), generation only.
 
 Log-likelihood requests follow lm-evaluation-harness's HF backend exactly: no special tokens;
 ``context + continuation`` is encoded as one string and split at the context's token count
@@ -36,15 +37,15 @@ class GenerationParams:
 
 @dataclass(frozen=True)
 class Generation:
-    """One completion: its text, tokens and why it stopped (``"stop"`` or ``"length"``)."""
+    """One completion: its text, token count and why it stopped (``"stop"`` or ``"length"``).
+
+    ``token_ids`` is empty where the backend does not return them (OpenAI-compatible servers).
+    """
 
     text: str
-    token_ids: tuple[int, ...]
+    num_tokens: int
     finish_reason: str
-
-    @property
-    def num_tokens(self) -> int:
-        return len(self.token_ids)
+    token_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def encode_pair(tokenizer, context: str, continuation: str, max_length: int | No
     return EncodedRequest(context=ctx, continuation=cont, inputs=seq[:-1])
 
 
-def get_engine(kind: Literal["vllm", "hf"], model: str, **kwargs) -> Engine:
+def get_engine(kind: Literal["vllm", "hf", "openai"], model: str, **kwargs) -> Engine:
     """Build an engine by name; ``kwargs`` go to the engine's constructor."""
     if kind == "hf":
         from .hf import HFEngine
@@ -105,4 +106,8 @@ def get_engine(kind: Literal["vllm", "hf"], model: str, **kwargs) -> Engine:
         from .vllm import VLLMEngine
 
         return VLLMEngine(model, **kwargs)
-    raise ValueError(f"unknown engine {kind!r}; choose hf or vllm")
+    if kind == "openai":
+        from .openai import OpenAIEngine
+
+        return OpenAIEngine(model, **kwargs)
+    raise ValueError(f"unknown engine {kind!r}; choose vllm, hf or openai")

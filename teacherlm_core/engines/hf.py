@@ -178,5 +178,7 @@ class HFEngine:
             for s in p.stop:
                 if s in text:
                     text, reason = text[: text.index(s)], "stop"
-            results.append(Generation(text=text, token_ids=tuple(row), finish_reason=reason))
+            results.append(
+                Generation(text=text, num_tokens=len(row), finish_reason=reason, token_ids=tuple(row))
+            )
         return results

@@ -104,6 +104,7 @@ class VLLMEngine:
         return [
             Generation(
                 text=o.outputs[0].text,
+                num_tokens=len(o.outputs[0].token_ids),
                 token_ids=tuple(o.outputs[0].token_ids),
                 finish_reason=o.outputs[0].finish_reason or "stop",
             )

@@ -1,0 +1,107 @@
+"""Augmentation: the teacher writes fundamentals, chain of thought and common mistakes for every
+sample of any dataset, sharded, resumable and exactly once.
+
+    teacherlm augment --model ./teacher --input data.jsonl --output s3://bucket/run/augment \\
+        --num-shards 16 --shard-index 3          # one shard (a pipeline fan-out task)
+    teacherlm augment merge --output s3://bucket/run/augment
+
+Layout under OUTPUT: ``plan.json`` (the settings, fixed at the first run), ``shards/shard-*/``
+(parts + markers + ``_SUCCESS``), and after the merge ``data/*.parquet``, ``quarantine/*.jsonl``,
+``manifest.json`` and ``README.md`` (dataset card).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..engines import Engine, get_engine
+from .config import AugmentConfig, shard_name
+from .merge import load_plan, merge
+from .shard import PartStats, run_shard
+
+__all__ = [
+    "AugmentConfig",
+    "PartStats",
+    "augment",
+    "engine_factory",
+    "load_plan",
+    "merge",
+    "run_shard",
+    "shard_name",
+]
+
+
+def engine_factory(cfg: AugmentConfig) -> Callable[[], Engine]:
+    """A factory that builds the configured engine once, on first call."""
+    made: list[Engine] = []
+
+    def factory() -> Engine:
+        if not made:
+            kwargs: dict[str, Any] = {"revision": cfg.revision, "seed": cfg.seed}
+            if cfg.engine == "vllm":
+                kwargs["tensor_parallel_size"] = cfg.tensor_parallel_size
+            if cfg.engine == "openai":
+                kwargs |= {
+                    "base_url": cfg.base_url,
+                    "api_key_env": cfg.api_key_env,
+                    "max_concurrency": cfg.max_concurrency,
+                }
+            made.append(get_engine(cfg.engine, cfg.model, **kwargs))
+        return made[0]
+
+    return factory
+
+
+def augment(
+    cfg: AugmentConfig,
+    shard_index: int | None = None,
+    *,
+    engine: Callable[[], Engine] | None = None,
+    on_part: Callable[[PartStats], None] | None = None,
+    tracker=None,
+) -> dict[str, Any]:
+    """Run one shard (``shard_index``) or every shard then the merge.
+
+    Returns the shard's ``_SUCCESS`` record, or the merged manifest. ``tracker`` (a
+    :class:`~teacherlm_core.tracking.Tracker`) gets one nested run per shard with its metrics.
+    """
+    factory = engine or engine_factory(cfg)
+    indices = [shard_index] if shard_index is not None else list(range(cfg.num_shards))
+    result: dict[str, Any] = {}
+    for i in indices:
+        t0 = time.perf_counter()
+
+        def report(stats: PartStats, _t0=t0) -> None:
+            if on_part:
+                on_part(stats)
+            if tracker is not None and not stats.skipped:
+                tracker.log_metrics(
+                    {
+                        "part.samples": stats.samples,
+                        "part.quarantined": stats.quarantined,
+                        "part.tokens": stats.tokens,
+                        "part.seconds": stats.seconds,
+                    },
+                    step=stats.part,
+                )
+
+        if tracker is None:
+            result = run_shard(cfg, i, factory, report)
+            continue
+        with tracker.stage(
+            f"augment {shard_name(i, cfg.num_shards)}", params={"shard": i, "num_shards": cfg.num_shards}
+        ):
+            result = run_shard(cfg, i, factory, report)
+            seconds = time.perf_counter() - t0
+            tracker.log_metrics(
+                {
+                    "samples": result["out"], "quarantined": result["quarantined"], "tokens": result["tokens"], "seconds": seconds,
+                    "quarantine_rate": result["quarantined"] / result["in"] if result["in"] else 0.0,
+                    "tokens_per_second": result["tokens"] / seconds if seconds else 0.0,
+                }
+            )  # fmt: skip
+    if shard_index is not None:
+        return result
+    return merge(cfg.output)

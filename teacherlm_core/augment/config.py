@@ -1,0 +1,93 @@
+"""The typed configuration of an augmentation run, and the output layout it implies.
+
+Everything that changes the generated text is part of :meth:`AugmentConfig.fingerprint`; a
+re-run whose fingerprint differs from the one recorded in ``OUT/plan.json`` is refused, so
+resumed parts are never mixed with parts generated under other settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..schema import FIELDS
+from ..storage import join
+
+__all__ = ["AugmentConfig", "shard_name"]
+
+
+def shard_name(index: int, num_shards: int) -> str:
+    return f"shard-{index:05d}-of-{num_shards:05d}"
+
+
+class AugmentConfig(BaseModel):
+    """Settings of ``teacherlm augment`` (one field per CLI flag)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="Teacher model: local path or hub id.")
+    input: str = Field(description="Input dataset: JSONL or Parquet, local path or s3:// URI.")
+    output: str = Field(description="Output root: local dir or s3:// prefix.")
+    revision: str | None = Field(None, description="Hub revision of the teacher.")
+    engine: Literal["vllm", "hf", "openai"] = "vllm"
+    fields: tuple[str, ...] = FIELDS
+    num_shards: int = Field(1, ge=1, le=99999)
+    part_size: int = Field(512, ge=1, description="Samples per part: the unit of resumption.")
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    seed: int = 0
+    max_retries: int = Field(2, ge=0, description="Fresh-seed retries of a bad generation before quarantine.")
+    tensor_parallel_size: int = Field(1, ge=1)
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint (engine=openai).")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key.")
+    max_concurrency: int = Field(32, ge=1, description="Requests in flight (engine=openai).")
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _fields(cls, value):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        unknown = [v for v in value if v not in FIELDS]
+        if unknown or not value:
+            raise ValueError(
+                f"fields must be a non-empty subset of {', '.join(FIELDS)}; got {', '.join(value) or 'nothing'}"
+            )
+        return tuple(dict.fromkeys(value))
+
+    @property
+    def teacher(self) -> str:
+        return f"{self.model}@{self.revision or 'local'}"
+
+    def fingerprint(self) -> str:
+        """Hash of the settings that shape the output (not where it runs or how fast)."""
+        keys = (
+            "model",
+            "input",
+            "revision",
+            "fields",
+            "num_shards",
+            "part_size",
+            "max_new_tokens",
+            "temperature",
+            "top_p",
+            "seed",
+            "max_retries",
+        )
+        blob = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def public(self) -> dict:
+        """The config without anything secret-bearing (for manifests and MLflow)."""
+        return self.model_dump(mode="json")
+
+    # -- layout --------------------------------------------------------------------------------
+    def shard_dir(self, index: int) -> str:
+        return join(self.output, "shards", shard_name(index, self.num_shards))
+
+    @property
+    def plan_uri(self) -> str:
+        return join(self.output, "plan.json")

@@ -1,0 +1,281 @@
+"""One shard of an augmentation run: resumable, exactly once, on local dirs and S3.
+
+A record belongs to shard ``sha256(id) % num_shards`` (records without a usable id: by line),
+so every occurrence of an id lands in the same shard, where duplicates are caught, and the
+result does not depend on input order. A shard's records are cut into parts of ``part_size``
+input records; each part is written as ``part-NNNNN.jsonl`` (+ ``.quarantine.jsonl``) and then
+its marker ``part-NNNNN.json``; the shard ends with ``_SUCCESS``. A re-run skips finished shards
+and, inside a shard, finished parts; a kill at any moment loses nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .. import storage
+from ..engines import Engine, GenerationParams
+from ..errors import ConfigError, DataError
+from ..prompts import teacher_prompt
+from ..schema import Rejected, Sample, iter_raw_records, to_data_error
+from .config import AugmentConfig
+from .quality import clean_generation, is_consistent
+
+__all__ = ["PartStats", "local_input", "owner_shard", "request_seed", "run_shard", "shard_entries"]
+
+STOP = ("\nQ:",)  # a teacher that starts a new question has finished its explanation
+
+
+@dataclass
+class PartStats:
+    """What one part did; the progress bar and MLflow read it."""
+
+    shard: int
+    part: int
+    samples: int = 0
+    quarantined: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    skipped: bool = False
+    cot_checked: int = 0
+    cot_consistent: int = 0
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def owner_shard(key: str, num_shards: int) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % num_shards
+
+
+def request_seed(seed: int, sample_id: str, field_name: str, attempt: int) -> int:
+    """Seed of one request: depends only on (seed, sample id, field, attempt), never on sharding."""
+    digest = hashlib.sha256(f"{seed}\0{sample_id}\0{field_name}\0{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+@contextmanager
+def local_input(uri: str) -> Iterator[str]:
+    """A local path for ``uri`` (downloaded to a temp dir when remote)."""
+    if not storage.is_remote(uri):
+        yield uri
+        return
+    with tempfile.TemporaryDirectory(prefix="teacherlm-input-") as tmp:
+        path = os.path.join(tmp, os.path.basename(uri))
+        storage.copy(uri, path)
+        yield path
+
+
+Entry = tuple[int, Sample | None, Rejected | None]
+
+
+def shard_entries(path: str, index: int, num_shards: int, source: str | None = None) -> list[Entry]:
+    """The shard's input records in line order: ``(line, sample, None)`` or ``(line, None, rejected)``."""
+    source = source or path
+    entries: list[Entry] = []
+    seen: dict[str, int] = {}
+    for line, item, raw in iter_raw_records(path):
+        key = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else f"line:{line}"
+        if owner_shard(key, num_shards) != index:
+            continue
+        error = item if isinstance(item, DataError) else None
+        if error is None:
+            try:
+                sample = Sample.model_validate(item)
+            except ValidationError as exc:
+                error = to_data_error(source, line, exc)
+            else:
+                first = seen.setdefault(sample.id, line)
+                if first == line:
+                    entries.append((line, sample, None))
+                    continue
+                error = DataError(
+                    source, line, "id", f"duplicate id {sample.id!r} (first seen on line {first})"
+                )
+        error.path = source
+        entries.append(
+            (line, None, Rejected(source=source, line=line, field=error.field, reason=error.reason, raw=raw))
+        )
+    return entries
+
+
+def _jsonl(records: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+
+
+def _check_plan(cfg: AugmentConfig) -> None:
+    plan = {
+        "fingerprint": cfg.fingerprint(),
+        "num_shards": cfg.num_shards,
+        "config": cfg.model_dump(mode="json"),
+    }
+    if storage.exists(cfg.plan_uri):
+        old = json.loads(storage.read_text(cfg.plan_uri))
+        if old.get("fingerprint") != plan["fingerprint"]:
+            changed = sorted(k for k, v in plan["config"].items() if old.get("config", {}).get(k) != v)
+            raise ConfigError(
+                cfg.plan_uri,
+                [
+                    f"{cfg.output} holds a run with other settings (changed: {', '.join(changed)}); use a new --output"
+                ],
+            )
+        return
+    storage.write_text(cfg.plan_uri, json.dumps(plan, indent=1, sort_keys=True))
+
+
+def _generate_part(cfg: AugmentConfig, engine: Engine, samples: list[Sample], stats: PartStats):
+    """Generate every (sample, field); retry bad ones with a fresh seed. Returns texts and failures."""
+    texts: dict[tuple[int, str], str] = {}
+    meta: dict[tuple[int, str], dict[str, Any]] = {}
+    failures: dict[tuple[int, str], str] = {}
+    pending = [(i, f) for i in range(len(samples)) for f in cfg.fields]
+    # Greedy decoding repeats itself: a retry would only cost time.
+    attempts = 1 + (cfg.max_retries if cfg.temperature > 0 else 0)
+    for attempt in range(attempts):
+        if not pending:
+            break
+        prompts = [teacher_prompt(samples[i], f) for i, f in pending]
+        params = [
+            GenerationParams(
+                max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                seed=request_seed(cfg.seed, samples[i].id, f, attempt), stop=STOP,
+            )
+            for i, f in pending
+        ]  # fmt: skip
+        generations = engine.generate(prompts, params)
+        retry = []
+        for (i, f), prompt, gen in zip(pending, prompts, generations, strict=True):
+            stats.tokens += gen.num_tokens
+            text, reason = clean_generation(gen, prompt)
+            if text is None:
+                failures[(i, f)] = f"{reason} (after {attempt + 1} attempt(s))"
+                retry.append((i, f))
+            else:
+                texts[(i, f)] = text
+                failures.pop((i, f), None)
+                meta[(i, f)] = {
+                    "attempts": attempt + 1,
+                    "tokens": gen.num_tokens,
+                    "finish_reason": gen.finish_reason,
+                }
+        pending = retry
+    return texts, meta, failures
+
+
+def _process_part(cfg: AugmentConfig, engine: Engine, entries: list[Entry], stats: PartStats):
+    samples = [s for _, s, _ in entries if s is not None]
+    texts, meta, failures = _generate_part(cfg, engine, samples, stats) if samples else ({}, {}, {})
+    out, rejected = [], []
+    k = 0
+    for line, sample, rej in entries:
+        if sample is None:
+            rejected.append(rej.model_dump())
+            continue
+        i, k = k, k + 1
+        failed = [f"field '{f}': {failures[(i, f)]}" for f in cfg.fields if (i, f) in failures]
+        if failed:
+            reason = "teacher output rejected: " + "; ".join(failed)
+            rejected.append(
+                Rejected(
+                    source=cfg.input, line=line, field=None, reason=reason, raw=sample.to_record()
+                ).model_dump()
+            )
+            continue
+        record = sample.to_record() | {f: texts[(i, f)] for f in cfg.fields}
+        record["teacher"] = cfg.teacher
+        record["generation"] = {
+            "engine": cfg.engine, "seed": cfg.seed, "temperature": cfg.temperature, "top_p": cfg.top_p,
+            "max_new_tokens": cfg.max_new_tokens, **{f: meta[(i, f)] for f in cfg.fields},
+        }  # fmt: skip
+        if "chain_of_thought" in cfg.fields:
+            record["cot_consistent"] = is_consistent(record["chain_of_thought"], sample)
+            stats.cot_checked += 1
+            stats.cot_consistent += record["cot_consistent"] is True
+        out.append(record)
+    return out, rejected
+
+
+def _load_marker(uri: str, fingerprint: str) -> dict[str, Any] | None:
+    if not storage.exists(uri):
+        return None
+    marker = json.loads(storage.read_text(uri))
+    return marker if marker.get("fingerprint") == fingerprint else None
+
+
+def run_shard(
+    cfg: AugmentConfig,
+    index: int,
+    engine_factory: Callable[[], Engine],
+    on_part: Callable[[PartStats], None] | None = None,
+) -> dict[str, Any]:
+    """Augment shard ``index``; returns its ``_SUCCESS`` record (skipping the work if it exists).
+
+    Args:
+        cfg: the run's settings.
+        index: which shard, ``0 <= index < cfg.num_shards``.
+        engine_factory: called once, and only if some part still needs generating.
+        on_part: called after every part (finished now or found finished).
+    """
+    if not 0 <= index < cfg.num_shards:
+        raise ConfigError("--shard-index", [f"must be in [0, {cfg.num_shards}), got {index}"])
+    fingerprint = cfg.fingerprint()
+    shard_dir = cfg.shard_dir(index)
+    success_uri = storage.join(shard_dir, "_SUCCESS")
+    done = _load_marker(success_uri, fingerprint)
+    if done is not None:
+        return done
+    _check_plan(cfg)
+    with local_input(cfg.input) as path:
+        entries = shard_entries(path, index, cfg.num_shards, source=cfg.input)
+    engine: Engine | None = None
+    parts = []
+    for p, start in enumerate(range(0, len(entries), cfg.part_size)):
+        chunk = entries[start : start + cfg.part_size]
+        name = f"part-{p:05d}"
+        marker_uri = storage.join(shard_dir, f"{name}.json")
+        marker = _load_marker(marker_uri, fingerprint)
+        if marker is None:
+            stats = PartStats(shard=index, part=p)
+            t0 = time.perf_counter()
+            if engine is None and any(s is not None for _, s, _ in chunk):
+                engine = engine_factory()
+            out, rejected = _process_part(cfg, engine, chunk, stats)
+            # Data first, marker last: a marker always describes complete files.
+            for suffix, records in ((".jsonl", out), (".quarantine.jsonl", rejected)):
+                if records:
+                    blob = _jsonl(records)
+                    storage.write_bytes(storage.join(shard_dir, name + suffix), blob)
+                    stats.files[name + suffix] = {
+                        "records": len(records),
+                        "sha256": hashlib.sha256(blob).hexdigest(),
+                    }
+            stats.samples, stats.quarantined = len(out), len(rejected)
+            stats.seconds = time.perf_counter() - t0
+            marker = {"fingerprint": fingerprint, "part": p, "in": len(chunk), "out": len(out), "quarantined": len(rejected),
+                      "tokens": stats.tokens, "seconds": round(stats.seconds, 3), "cot_checked": stats.cot_checked,
+                      "cot_consistent": stats.cot_consistent, "files": stats.files}  # fmt: skip
+            storage.write_text(marker_uri, json.dumps(marker, sort_keys=True))
+        else:
+            stats = PartStats(
+                shard=index, part=p, samples=marker["out"], quarantined=marker["quarantined"], skipped=True
+            )
+        parts.append(marker)
+        if on_part:
+            on_part(stats)
+    success = {
+        "fingerprint": fingerprint, "shard": index, "num_shards": cfg.num_shards,
+        "in": len(entries), "out": sum(m["out"] for m in parts), "quarantined": sum(m["quarantined"] for m in parts),
+        "tokens": sum(m["tokens"] for m in parts), "cot_checked": sum(m["cot_checked"] for m in parts),
+        "cot_consistent": sum(m["cot_consistent"] for m in parts), "parts": parts,
+    }  # fmt: skip
+    if success["in"] != success["out"] + success["quarantined"]:  # an invariant, not user input
+        raise AssertionError(f"shard {index}: in={success['in']} != out+quarantined")
+    storage.write_text(success_uri, json.dumps(success, sort_keys=True))
+    return success

@@ -1,0 +1,158 @@
+"""``teacherlm augment``: sharded, resumable teacher generation; ``teacherlm augment merge``."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import typer
+
+from .progress import console
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Write fundamentals, chain of thought and common mistakes for every sample of a dataset.",
+    invoke_without_command=True,
+    no_args_is_help=True,
+)
+
+
+class AugmentEngine(str, Enum):
+    vllm = "vllm"
+    hf = "hf"
+    openai = "openai"
+
+
+@app.callback()
+def run(
+    ctx: typer.Context,
+    model: str = typer.Option(
+        None, help="Teacher model: local path or hub id (the served name for --engine openai)."
+    ),
+    input: str = typer.Option(
+        None, "--input", help="Dataset to augment: JSONL or Parquet, local path or s3:// URI."
+    ),
+    output: str = typer.Option(None, help="Output root: local dir or s3:// prefix (resumes what is there)."),
+    num_shards: int = typer.Option(1, help="Split the dataset into this many shards."),
+    shard_index: int = typer.Option(
+        None, help="Do this shard only (a pipeline's fan-out task); default: all shards, then merge."
+    ),
+    engine: AugmentEngine = typer.Option(
+        AugmentEngine.vllm, help="vllm (default), hf, or openai (an OpenAI-compatible server)."
+    ),
+    fields: str = typer.Option(
+        "fundamentals,chain_of_thought,common_mistakes", help="Comma-separated fields to write."
+    ),
+    max_new_tokens: int = typer.Option(256, help="Token limit per explanation."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature (0: greedy; no retries then)."),
+    top_p: float = typer.Option(0.95, help="Nucleus sampling."),
+    seed: int = typer.Option(
+        0, help="Base seed; each request's seed derives from (seed, sample id, field, attempt)."
+    ),
+    tensor_parallel_size: int = typer.Option(1, help="GPUs per vLLM engine, for big teachers."),
+    max_retries: int = typer.Option(2, help="Fresh-seed retries of a bad generation before quarantine."),
+    part_size: int = typer.Option(512, help="Samples per part: the unit written atomically and resumed."),
+    revision: str = typer.Option(None, help="Hub revision of the teacher."),
+    base_url: str = typer.Option(
+        None, envvar="OPENAI_BASE_URL", help="--engine openai: the server, e.g. http://vllm:8000/v1."
+    ),
+    api_key_env: str = typer.Option(
+        "OPENAI_API_KEY", help="--engine openai: environment variable holding the API key."
+    ),
+    max_concurrency: int = typer.Option(32, help="--engine openai: requests in flight."),
+    track: bool = typer.Option(True, help="Log per-shard metrics to MLflow."),
+) -> None:
+    """Augment a dataset (all shards then merge, or one shard with --shard-index).
+
+    Re-running the same command resumes: finished shards and parts are skipped, so a killed or
+    retried job never loses or duplicates a sample.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    missing = [
+        name for name, value in (("--model", model), ("--input", input), ("--output", output)) if not value
+    ]
+    if missing:
+        raise typer.BadParameter(f"missing {', '.join(missing)}")
+    from ..augment import AugmentConfig, augment
+    from ..errors import ConfigError
+    from ..tracking import Tracker
+
+    try:
+        cfg = AugmentConfig(
+            model=model, input=input, output=output, num_shards=num_shards, engine=engine.value, fields=fields,
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+            tensor_parallel_size=tensor_parallel_size, max_retries=max_retries, part_size=part_size,
+            revision=revision, base_url=base_url, api_key_env=api_key_env, max_concurrency=max_concurrency,
+        )  # fmt: skip
+    except Exception as exc:  # pydantic: report every problem at once
+        errors = getattr(exc, "errors", lambda: [{"loc": (), "msg": str(exc)}])()
+        raise ConfigError(
+            "augment options",
+            [f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in errors],
+        ) from None
+    with Tracker(run_name=f"augment {shard_name_or_all(cfg, shard_index)}", enabled=track) as tracker:
+        tracker.log_params({"stage": "augment", **cfg.model_dump(mode="json"), "shard_index": shard_index})
+        with _bar(cfg) as on_part:
+            result = augment(cfg, shard_index, on_part=on_part, tracker=tracker)
+    _summary(result, shard_index)
+
+
+def shard_name_or_all(cfg, shard_index) -> str:
+    from ..augment import shard_name
+
+    return "all shards" if shard_index is None else shard_name(shard_index, cfg.num_shards)
+
+
+def _bar(cfg):
+    """A progress bar over samples: samples/s, tokens/s, quarantined."""
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextmanager
+    def bar():
+        columns = (TextColumn("[bold]augment"), BarColumn(), TextColumn("{task.completed} samples"),
+                   TextColumn("[cyan]{task.fields[rate]}"), TimeElapsedColumn())  # fmt: skip
+        totals = {"tokens": 0, "quarantined": 0}
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("augment", total=None, rate="")
+
+            def on_part(stats) -> None:
+                totals["tokens"] += stats.tokens
+                totals["quarantined"] += stats.quarantined
+                progress.advance(task, stats.samples + stats.quarantined)
+                elapsed = progress.tasks[task].elapsed or 1e-9
+                progress.update(
+                    task,
+                    rate=f"{progress.tasks[task].completed / elapsed:,.1f} samples/s  {totals['tokens'] / elapsed:,.0f} tok/s  "
+                    f"{totals['quarantined']} quarantined" + ("  (resumed)" if stats.skipped else ""),
+                )
+
+            yield on_part
+
+    return bar()
+
+
+def _summary(result: dict, shard_index: int | None) -> None:
+    if shard_index is not None:
+        console.print(
+            f"shard {shard_index}: in {result['in']}, out {result['out']}, quarantined {result['quarantined']}"
+        )
+        return
+    c = result["counts"]
+    rate = result["chain_of_thought_consistency"]["rate"]
+    console.print(
+        f"[green]augmented[/] {c['output']} of {c['input']} samples ({c['quarantined']} quarantined); "
+        f"chain of thought consistent with the gold answer: {'n/a' if rate is None else f'{rate:.1%}'}"
+    )
+
+
+@app.command("merge")
+def merge_cmd(
+    output: str = typer.Option(..., help="The run's output root (local dir or s3:// prefix)."),
+) -> None:
+    """Merge finished shards into data/*.parquet, quarantine/, manifest.json and README.md."""
+    from ..augment import merge
+
+    _summary(merge(output), None)

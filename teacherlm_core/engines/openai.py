@@ -1,0 +1,140 @@
+"""An OpenAI-compatible completions client: a running ``vllm serve`` or any compatible endpoint.
+
+Requests go out concurrently (at most ``max_concurrency`` in flight) and are retried with
+exponential backoff on connection errors, 429 and 5xx (tenacity). The API key is read from an
+environment variable (``OPENAI_API_KEY`` by default) and never logged or stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+
+from ..errors import EngineError
+from . import Generation, GenerationParams, LoglikelihoodRequest
+
+__all__ = ["OpenAIEngine", "RetryableHTTPError"]
+
+
+class RetryableHTTPError(Exception):
+    """A 429 or 5xx answer: worth another try after a pause."""
+
+
+class OpenAIEngine:
+    """``POST {base_url}/completions`` for each prompt.
+
+    Args:
+        model: the model name the server serves.
+        base_url: e.g. ``http://vllm:8000/v1``.
+        api_key_env: the environment variable that holds the API key (may be unset).
+        max_concurrency: requests in flight at once.
+        max_attempts: tries per request (429/5xx/connection errors), with exponential backoff.
+        timeout: seconds per request.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        max_concurrency: int = 32,
+        max_attempts: int = 6,
+        timeout: float = 300.0,
+        revision: str | None = None,
+        **_ignored,
+    ):
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        if not base_url:
+            raise EngineError(
+                "the openai engine needs --base-url (or OPENAI_BASE_URL), e.g. http://vllm:8000/v1"
+            )
+        self.model_name, self.revision = model, revision
+        self.base_url = base_url.rstrip("/")
+        self._api_key_env = api_key_env
+        self.max_concurrency, self.max_attempts, self.timeout = max_concurrency, max_attempts, timeout
+
+    def _headers(self) -> dict[str, str]:
+        key = os.environ.get(self._api_key_env)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | Sequence[GenerationParams],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Generation]:
+        plist = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
+        if len(plist) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(plist)} params")
+        return asyncio.run(self._generate_all(list(prompts), plist, progress))
+
+    async def _generate_all(self, prompts, plist, progress) -> list[Generation]:
+        import httpx
+
+        limit = asyncio.Semaphore(self.max_concurrency)
+        limits = httpx.Limits(
+            max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
+        )
+        async with httpx.AsyncClient(timeout=self.timeout, limits=limits, headers=self._headers()) as client:
+
+            async def one(prompt: str, p: GenerationParams) -> Generation:
+                async with limit:
+                    result = await self._complete(client, prompt, p)
+                if progress:
+                    progress(1)
+                return result
+
+            return list(await asyncio.gather(*(one(x, p) for x, p in zip(prompts, plist, strict=True))))
+
+    async def _complete(self, client, prompt: str, p: GenerationParams) -> Generation:
+        import httpx
+        from tenacity import (
+            AsyncRetrying,
+            retry_if_exception_type,
+            stop_after_attempt,
+            wait_exponential_jitter,
+        )
+
+        body = {
+            "model": self.model_name, "prompt": prompt, "max_tokens": p.max_new_tokens,
+            "temperature": p.temperature, "top_p": p.top_p if p.temperature > 0 else 1.0,
+        }  # fmt: skip
+        if p.seed is not None:
+            body["seed"] = p.seed
+        if p.stop:
+            body["stop"] = list(p.stop)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((RetryableHTTPError, httpx.TransportError)),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_exponential_jitter(initial=0.5, max=20),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    resp = await client.post(f"{self.base_url}/completions", json=body)
+                    if resp.status_code == 429 or resp.status_code >= 500:
+                        raise RetryableHTTPError(f"HTTP {resp.status_code}")
+                    if resp.status_code != 200:
+                        raise EngineError(
+                            f"{self.base_url}/completions answered HTTP {resp.status_code}: {resp.text[:300]}"
+                        )
+        except (RetryableHTTPError, httpx.TransportError) as exc:
+            raise EngineError(
+                f"{self.base_url}/completions failed after {self.max_attempts} attempts: {exc!r}"
+            ) from exc
+        data = resp.json()
+        choice = data["choices"][0]
+        usage = data.get("usage") or {}
+        return Generation(
+            text=choice.get("text") or "",
+            num_tokens=int(usage.get("completion_tokens", 0)),
+            finish_reason=choice.get("finish_reason") or "stop",
+        )
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], progress=None) -> list[float]:
+        raise EngineError("the openai engine generates only; evaluate with --engine vllm or hf")

@@ -1,0 +1,53 @@
+"""Hand-written engines for tests where the real teacher's text is not the point.
+
+``ScriptedEngine`` writes deterministic, well-formed explanations derived from the prompt and
+the request seed (so resumed runs must reproduce them exactly), can return empty text for some
+(prompt, seed) pairs to exercise retries and quarantine, and can sleep per request so a test can
+kill a run in the middle of a part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+
+from teacherlm_core.engines import Generation, GenerationParams
+
+
+class ScriptedEngine:
+    name = "scripted"
+    model_name = "scripted-teacher"
+
+    def __init__(self, delay: float = 0.0, empty_rate: float = 0.0, always_empty: bool = False):
+        self.delay, self.empty_rate, self.always_empty = delay, empty_rate, always_empty
+        self.calls = 0
+
+    def generate(self, prompts, params, progress=None):
+        plist = params if isinstance(params, list) else [params] * len(prompts)
+        out = []
+        for prompt, p in zip(prompts, plist, strict=True):
+            self.calls += 1
+            if self.delay:
+                time.sleep(self.delay)
+            h = int(hashlib.sha256(f"{prompt}|{p.seed}".encode()).hexdigest()[:8], 16)
+            if self.always_empty or (h % 1000) < self.empty_rate * 1000:
+                out.append(Generation(text="  " if h % 2 else "", num_tokens=0, finish_reason="stop"))
+                continue
+            letter = re.search(r"The answer is \(([A-Z])\)", prompt)
+            if prompt.endswith("step by step."):
+                text = f" Step one looks at the question ({h % 97}). So the answer is ({letter.group(1) if letter else 'A'})."
+            elif prompt.endswith("mistakes are:"):
+                text = f" Picking a choice without reading it ({h % 89})."
+            else:
+                text = f" The key fact here is number {h % 83}."
+            out.append(Generation(text=text, num_tokens=len(text.split()), finish_reason="stop"))
+        if progress:
+            progress(len(prompts))
+        return out
+
+    def loglikelihood(self, requests, progress=None):
+        raise NotImplementedError
+
+
+__all__ = ["GenerationParams", "ScriptedEngine"]
