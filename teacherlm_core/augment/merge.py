@@ -124,7 +124,7 @@ def merge(output: str) -> dict[str, Any]:
                 },
             }
             for i, d in enumerate(successes)
-        ],  # fmt: skip
+        ],
         "files": files,
         "config": cfg.model_dump(mode="json"),
         "fingerprint": fingerprint,

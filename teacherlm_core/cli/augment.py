@@ -74,6 +74,8 @@ def run(
     ]
     if missing:
         raise typer.BadParameter(f"missing {', '.join(missing)}")
+    from pydantic import ValidationError
+
     from ..augment import AugmentConfig, augment
     from ..errors import ConfigError
     from ..tracking import Tracker
@@ -85,12 +87,9 @@ def run(
             tensor_parallel_size=tensor_parallel_size, max_retries=max_retries, part_size=part_size,
             revision=revision, base_url=base_url, api_key_env=api_key_env, max_concurrency=max_concurrency,
         )  # fmt: skip
-    except Exception as exc:  # pydantic: report every problem at once
-        errors = getattr(exc, "errors", lambda: [{"loc": (), "msg": str(exc)}])()
-        raise ConfigError(
-            "augment options",
-            [f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in errors],
-        ) from None
+    except ValidationError as exc:  # every problem at once, named by its flag
+        problems = [f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("augment options", problems) from None
     with Tracker(run_name=f"augment {shard_name_or_all(cfg, shard_index)}", enabled=track) as tracker:
         tracker.log_params({"stage": "augment", **cfg.model_dump(mode="json"), "shard_index": shard_index})
         with _bar(cfg) as on_part:
