@@ -27,9 +27,9 @@ __all__ = [
     "Rejected",
     "Sample",
     "iter_raw_records",
-    "to_data_error",
     "load_samples",
     "read_samples",
+    "to_data_error",
     "write_jsonl",
     "write_parquet",
 ]
