@@ -31,6 +31,7 @@ class OpenAIEngine:
         max_concurrency: requests in flight at once.
         max_attempts: tries per request (429/5xx/connection errors), with exponential backoff.
         timeout: seconds per request.
+        backoff: first pause between tries, in seconds (doubles, with jitter, up to 20 s).
     """
 
     name = "openai"
@@ -44,6 +45,7 @@ class OpenAIEngine:
         max_concurrency: int = 32,
         max_attempts: int = 6,
         timeout: float = 300.0,
+        backoff: float = 0.5,
         revision: str | None = None,
         **_ignored,
     ):
@@ -55,7 +57,12 @@ class OpenAIEngine:
         self.model_name, self.revision = model, revision
         self.base_url = base_url.rstrip("/")
         self._api_key_env = api_key_env
-        self.max_concurrency, self.max_attempts, self.timeout = max_concurrency, max_attempts, timeout
+        self.max_concurrency, self.max_attempts, self.timeout, self.backoff = (
+            max_concurrency,
+            max_attempts,
+            timeout,
+            backoff,
+        )
 
     def _headers(self) -> dict[str, str]:
         key = os.environ.get(self._api_key_env)
@@ -110,7 +117,7 @@ class OpenAIEngine:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((RetryableHTTPError, httpx.TransportError)),
             stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential_jitter(initial=0.5, max=20),
+            wait=wait_exponential_jitter(initial=self.backoff, max=20, jitter=self.backoff),
             reraise=True,
         )
         try:
