@@ -69,7 +69,6 @@ def main() -> None:
     manifest = augment(cfg, engine=lambda: engine)
     secs = time.perf_counter() - t
     rows.append(("(b) teacherlm augment, end to end", manifest["tokens_generated"] / secs, secs))
-    del engine
 
     hf = HFEngine(model, batch_size=1)
     sub = slice(0, args.subset_c)

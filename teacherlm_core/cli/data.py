@@ -1,11 +1,13 @@
-"""``teacherlm data``: build the built-in annotated suite, or import a real dataset.
+"""``teacherlm data``: build the built-in annotated suite, import a real dataset, run STaR.
 
     teacherlm data build --output runs/r1/data --per-task 200 --seed 0
     teacherlm data import --source tasksource/ecqa --mapping ecqa --output runs/r1/ecqa
+    teacherlm data star --model runs/r1/models/teacher --input runs/r1/data --output runs/r1/star --rounds 3
     teacherlm data tasks
 
-Both write split files, ``dedup.jsonl`` and ``manifest.json`` (counts, sha256, schema version,
-provenance). User errors raise :class:`~teacherlm_core.errors.DataError` or
+``build`` and ``import`` write split files, ``dedup.jsonl`` and ``manifest.json`` (counts, sha256,
+schema version, provenance); ``star`` writes the kept teacher data, its quarantine and a manifest
+with per-round counts (see :mod:`teacherlm_core.star`). User errors raise :class:`~teacherlm_core.errors.DataError` or
 :class:`~teacherlm_core.errors.ConfigError`, which the main CLI prints as one line (exit 2).
 The library is imported inside the commands so ``teacherlm --help`` stays instant.
 """
@@ -18,12 +20,15 @@ from typing import Annotated, Any
 
 import typer
 
+from .commands import EngineName
+
 __all__ = ["app"]
 
 app = typer.Typer(
     help=(
         "Build teacher data: the built-in annotated task suite (gold fundamentals, chain of thought and "
-        "common mistakes) or an import of a real dataset, deduplicated, with a manifest."
+        "common mistakes) or an import of a real dataset, deduplicated, with a manifest; expand it "
+        "with STaR rounds."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -209,6 +214,123 @@ def import_(
             progress=step,
         )
     _summary(manifest, output, f"import of {manifest['mapping']['source']}")
+
+
+@app.command("star")
+def star(
+    model: Annotated[
+        str, typer.Option("--model", metavar="PATH_OR_ID", help="The teacher: a local model dir or a hub id.")
+    ],
+    input_: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="DIR_OR_FILE",
+            help=(
+                "A data dir as 'teacherlm data build/import' write it (its SPLIT.jsonl, else SPLIT.parquet "
+                "is read), or one JSONL/Parquet file."
+            ),
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            help="Output dir: train.jsonl (kept), quarantine/, manifest.json; an earlier run's files are replaced.",
+        ),
+    ],
+    rounds: Annotated[
+        int,
+        typer.Option(min=1, help="Most STaR rounds; each retries the samples no round has kept yet."),
+    ],
+    engine: Annotated[EngineName, typer.Option(help="Inference engine: vllm (default) or hf.")] = (
+        EngineName.vllm
+    ),
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Token budget of each rationale.")] = 128,
+    seed: Annotated[
+        int, typer.Option(help="Base seed; each request's seed derives from (seed, sample id, round, kind).")
+    ] = 0,
+    temperature: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Sampling temperature (top-p 0.95); 0 is greedy, so retries repeat unless the teacher is retrained.",
+        ),
+    ] = 0.7,
+    split: Annotated[str, typer.Option(help="Which split file of a data dir to read.")] = "train",
+    revision: Annotated[str | None, typer.Option(help="Hub revision of the model.")] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Sequences per forward pass (hf) or cap on running sequences (vllm).")
+    ] = 32,
+    train_between_rounds: Annotated[
+        Path | None,
+        typer.Option(
+            "--train-between-rounds",
+            metavar="CONFIG",
+            help=(
+                "Retrain the teacher on the kept set before each next round: 'teacherlm train teacher' with "
+                "this teacher config (file or shipped name), its first stage's data set to the kept set. "
+                "Fails at once if that command is not installed."
+            ),
+        ),
+    ] = None,
+) -> None:
+    """STaR: the teacher explains each question without the answer; a rationale reaching the gold answer is
+    kept, a wrong one is rationalised with the answer as a hint; failures are retried next round."""
+    from ..engines import get_engine
+    from ..star import StarConfig, run_star, subprocess_train_fn
+    from .progress import console, progress_bar
+
+    config = StarConfig(rounds=rounds, max_new_tokens=max_new_tokens, seed=seed, temperature=temperature)
+    train_fn = subprocess_train_fn(train_between_rounds) if train_between_rounds else None
+
+    def load(path: str):
+        console.print(f"loading teacher {path} ({engine.value})")
+        return get_engine(engine.value, path, revision=revision, seed=seed, batch_size=batch_size)
+
+    manifest = run_star(
+        input_,
+        output,
+        model,
+        config=config,
+        engine=engine.value,
+        revision=revision,
+        split=split,
+        load_engine=load,
+        train_fn=train_fn,
+        train_config=str(train_between_rounds) if train_between_rounds else None,
+        progress=progress_bar,
+    )
+    _star_summary(manifest, output)
+
+
+def _star_summary(manifest: dict[str, Any], output: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    teachers = {t["round"]: t["model"] for t in manifest["provenance"]["teachers"]}
+    table = Table(title=f"STaR, seed {manifest['provenance']['seed']}", title_justify="left")
+    for col in ("round", "attempted", "correct", "rationalized", "failed"):
+        table.add_column(col, justify="right")
+    table.add_column("teacher")
+    for r in manifest["rounds"]:
+        attempted = r["correct"] + r["rationalized"] + r["failed"]
+        cells = (r["round"], attempted, r["correct"], r["rationalized"], r["failed"])
+        table.add_row(*map(str, cells), teachers.get(r["round"], ""))
+    console = Console()
+    console.print(table)
+    c = manifest["counts"]
+    console.print(
+        f"in {c['in']} = kept {c['kept']} (generated {c['generated']}, rationalized {c['rationalized']}, "
+        f"conclusion appended to {c['conclusion_appended']}) + failed {c['failed']} + invalid {c['invalid']}"
+    )
+    for name in manifest["files"]:
+        if name.startswith("quarantine/"):
+            console.print(f"[yellow]quarantined:[/yellow] {output / name}")
+    console.print(f"kept: {output / 'train.jsonl'}\nmanifest: {output / 'manifest.json'}")
 
 
 @app.command("tasks")
