@@ -74,3 +74,11 @@ def test_seeded_sampling_depends_only_on_the_request_seed(vllm_engine):
     b = vllm_engine.generate(["Q: a"], [p[0]])
     assert a[0].text == a[2].text == b[0].text
     assert a[0].text != a[1].text
+
+
+@pytest.mark.integration
+def test_many_long_seeded_requests_do_not_crash_vllm_on_cpu(vllm_engine):
+    """Regression: seeded sampling + chunked prefill killed vLLM 0.32's CPU engine."""
+    prompts = [("Q: question number %d " % i) * 20 for i in range(300)]
+    params = [GenerationParams(max_new_tokens=4, temperature=0.7, top_p=0.95, seed=i) for i in range(300)]
+    assert len(vllm_engine.generate(prompts, params)) == 300

@@ -110,8 +110,10 @@ def test_against_a_real_vllm_server(tiny_model, tmp_path):
     env = os.environ | {"VLLM_CPU_KVCACHE_SPACE": "1"}
     log = open(tmp_path / "vllm.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", tiny_model, "--host", "127.0.0.1", "--port", str(port),
-         "--served-model-name", "tiny", "--dtype", "float32", "--max-model-len", "512"],
+        # (the `vllm serve` CLI looks up the distribution name `vllm`, absent beside vllm-cpu)
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_model, "--host", "127.0.0.1", "--port", str(port),
+         "--served-model-name", "tiny", "--dtype", "float32", "--max-model-len", "512",
+         "--no-enable-chunked-prefill"],  # see teacherlm_core.engines.vllm
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )  # fmt: skip
     try:
@@ -130,10 +132,10 @@ def test_against_a_real_vllm_server(tiny_model, tmp_path):
         assert a[0] == b[0] and a[0].num_tokens == 8 and a[0].finish_reason == "length"
         from teacherlm_core.data import build_builtin
 
-        build_builtin(tmp_path / "d", per_task=3, seed=0)
+        build_builtin(tmp_path / "d", per_task=6, seed=0)
         res = subprocess.run(
             [sys.executable, "-m", "teacherlm_core", "augment", "--model", "tiny", "--engine", "openai",
-             "--base-url", f"http://127.0.0.1:{port}/v1", "--input", str(tmp_path / "d" / "test.jsonl"),
+             "--base-url", f"http://127.0.0.1:{port}/v1", "--input", str(tmp_path / "d" / "train.jsonl"),
              "--output", str(tmp_path / "out"), "--max-new-tokens", "16", "--max-retries", "0"],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
@@ -146,5 +148,6 @@ def test_against_a_real_vllm_server(tiny_model, tmp_path):
         )
         assert manifest["tokens_generated"] > 0
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=30)

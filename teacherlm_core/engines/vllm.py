@@ -65,6 +65,10 @@ class VLLMEngine:
             max_model_len = min(getattr(cfg, "max_position_embeddings", 4096), 4096)
         if batch_size:  # vLLM schedules by itself; a cap only bounds the running batch
             llm_kwargs.setdefault("max_num_seqs", batch_size)
+        if not torch.cuda.is_available():
+            # vLLM 0.32 on CPU: a seeded request whose prompt is split by chunked prefill
+            # crashes the engine ("CPU Generator does not use offset"); whole prompts avoid it.
+            llm_kwargs.setdefault("enable_chunked_prefill", False)
         self.llm = LLM(
             model=model,
             revision=revision,
