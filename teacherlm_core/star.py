@@ -43,7 +43,6 @@ Output directory::
 from __future__ import annotations
 
 import hashlib
-import re
 import subprocess
 import sys
 import unicodedata
@@ -55,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .answers import SENTENCE_END, Conclusion, parse_answer, same_answer
 from .data.manifest import MANIFEST, QUARANTINE, file_entry, sha256_file, write_json
 from .engines import Engine, Generation, GenerationParams, get_engine
 from .errors import ConfigError, DataError, EngineError, TeacherLMError
@@ -148,73 +148,6 @@ def request_seed(seed: int, sample_id: str, round_: int, kind: str) -> int:
 
 
 # -- parsing and judging -------------------------------------------------------------------------
-_CONCLUSION = re.compile(r"\banswer\s+is\b\s*:?\s*", re.IGNORECASE)
-_AFTER = re.compile(r"[\s.,;:!?)\"'*]|$")  # what may follow an answer
-_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
-_PAREN_LETTER = re.compile(r"\(\s*([A-Za-z])\s*\)")
-_BARE_LETTER = re.compile(r"([A-Z])(?=[\s.,;:!?]|$)")  # upper case only: "a" is an article
-
-
-@dataclass(frozen=True)
-class Conclusion:
-    """A final answer found in a rationale: the answer (a choice's text, or the open answer as
-    written), where its ``... answer is`` phrase starts and the index just past the answer."""
-
-    answer: str
-    start: int
-    end: int
-
-
-def _answer_at(text: str, pos: int, choices: Sequence[str] | None) -> tuple[str, int] | None:
-    rest = text[pos:]
-    skip = len(rest) - len(rest.lstrip("\"'*“"))
-    rest, pos = rest[skip:], pos + skip
-    if choices is None:  # an open question: the rest of the sentence
-        m = _SENTENCE_END.search(rest)
-        answer = (rest[: m.start()] if m else rest).strip()
-        return (answer, pos + len(answer)) if answer else None
-    if m := _PAREN_LETTER.match(rest):
-        index = ord(m.group(1).upper()) - ord("A")
-        if index >= len(choices):
-            return None
-        end = m.end()
-        follow = rest[end:]
-        choice = choices[index]
-        # "(B) false": take the choice text along when it follows the letter
-        if follow.lstrip().lower().startswith(choice.lower()):
-            end += len(follow) - len(follow.lstrip()) + len(choice)
-        return choice, pos + end
-    for choice in sorted(choices, key=len, reverse=True):
-        if rest.lower().startswith(choice.lower()) and _AFTER.match(rest, len(choice)):
-            return choice, pos + len(choice)
-    if (m := _BARE_LETTER.match(rest)) and ord(m.group(1)) - ord("A") < len(choices):
-        return choices[ord(m.group(1)) - ord("A")], pos + m.end()
-    return None
-
-
-def parse_answer(text: str, choices: Sequence[str] | None) -> Conclusion | None:
-    """The LAST ``... answer is X`` in ``text`` whose X names an answer.
-
-    X may be a letter in parentheses (``(B)``, optionally followed by the choice text), the
-    choice text itself, or a bare capital letter (``B.``); matching ignores case, except for the
-    bare letter. For an open question (``choices=None``) X is the rest of the sentence.
-    """
-    found = None
-    for m in _CONCLUSION.finditer(text):
-        hit = _answer_at(text, m.end(), choices)
-        if hit is not None:
-            end = hit[1]
-            while end < len(text) and text[end] in "\"'*”":  # closing quotes or markdown bold
-                end += 1
-            found = Conclusion(answer=hit[0], start=m.start(), end=end)
-    return found
-
-
-def _same_answer(parsed: str, sample: Sample) -> bool:
-    if sample.choices is not None:
-        return parsed == sample.answer
-    norm = lambda s: collapse_ws(s).lower().rstrip(".!?")  # noqa: E731
-    return norm(parsed) == norm(sample.answer)
 
 
 def _is_echo(text: str, sample: Sample) -> bool:
@@ -232,7 +165,7 @@ def _is_garbled(text: str) -> bool:
 
 def _sentence_start(text: str, pos: int) -> int:
     """Where the sentence holding ``pos`` starts (its conclusion sentence's start)."""
-    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, pos)]
+    ends = [m.end() for m in SENTENCE_END.finditer(text, 0, pos)]
     return ends[-1] if ends else 0
 
 
@@ -270,16 +203,16 @@ def judge(generation: Generation, sample: Sample, *, hinted: bool, min_words: in
             return Verdict(False, reason="cut at max_new_tokens before one complete sentence")
         if len(body.split()) < min_words:
             return Verdict(False, reason=f"fewer than {min_words} words of reasoning")
-        if not _SENTENCE_END.search(body[-1:]):
+        if not SENTENCE_END.search(body[-1:]):
             body += "."
         return Verdict(True, f"{body} So the answer is {sample.answer}.", appended=True)
-    if not _same_answer(concl.answer, sample):
+    if not same_answer(concl.answer, sample):
         return Verdict(False, reason=f"concludes with {concl.answer!r}, gold is {sample.answer!r}")
     reasoning = text[: _sentence_start(text, concl.start)]
     if len(reasoning.split()) < min_words:
         return Verdict(False, reason=f"fewer than {min_words} words of reasoning before the conclusion")
     rationale = text[: concl.end].rstrip()
-    if not _SENTENCE_END.search(rationale[-1:]):
+    if not SENTENCE_END.search(rationale[-1:]):
         rationale += "."
     return Verdict(True, rationale)
 

@@ -11,7 +11,7 @@ from fake_engines import ScriptedEngine
 
 from teacherlm_core import storage
 from teacherlm_core.augment import AugmentConfig, augment, merge
-from teacherlm_core.augment.quality import clean_generation, final_answer
+from teacherlm_core.augment.quality import clean_generation, is_consistent
 from teacherlm_core.augment.shard import owner_shard, request_seed
 from teacherlm_core.engines import Generation
 from teacherlm_core.errors import ConfigError, TeacherLMError
@@ -89,13 +89,14 @@ def test_clean_generation(text, finish, expected):
     assert clean_generation(Generation(text=text, num_tokens=5, finish_reason=finish), prompt) == expected
 
 
-def test_final_answer_parsing():
+def test_cot_consistency_signal():
     s = Sample(id="1", task="t", question="q", choices=["red", "blue"], answer="blue")
-    assert final_answer("So the answer is (B).", s) == "blue"
-    assert final_answer("So the answer is blue.", s) == "blue"
-    assert final_answer("the answer is (A) red. Wait, the answer is (B).", s) == "blue"
-    assert final_answer("No conclusion here.", s) is None
-    assert final_answer("So the answer is green.", s) is None
+    assert is_consistent("So the answer is (B).", s) is True
+    assert is_consistent("So the answer is blue.", s) is True
+    assert is_consistent("the answer is (A) red. Wait, the answer is (B).", s) is True
+    assert is_consistent("So the answer is (A).", s) is False
+    assert is_consistent("No conclusion here.", s) is None
+    assert is_consistent("So the answer is green.", s) is None
 
 
 # -- the API with a scripted teacher ---------------------------------------------------------
