@@ -1,0 +1,235 @@
+"""``teacherlm train``: the student and teacher recipes, and cluster jobs that run them.
+
+    teacherlm train student --model runs/tiny --data runs/data/train.jsonl --output runs/student \\
+        --nproc 2 --deepspeed zero2 --max-steps 40
+    teacherlm train teacher --config teacher_tiny --output runs/teacher
+    teacherlm train submit --name teacher-r1 --image IMAGE --nodes 4 --gpus 8 -- \\
+        teacherlm train teacher --config s3://teacherlm/configs/teacher.yaml
+
+Flags override the YAML config (``--config``: a file, an ``s3://`` URI or a shipped name such as
+``student_tiny``). The launch flags default to the ``PET_*`` variables that Kubeflow Trainer and the
+Training Operator set in each pod, so the same command runs on every node of a cluster job.
+Re-running a command resumes from its last checkpoint; a finished stage is skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Train students (multi-task) and teachers (multi-stage) with HF Trainer + DeepSpeed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+NProc = Annotated[
+    str | None,
+    typer.Option("--nproc", envvar="PET_NPROC_PER_NODE", metavar="N|auto", help="Ranks on this node."),
+]
+NNodes = Annotated[int | None, typer.Option("--nnodes", envvar="PET_NNODES", min=1, help="Nodes in total.")]
+NodeRank = Annotated[
+    int | None, typer.Option("--node-rank", envvar="PET_NODE_RANK", min=0, help="This node's rank (0-based).")
+]
+MasterAddr = Annotated[
+    str | None,
+    typer.Option("--master-addr", envvar=["PET_MASTER_ADDR", "MASTER_ADDR"], help="Address of node 0."),
+]
+MasterPort = Annotated[
+    int | None,
+    typer.Option(
+        "--master-port", envvar=["PET_MASTER_PORT", "MASTER_PORT"], help="Rendezvous port on node 0."
+    ),
+]
+DeepSpeed = Annotated[
+    str | None,
+    typer.Option(
+        "--deepspeed", metavar="zero2|zero3|none|FILE", help="DeepSpeed config (default: the config's)."
+    ),
+]
+Track = Annotated[bool | None, typer.Option("--track/--no-track", help="Log to MLflow (default: on).")]
+
+
+def _nproc(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if value == "auto":
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    if not value.isdigit() or int(value) < 1:
+        raise typer.BadParameter(f"{value!r} is not a positive number or 'auto'", param_hint="--nproc")
+    return int(value)
+
+
+def _launch_overrides(nproc, nnodes, node_rank, master_addr, master_port, deepspeed) -> dict[str, object]:
+    return {
+        "launch.nproc": _nproc(nproc),
+        "launch.nnodes": nnodes,
+        "launch.node_rank": node_rank,
+        "launch.master_addr": master_addr,
+        "launch.master_port": master_port,
+        "launch.deepspeed": deepspeed,
+    }
+
+
+def _summary(results, title: str) -> None:
+    from rich.table import Table
+
+    from .progress import console
+
+    table = Table(title=title, title_justify="left")
+    for col in ("stage", "steps", "final loss", "real tokens", "output"):
+        numeric = col in ("steps", "final loss", "real tokens")
+        table.add_column(col, justify="right" if numeric else "left", overflow="fold")
+    for r in results:
+        loss = f"{r.final_loss:.4f}" if r.final_loss is not None else "-"
+        note = " (already trained)" if r.skipped else ""
+        table.add_row(r.stage + note, str(r.global_step), loss, f"{100 * r.real_share:.1f}%", r.output)
+    console.print(table)
+
+
+@app.command("student")
+def student(
+    model: Annotated[str | None, typer.Option("--model", metavar="PATH_OR_ID", help="Start model.")] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", metavar="FILE_OR_URI", help="Augmented JSONL/Parquet data.")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", metavar="DIR_OR_URI", help="Output dir or s3:// prefix.")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Optimizer steps.")] = None,
+    epochs: Annotated[
+        float | None, typer.Option("--epochs", min=0.0, help="Epochs (without --max-steps).")
+    ] = None,
+    nproc: NProc = None,
+    deepspeed: DeepSpeed = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed for data order and mixture sampling.")
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", metavar="FILE", help="YAML config (file, s3:// or shipped name)."),
+    ] = None,
+    nnodes: NNodes = None,
+    node_rank: NodeRank = None,
+    master_addr: MasterAddr = None,
+    master_port: MasterPort = None,
+    track: Track = None,
+) -> None:
+    """Train a multi-task student: plain question + answer, and base text + suffix + each field's text."""
+    from ..train import load_config, train_student
+
+    overrides = {
+        "model": model,
+        "data": data,
+        "output": output,
+        "train.max_steps": max_steps,
+        "train.epochs": epochs,
+        "train.seed": seed,
+        "track": track,
+    } | _launch_overrides(nproc, nnodes, node_rank, master_addr, master_port, deepspeed)
+    cfg = load_config("student", config, overrides)
+    result = train_student(cfg)
+    _summary([result], f"student {cfg.output}")
+
+
+@app.command("teacher")
+def teacher(
+    config: Annotated[str, typer.Option("--config", metavar="FILE", help="YAML config with the stages.")],
+    output: Annotated[
+        str | None,
+        typer.Option("--output", metavar="DIR_OR_URI", help="Output root (default: the config's)."),
+    ] = None,
+    nproc: NProc = None,
+    deepspeed: DeepSpeed = None,
+    nnodes: NNodes = None,
+    node_rank: NodeRank = None,
+    master_addr: MasterAddr = None,
+    master_port: MasterPort = None,
+    track: Track = None,
+) -> None:
+    """Train a teacher in stages: multi-task, personalisation, optional single-field specialisation."""
+    from ..train import load_config, train_teacher
+
+    overrides = {"output": output, "track": track} | _launch_overrides(
+        nproc, nnodes, node_rank, master_addr, master_port, deepspeed
+    )
+    cfg = load_config("teacher", config, overrides)
+    results = train_teacher(cfg)
+    _summary(results, f"teacher {cfg.output}")
+
+
+@app.command("submit", context_settings={"allow_interspersed_args": False})
+def submit(
+    command: Annotated[list[str], typer.Argument(help="The command every node runs (after --).")],
+    name: Annotated[str, typer.Option("--name", help="Job name (a DNS label).")],
+    image: Annotated[str, typer.Option("--image", help="Container image with teacherlm installed.")],
+    nodes: Annotated[int, typer.Option("--nodes", min=1)] = 1,
+    gpus: Annotated[int, typer.Option("--gpus", min=0, help="GPUs per node (0: CPU).")] = 1,
+    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+    env: Annotated[
+        list[str] | None, typer.Option("--env", metavar="NAME=VALUE", help="Plain env (repeat).")
+    ] = None,
+    secret_env: Annotated[
+        list[str] | None,
+        typer.Option("--secret-env", metavar="NAME=SECRET:KEY", help="Env from a Secret key (repeat)."),
+    ] = None,
+    node_selector: Annotated[
+        list[str] | None,
+        typer.Option("--node-selector", metavar="KEY=VALUE", help="GPU pool label (repeat)."),
+    ] = None,
+    pytorchjob: Annotated[
+        bool, typer.Option("--pytorchjob", help="A Training Operator v1 PyTorchJob.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the manifest; submit nothing.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to follow the job.")] = 86400,
+) -> None:
+    """Run a command on N nodes as a Kubeflow Trainer TrainJob (or a PyTorchJob) and follow it to the end."""
+    import yaml
+    from pydantic import ValidationError
+
+    from ..errors import ConfigError
+    from ..train.k8s import ClusterJob, SecretEnv, render_pytorchjob, render_trainjob, run_job
+
+    def pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+        out = {}
+        for item in items or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(flag, [f"{item!r} is not KEY=VALUE"])
+            out[key] = value
+        return out
+
+    secrets = []
+    for key, ref in pairs(secret_env, "--secret-env").items():
+        secret, sep, skey = ref.partition(":")
+        if not sep:
+            raise ConfigError("--secret-env", [f"{key}={ref}: expected NAME=SECRET:KEY"])
+        secrets.append(SecretEnv(name=key, secret=secret, key=skey))
+    try:
+        job = ClusterJob(
+            name=name,
+            namespace=namespace,
+            image=image,
+            command=command,
+            num_nodes=nodes,
+            gpus_per_node=gpus,
+            env=pairs(env, "--env"),
+            secret_env=secrets,
+            node_selector=pairs(node_selector, "--node-selector"),
+        )
+    except ValidationError as exc:
+        raise ConfigError(
+            "submit", [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        ) from None
+    body = render_pytorchjob(job) if pytorchjob else render_trainjob(job)
+    if dry_run:
+        typer.echo(yaml.safe_dump(body, sort_keys=False))
+        return
+    outcome = run_job(body, timeout_s=timeout, echo=typer.echo)
+    typer.echo(f"{outcome.kind} {outcome.name}: {outcome.state} after {outcome.seconds:.0f}s")

@@ -1,0 +1,427 @@
+"""Multi-node training on Kubernetes: render a Kubeflow Trainer ``TrainJob`` and follow it to the end.
+
+    job = ClusterJob(name="teacher-r1", image=IMAGE, num_nodes=4, gpus_per_node=8,
+                     command=["teacherlm", "train", "teacher", "--config", "s3://teacherlm/configs/teacher.yaml"],
+                     secret_env=[SecretEnv(name="AWS_ACCESS_KEY_ID", secret="minio", key="accesskey")])
+    outcome = run_job(render_trainjob(job), timeout_s=86400)   # submit, stream, raise JobFailed on failure
+
+The ``TrainJob`` is built with the typed models of ``kubeflow-trainer-api`` (``trainer.kubeflow.org/v1alpha1``):
+N nodes x G GPUs on the ``torch-distributed`` runtime, the image and command, plain env and env
+from Secrets, and a runtime patch that puts the ``node`` pods on the GPU pool (node selector,
+``nvidia.com/gpu`` toleration). The runtime's torch plugin sets ``PET_NNODES``, ``PET_NODE_RANK``,
+``PET_NPROC_PER_NODE``, ``PET_MASTER_ADDR``/``PORT``, which ``teacherlm train`` reads as its launch
+flags. Clusters still on the Training Operator v1 get a ``PyTorchJob`` from :func:`render_pytorchjob`.
+
+:func:`follow` polls the job with the Kubernetes Python client and echoes state changes, events
+and the rank-0 pod's log; on failure it raises :class:`JobFailed` with the reason, the warning
+events and the tail of each failed pod's log; on timeout it raises too (and can delete the job).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import TeacherLMError
+
+__all__ = [
+    "PYTORCHJOB",
+    "TRAINJOB",
+    "ClusterJob",
+    "JobFailed",
+    "JobKind",
+    "JobOutcome",
+    "SecretEnv",
+    "follow",
+    "render_pytorchjob",
+    "render_trainjob",
+    "run_job",
+    "submit",
+]
+
+GPU = "nvidia.com/gpu"
+MANAGER = "teacherlm.io/launcher"  # owner of our runtime patch
+
+
+class JobFailed(TeacherLMError):
+    """A cluster training job failed, vanished or ran past its timeout."""
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """How to find, judge and read one kind of training job."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    succeeded: str  # the condition type that means success
+    failed: str
+    pod_label: str  # label whose value is the job name on every pod
+    container: str  # the training container's name
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+
+TRAINJOB = JobKind(
+    "trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob", "Complete", "Failed",
+    "jobset.sigs.k8s.io/jobset-name", "node",
+)  # fmt: skip
+PYTORCHJOB = JobKind(
+    "kubeflow.org", "v1", "pytorchjobs", "PyTorchJob", "Succeeded", "Failed",
+    "training.kubeflow.org/job-name", "pytorch",
+)  # fmt: skip
+
+
+class SecretEnv(BaseModel):
+    """An environment variable read from a Secret (credentials never appear in the spec)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    secret: str
+    key: str
+
+
+class ClusterJob(BaseModel):
+    """A multi-node training job: N nodes x G GPUs running one command (typically ``teacherlm train``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    namespace: str = "default"
+    image: str
+    command: list[str] = Field(min_length=1)
+    num_nodes: int = Field(1, ge=1)
+    gpus_per_node: int = Field(1, ge=0, description="0: a CPU job (one rank per node).")
+    cpu: str | None = Field(None, description="CPU request and limit per node, e.g. '16'.")
+    memory: str | None = Field(None, description="Memory request and limit per node, e.g. '128Gi'.")
+    runtime: str = Field("torch-distributed", description="The ClusterTrainingRuntime to run on.")
+    env: dict[str, str] = Field(default_factory=dict)
+    secret_env: list[SecretEnv] = Field(default_factory=list)
+    node_selector: dict[str, str] = Field(default_factory=dict, description="e.g. the GPU pool's label.")
+    tolerations: list[dict[str, Any]] | None = Field(
+        None, description="Default: tolerate nvidia.com/gpu taints when the job asks for GPUs."
+    )
+    service_account: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    active_deadline_seconds: int | None = Field(None, ge=1)
+
+    @property
+    def procs_per_node(self) -> int:
+        return max(1, self.gpus_per_node)
+
+    def resolved_tolerations(self) -> list[dict[str, Any]]:
+        if self.tolerations is not None:
+            return self.tolerations
+        return [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}] if self.gpus_per_node else []
+
+    def resources(self) -> dict[str, dict[str, Any]]:
+        amounts: dict[str, Any] = {}
+        if self.gpus_per_node:
+            amounts[GPU] = str(self.gpus_per_node)
+        if self.cpu:
+            amounts["cpu"] = self.cpu
+        if self.memory:
+            amounts["memory"] = self.memory
+        return {"limits": dict(amounts), "requests": dict(amounts)}
+
+    def env_list(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(self.env.items())]
+        out += [
+            {"name": s.name, "valueFrom": {"secretKeyRef": {"name": s.secret, "key": s.key}}}
+            for s in self.secret_env
+        ]
+        return out
+
+
+def render_trainjob(job: ClusterJob) -> dict[str, Any]:
+    """The ``TrainJob`` manifest, built and validated with ``kubeflow-trainer-api``'s models."""
+    from kubeflow_trainer_api import models as m
+
+    pod_patch: dict[str, Any] = {}
+    if job.node_selector:
+        pod_patch["nodeSelector"] = dict(job.node_selector)
+    if job.resolved_tolerations():
+        pod_patch["tolerations"] = job.resolved_tolerations()
+    if job.service_account:
+        pod_patch["serviceAccountName"] = job.service_account
+    patches = None
+    if pod_patch:
+        patches = [
+            m.TrainerV1alpha1RuntimePatch.from_dict(
+                {
+                    "manager": MANAGER,
+                    "trainingRuntimeSpec": {
+                        "template": {
+                            "spec": {
+                                "replicatedJobs": [
+                                    {"name": "node", "template": {"spec": {"template": {"spec": pod_patch}}}}
+                                ]
+                            }
+                        }
+                    },
+                }
+            )
+        ]
+    resources = job.resources()
+    trainjob = m.TrainerV1alpha1TrainJob(
+        api_version=TRAINJOB.api_version,
+        kind=TRAINJOB.kind,
+        metadata=m.IoK8sApimachineryPkgApisMetaV1ObjectMeta(
+            name=job.name,
+            namespace=job.namespace,
+            labels={"app.kubernetes.io/part-of": "teacherlm"} | job.labels,
+        ),
+        spec=m.TrainerV1alpha1TrainJobSpec(
+            runtime_ref=m.TrainerV1alpha1RuntimeRef(name=job.runtime),
+            trainer=m.TrainerV1alpha1Trainer(
+                image=job.image,
+                command=list(job.command),
+                env=[m.IoK8sApiCoreV1EnvVar.from_dict(e) for e in job.env_list()] or None,
+                num_nodes=job.num_nodes,
+                num_proc_per_node=job.procs_per_node,
+                resources_per_node=m.IoK8sApiCoreV1ResourceRequirements.from_dict(resources)
+                if resources["limits"]
+                else None,
+            ),
+            runtime_patches=patches,
+            active_deadline_seconds=job.active_deadline_seconds,
+        ),
+    )
+    return trainjob.to_dict()
+
+
+def render_pytorchjob(job: ClusterJob) -> dict[str, Any]:
+    """A Training Operator v1 ``PyTorchJob`` (one Master + N-1 Workers) for clusters without Trainer v2.
+
+    The operator sets ``PET_NNODES``, ``PET_NODE_RANK``, ``PET_NPROC_PER_NODE``, ``MASTER_ADDR`` and
+    ``MASTER_PORT`` in every pod, which ``teacherlm train`` reads as its launch flags.
+    """
+    container: dict[str, Any] = {
+        "name": PYTORCHJOB.container,
+        "image": job.image,
+        "command": list(job.command),
+    }
+    if job.env_list():
+        container["env"] = job.env_list()
+    if job.resources()["limits"]:
+        container["resources"] = job.resources()
+    pod_spec: dict[str, Any] = {"containers": [container]}
+    if job.node_selector:
+        pod_spec["nodeSelector"] = dict(job.node_selector)
+    if job.resolved_tolerations():
+        pod_spec["tolerations"] = job.resolved_tolerations()
+    if job.service_account:
+        pod_spec["serviceAccountName"] = job.service_account
+    labels = {"app.kubernetes.io/part-of": "teacherlm"} | job.labels
+
+    def replica(count: int) -> dict[str, Any]:
+        template = {"metadata": {"labels": dict(labels)}, "spec": copy.deepcopy(pod_spec)}
+        return {"replicas": count, "restartPolicy": "Never", "template": template}
+
+    specs = {"Master": replica(1)}
+    if job.num_nodes > 1:
+        specs["Worker"] = replica(job.num_nodes - 1)
+    run_policy: dict[str, Any] = {"cleanPodPolicy": "None", "backoffLimit": 0}
+    if job.active_deadline_seconds:
+        run_policy["activeDeadlineSeconds"] = job.active_deadline_seconds
+    return {
+        "apiVersion": PYTORCHJOB.api_version,
+        "kind": PYTORCHJOB.kind,
+        "metadata": {"name": job.name, "namespace": job.namespace, "labels": labels},
+        "spec": {
+            "nprocPerNode": str(job.procs_per_node),
+            "runPolicy": run_policy,
+            "pytorchReplicaSpecs": specs,
+        },
+    }
+
+
+@dataclass
+class JobOutcome:
+    """How a followed job ended."""
+
+    name: str
+    kind: str
+    state: str
+    seconds: float
+    events: list[str] = field(default_factory=list)
+    log_tail: str = ""
+
+
+def _client(api_client):
+    if api_client is not None:
+        return api_client
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def _kind_of(body: dict[str, Any]) -> JobKind:
+    for kind in (TRAINJOB, PYTORCHJOB):
+        if body.get("kind") == kind.kind:
+            return kind
+    raise ValueError(f"not a TrainJob or PyTorchJob: kind {body.get('kind')!r}")
+
+
+def submit(body: dict[str, Any], *, api_client=None) -> str:
+    """Create the job; returns its name. A name already taken raises :class:`JobFailed`."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    kind = _kind_of(body)
+    api = client.CustomObjectsApi(_client(api_client))
+    ns = body["metadata"].get("namespace", "default")
+    try:
+        created = api.create_namespaced_custom_object(kind.group, kind.version, ns, kind.plural, body)
+    except ApiException as exc:
+        raise JobFailed(f"{kind.kind} {body['metadata']['name']}: creation refused ({exc.status} {exc.reason}): "
+                        f"{_api_message(exc)}") from None  # fmt: skip
+    return created["metadata"]["name"]
+
+
+def _api_message(exc) -> str:
+    import json
+
+    try:
+        return json.loads(exc.body).get("message", exc.body)
+    except (TypeError, ValueError):
+        return str(exc.body)
+
+
+def _state(obj: dict[str, Any], kind: JobKind) -> tuple[str, str]:
+    """``(state, reason: message)`` from the job's conditions: the terminal one if any, else the latest true one."""
+    conditions = [c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("status") == "True"]
+    for wanted in (kind.failed, kind.succeeded):
+        for c in conditions:
+            if c.get("type") == wanted:
+                return wanted, f"{c.get('reason', '')}: {c.get('message', '')}".strip(": ")
+    if conditions:
+        return conditions[-1]["type"], conditions[-1].get("message", "")
+    return "Created", ""
+
+
+def follow(
+    name: str,
+    kind: JobKind = TRAINJOB,
+    namespace: str = "default",
+    *,
+    api_client=None,
+    timeout_s: float = 86400,
+    poll_s: float = 10,
+    echo: Callable[[str], None] = print,
+    delete_on_timeout: bool = True,
+    tail_lines: int = 40,
+) -> JobOutcome:
+    """Follow a job until it succeeds (returns), fails, vanishes or times out (raises :class:`JobFailed`).
+
+    Echoes each state change, each new event of the job and its pods, and the rank-0 pod's log.
+    """
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api_client = _client(api_client)
+    custom, core = client.CustomObjectsApi(api_client), client.CoreV1Api(api_client)
+    started, deadline = time.monotonic(), time.monotonic() + timeout_s
+    seen_events: set[str] = set()
+    event_lines: list[str] = []
+    printed: dict[str, int] = {}
+    last_state = None
+    while True:
+        try:
+            obj = custom.get_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise JobFailed(f"{kind.kind} {namespace}/{name} disappeared (deleted?)") from None
+            raise
+        pods = sorted(
+            core.list_namespaced_pod(namespace, label_selector=f"{kind.pod_label}={name}").items,
+            key=lambda p: p.metadata.name,
+        )
+        state, detail = _state(obj, kind)
+        if state == "Created" and pods:  # a TrainJob has no Running condition: its pods tell
+            phases = {p.status.phase for p in pods}
+            state = "Running" if "Running" in phases else "Pending" if "Pending" in phases else state
+        if state != last_state:
+            echo(f"{kind.kind} {name}: {state}" + (f" ({detail})" if detail else ""))
+            last_state = state
+        for line in _new_events(core, namespace, {name, *(p.metadata.name for p in pods)}, seen_events):
+            event_lines.append(line)
+            echo(line)
+        if pods and pods[0].status.phase in ("Running", "Succeeded", "Failed"):
+            log = _pod_log(core, pods[0].metadata.name, namespace, kind.container)
+            lines = log.splitlines()
+            for line in lines[printed.get(pods[0].metadata.name, 0) :]:
+                echo(f"[{pods[0].metadata.name}] {line}")
+            printed[pods[0].metadata.name] = len(lines)
+        seconds = time.monotonic() - started
+        if state == kind.succeeded:
+            return JobOutcome(name, kind.kind, state, seconds, event_lines)
+        if state == kind.failed:
+            logs = {p.metadata.name: _pod_log(core, p.metadata.name, namespace, kind.container) for p in pods}
+            tails = [
+                f"--- {pod} ---\n" + "\n".join(log.splitlines()[-tail_lines:])
+                for pod, log in logs.items()
+                if log.strip()
+            ]
+            warnings = [e for e in event_lines if " Warning " in e][-10:]
+            raise JobFailed(
+                f"{kind.kind} {namespace}/{name} failed after {seconds:.0f}s: {detail or 'no reason given'}"
+                + ("\nwarning events:\n" + "\n".join(warnings) if warnings else "")
+                + ("\n" + "\n".join(tails) if tails else "")
+            )
+        if time.monotonic() > deadline:
+            if delete_on_timeout:
+                custom.delete_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name)
+            raise JobFailed(
+                f"{kind.kind} {namespace}/{name} still {state} after the {timeout_s:.0f}s timeout"
+                + ("; deleted it" if delete_on_timeout else "")
+            )
+        time.sleep(poll_s)
+
+
+def _new_events(core, namespace: str, names: set[str], seen: set[str]) -> list[str]:
+    out = []
+    for ev in core.list_namespaced_event(namespace).items:
+        uid = ev.metadata.uid or ev.metadata.name
+        if ev.involved_object.name in names and uid not in seen:
+            seen.add(uid)
+            out.append(
+                f"event {ev.type} {ev.involved_object.kind}/{ev.involved_object.name}: {ev.reason}: {ev.message}"
+            )
+    return out
+
+
+def _pod_log(core, pod: str, namespace: str, container: str) -> str:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return core.read_namespaced_pod_log(pod, namespace, container=container)
+    except ApiException:  # the container has not started, or its log is gone
+        return ""
+
+
+def run_job(
+    body: dict[str, Any], *, api_client=None, timeout_s: float = 86400, poll_s: float = 10, echo=print
+) -> JobOutcome:
+    """Submit ``body`` (a rendered TrainJob or PyTorchJob) and follow it to the end."""
+    kind = _kind_of(body)
+    api_client = _client(api_client)
+    name = submit(body, api_client=api_client)
+    echo(f"submitted {kind.kind} {body['metadata'].get('namespace', 'default')}/{name}")
+    return follow(
+        name, kind, body["metadata"].get("namespace", "default"),
+        api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo,
+    )  # fmt: skip

@@ -1,0 +1,160 @@
+"""The output of one training stage, local or on S3, and how a re-run finds where to resume.
+
+Layout (the same under a local dir and under ``s3://bucket/prefix``)::
+
+    model.safetensors, config.json, tokenizer.json ...   the consolidated model (from_pretrained loads it)
+    README.md                                           the model card
+    metrics.jsonl                                       one line per logged step: step, loss, lr, tokens_per_s
+    train_state.json                                    the resolved config and its fingerprint
+    checkpoints/checkpoint-<step>/ ... _CHECKPOINT.json  HF + DeepSpeed checkpoints; the marker comes last
+    _SUCCESS                                            written last: step, loss, world size, fingerprint
+
+Ranks always write a local directory: the output itself, or for ``s3://`` a mirror under the work
+dir that is uploaded as it is written (each checkpoint, then its marker; the model, then
+``_SUCCESS``). A checkpoint without its marker is incomplete and never resumed from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .. import storage
+
+__all__ = ["CHECKPOINT_MARKER", "STATE", "SUCCESS", "StageOutput", "fingerprint"]
+
+log = logging.getLogger(__name__)
+
+SUCCESS = "_SUCCESS"
+STATE = "train_state.json"
+METRICS = "metrics.jsonl"
+CHECKPOINT_MARKER = "_CHECKPOINT.json"
+_CKPT = re.compile(r"checkpoint-(\d+)$")
+
+
+def fingerprint(identity: dict[str, Any]) -> str:
+    """A short, stable hash of everything a resumed run must share with the first one."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class StageOutput:
+    """A stage's output URI (local dir or ``s3://``) and the local dir its ranks write."""
+
+    def __init__(self, uri: str, local: str | Path | None = None):
+        self.uri = str(uri).rstrip("/")
+        self.remote = storage.is_remote(self.uri)
+        if local is not None:
+            self.local = Path(local)
+        elif self.remote:
+            from ..tracking import workdir
+
+            digest = hashlib.sha256(self.uri.encode()).hexdigest()[:12]
+            self.local = workdir() / "train-mirror" / f"{Path(self.uri).name}-{digest}"
+        else:
+            self.local = Path(self.uri.removeprefix("file://"))
+
+    def __repr__(self) -> str:
+        return f"StageOutput({self.uri!r})"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.local / "checkpoints"
+
+    def uri_of(self, *parts: str) -> str:
+        return storage.join(self.uri, *parts)
+
+    # -- small JSON files, read from and written to the output itself ---------------------------
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        uri = self.uri_of(name)
+        if not storage.exists(uri):
+            return None
+        return json.loads(storage.read_text(uri))
+
+    def write_json(self, name: str, data: dict[str, Any]) -> None:
+        text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+        storage.write_text(self.local / name, text)
+        if self.remote:
+            storage.write_text(self.uri_of(name), text)
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def complete_checkpoints(self) -> list[tuple[int, dict[str, Any]]]:
+        """``(step, marker)`` of every complete checkpoint in the output, oldest first."""
+        found = []
+        for uri in storage.list_files(self.uri_of("checkpoints")):
+            parent, _, name = uri.rpartition("/")
+            match = _CKPT.search(parent)
+            if name == CHECKPOINT_MARKER and match:
+                found.append((int(match.group(1)), json.loads(storage.read_text(uri))))
+        return sorted(found, key=lambda item: item[0])
+
+    def has_checkpoints(self) -> bool:
+        return bool(storage.list_files(self.uri_of("checkpoints")))
+
+    def fetch_checkpoint(self, step: int) -> Path:
+        """The local copy of ``checkpoint-<step>`` (downloaded for ``s3://``), plus ``metrics.jsonl``."""
+        local = self.checkpoints / f"checkpoint-{step}"
+        if self.remote:
+            storage.download_dir(self.uri_of("checkpoints", f"checkpoint-{step}"), local)
+            if storage.exists(self.uri_of(METRICS)):
+                storage.copy(self.uri_of(METRICS), self.local / METRICS)
+        return local
+
+    def upload_checkpoint(self, local_ckpt: Path) -> None:
+        """Upload one checkpoint's files (the marker is uploaded separately, last)."""
+        for path in sorted(p for p in local_ckpt.rglob("*") if p.is_file()):
+            if path.name != CHECKPOINT_MARKER:
+                rel = path.relative_to(self.local).as_posix()
+                storage.copy(str(path), self.uri_of(rel))
+
+    def upload_checkpoint_marker(self, local_ckpt: Path) -> None:
+        storage.copy(
+            str(local_ckpt / CHECKPOINT_MARKER),
+            self.uri_of("checkpoints", local_ckpt.name, CHECKPOINT_MARKER),
+        )
+        if (self.local / METRICS).exists():
+            storage.copy(str(self.local / METRICS), self.uri_of(METRICS))
+
+    def prune_remote_checkpoints(self) -> None:
+        """Delete remote checkpoints that the local rotation (``save_total_limit``) already dropped."""
+        keep = {p.name for p in self.checkpoints.glob("checkpoint-*")}
+        for uri in storage.list_files(self.uri_of("checkpoints")):
+            name = uri[len(self.uri_of("checkpoints")) :].strip("/").split("/")[0]
+            if _CKPT.match(name) and name not in keep:
+                storage.delete(uri)
+
+    # -- the final model -------------------------------------------------------------------------
+    def fetch_model(self) -> Path:
+        """A local dir holding the trained model (``s3://``: downloaded, checkpoints left out)."""
+        if self.remote:
+            for uri in storage.list_files(self.uri):
+                rel = uri[len(self.uri) :].strip("/")
+                if not rel.startswith("checkpoints/"):
+                    storage.copy(uri, self.local / rel)
+        return self.local
+
+    def upload_final(self) -> None:
+        """Upload everything outside ``checkpoints/`` (the model, card, metrics); ``_SUCCESS`` last."""
+        if not self.remote:
+            return
+        for path in sorted(p for p in self.local.rglob("*") if p.is_file()):
+            rel = path.relative_to(self.local).as_posix()
+            if not rel.startswith("checkpoints/") and rel != SUCCESS and not path.name.endswith(".tmp"):
+                storage.copy(str(path), self.uri_of(rel))
+
+    def clear(self) -> None:
+        """Delete the stage's output (remote objects and the local dir): a stale stage is retrained."""
+        if self.remote:
+            for uri in storage.list_files(self.uri):
+                storage.delete(uri)
+        if self.local.exists():
+            shutil.rmtree(self.local)
+
+    def reset_mirror(self) -> None:
+        """Empty the local mirror of an ``s3://`` output: S3 is the truth, the mirror is rebuilt."""
+        if self.remote and self.local.exists():
+            shutil.rmtree(self.local)

@@ -1,0 +1,260 @@
+"""Parent-side preparation of a training stage: everything that can fail fast, before any rank starts.
+
+For each stage this reads and checks the data, builds and packs the training texts, resolves the
+start model, decides whether the stage is done / resumes / starts fresh, and writes a
+:class:`StageSpec` that the ranks (:mod:`.worker`) execute. A re-run may change only the number
+of steps (``max_steps`` / ``epochs``); anything else changes the stage's fingerprint, and its old
+checkpoints are refused (student) or discarded (a teacher stage whose upstream changed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .. import __version__, storage
+from ..errors import ConfigError
+from .config import TextsConfig, TrainConfig
+from .ds_config import zero_stage
+from .outputs import CHECKPOINT_MARKER, STATE, SUCCESS, StageOutput, fingerprint
+
+__all__ = ["Plan", "StageSpec", "fetch_data", "prepare_stage", "resolve_model"]
+
+log = logging.getLogger(__name__)
+
+# Settings a re-run may change without invalidating the checkpoints.
+_STEP_KEYS = {"max_steps", "epochs", "logging_steps", "save_steps", "save_total_limit"}
+
+
+class StageSpec(BaseModel):
+    """What the ranks need to run one stage (written as JSON by the parent, read by every rank)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    output: str
+    local: str
+    start_model: str
+    packed: str
+    train: TrainConfig
+    deepspeed: dict[str, Any] | None
+    fingerprint: str
+    steps: dict[str, Any]
+    resume_from: str | None = None
+    done: bool = False
+    card: dict[str, Any] = {}
+
+
+class Plan(BaseModel):
+    """The stages one launch runs, in order, and the world size the ranks must see."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stages: list[StageSpec]
+    world_size: int
+    nnodes: int = 1
+
+
+def _cache_dir(kind: str, key: str) -> Path:
+    from ..tracking import workdir
+
+    return workdir() / "train-cache" / kind / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def fetch_data(uri: str) -> Path:
+    """A local path for training data (``s3://`` objects are downloaded once into the work dir)."""
+    if not storage.is_remote(uri):
+        return Path(uri.removeprefix("file://"))
+    local = _cache_dir("data", uri) / Path(uri).name
+    storage.copy(uri, local)
+    return local
+
+
+def resolve_model(model: str) -> str:
+    """A path ``from_pretrained`` can load: a local dir as is, ``s3://`` downloaded, a hub id as is.
+
+    Raises:
+        ConfigError: a local-looking path that does not exist, or an empty ``s3://`` prefix.
+    """
+    if storage.is_remote(model):
+        local = _cache_dir("models", model)
+        if not storage.download_dir(model, local):
+            raise ConfigError("model", [f"{model}: no objects under this prefix"])
+        return str(local)
+    path = Path(model.removeprefix("file://"))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError("model", [f"{model}: a directory without config.json is not a model"])
+        return str(path)
+    if model.startswith((".", "/", "~")) or path.exists() or model.count("/") > 1:
+        raise ConfigError("model", [f"{model}: no such model directory"])
+    return model  # a hub id; from_pretrained fetches it
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def prepare_stage(
+    *,
+    name: str,
+    output: StageOutput,
+    model: str,
+    start: str | dict[str, Any],
+    data: str,
+    texts: TextsConfig,
+    train: TrainConfig,
+    deepspeed: dict[str, Any] | None,
+    world_size: int,
+    on_conflict: Literal["error", "clear"],
+    tokenizer_source: str | None = None,
+    write_state: bool = True,
+) -> StageSpec:
+    """Check, tokenise and pack one stage's data and decide how the stage starts.
+
+    Args:
+        name: the stage name (``student``, ``multitask``...).
+        output: where the stage writes.
+        model: local path of the start weights (may not exist yet when an earlier stage of the
+            same launch produces it; ``tokenizer_source`` is then read instead).
+        start: the start model's identity for the fingerprint (a model string, or the upstream
+            stage's fingerprint and steps).
+        data: the data URI (local path or ``s3://``).
+        texts / train: the stage's resolved settings.
+        deepspeed: the resolved DeepSpeed config, or ``None``.
+        world_size: ranks in total (part of the fingerprint: ZeRO shards depend on it).
+        on_conflict: what to do when the output holds a run with other settings.
+        write_state: write ``train_state.json`` (only node 0 does).
+    """
+    from transformers import AutoTokenizer
+
+    from .packing import pack, save_packed, tokenize
+    from .texts import build_texts, load_training_samples
+
+    local_data = fetch_data(data)
+    kinds = texts.kinds()
+    samples = load_training_samples(str(local_data), kinds, display=data)
+    identity = {
+        "start": start,
+        "data_sha256": _sha256(local_data),
+        "texts": texts.model_dump(),
+        "train": train.model_dump(exclude=_STEP_KEYS),
+        "deepspeed": deepspeed,
+        "world_size": world_size,
+    }
+    fp = fingerprint(identity)
+    steps = {"max_steps": train.max_steps, "epochs": None if train.max_steps else train.epochs}
+
+    # -- done, resume, or fresh? ------------------------------------------------------------------
+    state = output.read_json(STATE)
+    if state and state.get("fingerprint") != fp:
+        changed = _diff(state.get("identity", {}), identity) or ["(unknown)"]
+        if on_conflict == "error":
+            raise ConfigError(
+                output.uri,
+                [
+                    f"holds a run with other settings (changed: {', '.join(changed)}); a re-run may change "
+                    "only max_steps/epochs: use a new output, or delete this one"
+                ],
+            )
+        log.warning("stage %s: settings changed (%s); discarding %s", name, ", ".join(changed), output.uri)
+        output.clear()
+    success = output.read_json(SUCCESS) if state else None
+    done = bool(success and success.get("fingerprint") == fp and success.get("steps") == steps)
+    if success and not done and train.max_steps and success.get("global_step", 0) > train.max_steps:
+        raise ConfigError(
+            output.uri,
+            [f"already trained to step {success['global_step']}, beyond max_steps {train.max_steps}"],
+        )
+    if success and not done and train.lr_scheduler in ("linear", "cosine") and train.schedule_steps is None:
+        log.warning(
+            "stage %s: the %s schedule's length follows max_steps/epochs, which changed since the last run; "
+            "set train.schedule_steps to keep the schedule (and an exact resume)",
+            name,
+            train.lr_scheduler,
+        )
+    resume_from = None
+    if not done:
+        output.reset_mirror()
+        _drop_incomplete_checkpoints(output)
+        complete = [step for step, marker in output.complete_checkpoints() if marker.get("fingerprint") == fp]
+        if complete:
+            resume_from = str(output.fetch_checkpoint(complete[-1]))
+    if write_state:
+        output.write_json(STATE, {"fingerprint": fp, "identity": identity, "version": __version__})
+
+    # -- texts -> tokens -> packed blocks (cached by fingerprint: every rank reads the same file) ------
+    texts_list, counts = build_texts(samples, kinds, texts.weights, train.seed)
+    packed_path = _cache_dir("packed", fp) / "packed.safetensors"
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source or model)
+    docs = tokenize(tokenizer, texts_list, texts.loss)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    packed = pack(docs, texts.max_length, pad_id, enabled=texts.pack)
+    micro = train.per_device_batch_size * world_size
+    if packed.stats.blocks < micro:
+        raise ConfigError(
+            f"stage {name}",
+            [
+                f"{packed.stats.blocks} packed block(s) of {texts.max_length} tokens cannot fill one step of "
+                f"{world_size} rank(s) x per_device_batch_size {train.per_device_batch_size}: "
+                "use more data, fewer ranks or a smaller batch"
+            ],
+        )
+    save_packed(packed, packed_path)
+    card = {
+        "stage": name,
+        "data": data,
+        "data_sha256": identity["data_sha256"],
+        "samples": len(samples),
+        "texts": counts,
+        "texts_config": texts.model_dump(),
+        "packing": packed.stats.to_dict(),
+        "train": train.model_dump(),
+        "world_size": world_size,
+        "deepspeed": f"ZeRO-{zero_stage(deepspeed)}" if deepspeed is not None else "none",
+        "start": start,
+        "teacherlm": __version__,
+    }
+    return StageSpec(
+        name=name,
+        output=output.uri,
+        local=str(output.local),
+        start_model=model,
+        packed=str(packed_path),
+        train=train,
+        deepspeed=deepspeed,
+        fingerprint=fp,
+        steps=steps,
+        resume_from=resume_from,
+        done=done,
+        card=card,
+    )
+
+
+def _drop_incomplete_checkpoints(output: StageOutput) -> None:
+    """A local checkpoint without its marker was cut off mid-save; it must not be rotated in."""
+    if output.remote or not output.checkpoints.is_dir():
+        return
+    for ckpt in output.checkpoints.glob("checkpoint-*"):
+        if not (ckpt / CHECKPOINT_MARKER).exists():
+            shutil.rmtree(ckpt, ignore_errors=True)

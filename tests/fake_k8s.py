@@ -1,0 +1,289 @@
+"""A small fake Kubernetes API server on loopback that plays the life cycle of a training job.
+
+It answers the calls :mod:`teacherlm_core.train.k8s` makes through the real Kubernetes Python
+client: create / get / delete a ``TrainJob`` (``trainer.kubeflow.org/v1alpha1``) or a
+``PyTorchJob`` (``kubeflow.org/v1``), list events, list pods by label, read a pod's log. Created
+TrainJobs are validated with ``kubeflow-trainer-api``'s models and the CRD's name rule (422 if
+invalid); a taken name is a 409, as on a real API server.
+
+Each job follows a script, advanced by every GET of the job (so tests never sleep)::
+
+    "succeed": Created -> pods Pending -> Running (log lines) -> Complete / Succeeded
+    "fail":    Created -> pods Pending -> Running -> Failed (pod 0 Failed with a traceback)
+    "hang":    Created -> pods Pending -> Running, forever
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+__all__ = ["FakeK8s"]
+
+_KINDS = {
+    ("trainer.kubeflow.org", "v1alpha1", "trainjobs"): (
+        "TrainJob",
+        "Complete",
+        "jobset.sigs.k8s.io/jobset-name",
+        "node",
+    ),
+    ("kubeflow.org", "v1", "pytorchjobs"): (
+        "PyTorchJob",
+        "Succeeded",
+        "training.kubeflow.org/job-name",
+        "pytorch",
+    ),
+}
+_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class FakeK8s:
+    """``with FakeK8s() as k8s: client = k8s.api_client()``; ``k8s.script[name] = "fail"``."""
+
+    def __init__(self, default_script: str = "succeed"):
+        self.default_script = default_script
+        self.script: dict[str, str] = {}
+        self.jobs: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, ns, name) -> object
+        self.polls: dict[tuple[str, str, str], int] = {}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.logs: dict[str, list[str]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- server plumbing -------------------------------------------------------------------------
+    def __enter__(self) -> FakeK8s:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _send(self, code: int, body: Any, content_type: str = "application/json") -> None:
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self, method: str) -> None:
+                url = urlparse(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                with fake.lock:
+                    fake.requests.append((method, url.path))
+                    code, payload, ctype = fake.route(method, url.path, parse_qs(url.query), body)
+                self._send(code, payload, ctype)
+
+            def do_GET(self):
+                self._handle("GET")
+
+            def do_POST(self):
+                self._handle("POST")
+
+            def do_DELETE(self):
+                self._handle("DELETE")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def api_client(self):
+        from kubernetes import client
+
+        config = client.Configuration()
+        config.host = self.url
+        return client.ApiClient(config)
+
+    # -- the API ---------------------------------------------------------------------------------
+    @staticmethod
+    def _status(code: int, reason: str, message: str) -> tuple[int, dict[str, Any], str]:
+        body = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "reason": reason,
+            "message": message,
+            "code": code,
+        }
+        return code, body, "application/json"
+
+    def route(self, method: str, path: str, query: dict[str, list[str]], body: Any):
+        parts = path.strip("/").split("/")
+        # /apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}]
+        if parts[0] == "apis" and len(parts) >= 6 and (parts[1], parts[2], parts[5]) in _KINDS:
+            key = (parts[1], parts[2], parts[5])
+            ns, name = parts[4], parts[6] if len(parts) > 6 else None
+            if method == "POST":
+                return self._create(key, ns, body)
+            if name is None:
+                return self._status(405, "MethodNotAllowed", "list is not implemented")
+            job_key = (parts[5], ns, name)
+            if job_key not in self.jobs:
+                return self._status(404, "NotFound", f'{parts[5]}.{parts[1]} "{name}" not found')
+            if method == "DELETE":
+                del self.jobs[job_key]
+                return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}, "application/json"
+            return 200, self._advance(key, job_key), "application/json"
+        # /api/v1/namespaces/{ns}/events | pods | pods/{name}/log
+        if parts[:2] == ["api", "v1"] and len(parts) >= 5 and parts[2] == "namespaces":
+            ns, what = parts[3], parts[4]
+            if what == "events":
+                items = [e for e in self.events if e["metadata"]["namespace"] == ns]
+                return (
+                    200,
+                    {"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": items},
+                    "application/json",
+                )
+            if what == "pods" and len(parts) == 5:
+                selector = query.get("labelSelector", [""])[0]
+                label, _, value = selector.partition("=")
+                items = [
+                    p for p in self.pods.values()
+                    if p["metadata"]["namespace"] == ns and p["metadata"]["labels"].get(label) == value
+                ]  # fmt: skip
+                return (
+                    200,
+                    {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items},
+                    "application/json",
+                )
+            if what == "pods" and len(parts) == 7 and parts[6] == "log":
+                if parts[5] not in self.logs:
+                    return self._status(400, "BadRequest", f"container in pod {parts[5]} is waiting to start")
+                return 200, "".join(line + "\n" for line in self.logs[parts[5]]), "text/plain"
+        return self._status(404, "NotFound", f"the fake has no route for {method} {path}")
+
+    def _create(self, key, ns: str, body: dict[str, Any]):
+        kind = _KINDS[key][0]
+        name = (body.get("metadata") or {}).get("name", "")
+        problems = []
+        if body.get("kind") != kind or body.get("apiVersion") != f"{key[0]}/{key[1]}":
+            problems.append(f"expected {key[0]}/{key[1]} {kind}")
+        if not _NAME.match(name) or len(name) > 63:
+            problems.append("metadata.name must match RFC 1035 DNS label format")
+        if kind == "TrainJob":
+            from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
+            from pydantic import ValidationError
+
+            try:
+                TrainerV1alpha1TrainJob.from_dict(body)
+            except ValidationError as exc:
+                problems.append(str(exc).splitlines()[0])
+        if problems:
+            return self._status(
+                422, "Invalid", f'{kind}.{key[0]} "{name}" is invalid: ' + "; ".join(problems)
+            )
+        job_key = (key[2], ns, name)
+        if job_key in self.jobs:
+            return self._status(409, "AlreadyExists", f'{key[2]}.{key[0]} "{name}" already exists')
+        obj = json.loads(json.dumps(body))
+        obj["metadata"] |= {"namespace": ns, "uid": f"uid-{name}", "creationTimestamp": _now()}
+        self.jobs[job_key] = obj
+        self.polls[job_key] = 0
+        self._event(ns, kind, name, "Normal", "Created", f"{kind} {name} created")
+        return 201, obj, "application/json"
+
+    # -- the life cycle --------------------------------------------------------------------------
+    def _event(self, ns: str, kind: str, name: str, type_: str, reason: str, message: str) -> None:
+        n = len(self.events)
+        self.events.append(
+            {
+                "metadata": {"name": f"{name}.{n}", "namespace": ns, "uid": f"ev-{n}"},
+                "involvedObject": {"kind": kind, "name": name, "namespace": ns},
+                "type": type_,
+                "reason": reason,
+                "message": message,
+                "lastTimestamp": _now(),
+            }
+        )
+
+    def _pod_names(self, key, obj) -> list[str]:
+        name = obj["metadata"]["name"]
+        if key[2] == "trainjobs":
+            nodes = obj["spec"].get("trainer", {}).get("numNodes", 1)
+            return [f"{name}-node-{i}-0" for i in range(nodes)]
+        workers = obj["spec"]["pytorchReplicaSpecs"].get("Worker", {}).get("replicas", 0)
+        return [f"{name}-master-0"] + [f"{name}-worker-{i}" for i in range(workers)]
+
+    def _set_pods(self, key, obj, phase: str) -> None:
+        _, _, label, container = _KINDS[key]
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        for pod in self._pod_names(key, obj):
+            if pod not in self.pods:
+                self._event(ns, "Pod", pod, "Normal", "Scheduled", f"assigned {ns}/{pod} to gpu-node")
+            self.pods[pod] = {
+                "metadata": {"name": pod, "namespace": ns, "labels": {label: name}, "uid": f"uid-{pod}"},
+                "spec": {"containers": [{"name": container, "image": "teacherlm"}]},
+                "status": {"phase": phase},
+            }
+
+    def _advance(self, key, job_key) -> dict[str, Any]:
+        obj = self.jobs[job_key]
+        kind, succeeded, _, _ = _KINDS[key]
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        script = self.script.get(name, self.default_script)
+        self.polls[job_key] += 1
+        step = self.polls[job_key]
+        pods = self._pod_names(key, obj)
+        conditions: list[dict[str, Any]] = []
+        if step == 2:
+            self._set_pods(key, obj, "Pending")
+        elif step >= 3:
+            terminal = step >= 4 and script in ("succeed", "fail")
+            phase = "Running" if not terminal else ("Succeeded" if script == "succeed" else "Failed")
+            self._set_pods(key, obj, phase)
+            if kind == "PyTorchJob":
+                conditions.append(
+                    self._condition("Running", "PyTorchJobRunning", f"{kind} {name} is running")
+                )
+            self.logs[pods[0]] = [
+                f"[student] step {i}/4 loss {7 - 0.1 * i:.4f}" for i in range(1, min(step - 1, 5))
+            ]
+            if terminal and script == "succeed":
+                conditions.append(
+                    self._condition(succeeded, "JobSetCompleted", "jobset completed successfully")
+                )
+                self.logs[pods[0]].append("training done")
+            elif terminal:
+                self.logs[pods[0]] += [
+                    "Traceback (most recent call last):",
+                    "RuntimeError: CUDA out of memory",
+                ]
+                conditions.append(
+                    self._condition("Failed", "JobSetFailed", "jobset failed: node-0 exited with 1")
+                )
+                if step == 4:
+                    self._event(ns, "Pod", pods[0], "Warning", "BackOff", "container node exited with code 1")
+        obj["status"] = {"conditions": conditions} if conditions else {}
+        return obj
+
+    @staticmethod
+    def _condition(type_: str, reason: str, message: str) -> dict[str, Any]:
+        return {
+            "type": type_,
+            "status": "True",
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": _now(),
+        }
