@@ -116,6 +116,15 @@ class Tracker:
         import mlflow
 
         mlflow.set_tracking_uri(self.tracking_uri)
+        if mlflow.get_experiment_by_name(self.experiment) is None and self.tracking_uri.startswith(
+            "sqlite:///"
+        ):
+            # A local store keeps its artifacts beside the database, not in ./mlruns of the CWD.
+            store = Path(self.tracking_uri[len("sqlite:///") :]).parent
+            try:
+                mlflow.create_experiment(self.experiment, artifact_location=(store / "mlartifacts").as_uri())
+            except Exception:  # created meanwhile by a concurrent stage
+                pass
         mlflow.set_experiment(self.experiment)
         run = mlflow.start_run(run_name=self.run_name, parent_run_id=self.parent_run_id, tags=self.tags)
         self.run_id = run.info.run_id

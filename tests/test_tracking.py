@@ -23,6 +23,11 @@ def test_default_store_is_local_sqlite_under_the_workdir(tmp_path):
     with Tracker("t", run_name="local") as t, t.stage("s"):
         t.log_metrics({"x": 1.0})
     assert t.run_id and (tmp_path / "work" / "mlflow.db").exists()
+    artifact = tmp_path / "a.txt"
+    artifact.write_text("x")
+    with Tracker("t", run_name="again") as t2:
+        t2.log_artifact(artifact)
+    assert list((tmp_path / "work" / "mlartifacts").rglob("a.txt"))  # beside the store, not ./mlruns
 
 
 @pytest.mark.integration
