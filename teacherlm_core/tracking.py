@@ -12,7 +12,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +121,8 @@ class Tracker:
         ):
             # A local store keeps its artifacts beside the database, not in ./mlruns of the CWD.
             store = Path(self.tracking_uri[len("sqlite:///") :]).parent
-            try:
+            with suppress(Exception):  # created meanwhile by a concurrent stage
                 mlflow.create_experiment(self.experiment, artifact_location=(store / "mlartifacts").as_uri())
-            except Exception:  # created meanwhile by a concurrent stage
-                pass
         mlflow.set_experiment(self.experiment)
         run = mlflow.start_run(run_name=self.run_name, parent_run_id=self.parent_run_id, tags=self.tags)
         self.run_id = run.info.run_id
