@@ -58,7 +58,9 @@ def main() -> None:
         f"{len(samples)} samples, {len(prompts)} requests, max_new_tokens {cfg.max_new_tokens}, model {args.preset}"
     )
 
-    engine = VLLMEngine(model)  # started once, outside every timing
+    # Started once, outside every timing. No prefix cache: (b) sends the prompts (a) just sent,
+    # and cached prefixes would flatter whichever runs second.
+    engine = VLLMEngine(model, enable_prefix_caching=False)
     rows = []
     t = time.perf_counter()
     raw = engine.llm.generate(prompts, [engine._sampling(p) for p in params], use_tqdm=False)
