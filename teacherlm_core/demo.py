@@ -1,91 +1,162 @@
-"""``teacherlm demo``: the main job end to end on the embedded default, no downloads.
+"""``teacherlm demo``: the ``end_to_end`` pipeline on this machine, with KFP's local runner.
 
-Built-in annotated data, tiny models built on the fly, a local artifact dir and a local SQLite
-MLflow store (or ``MLFLOW_TRACKING_URI``). One MLflow parent run, one nested run per stage.
-The stages that exist so far run here in order; the ``end_to_end`` KFP pipeline replaces this
-linear runner when it lands.
+Builds tiny teacher and student base models (random init, tokenizer trained on the built-in
+tasks' text; no downloads) and a small "user domain" dataset for the teacher's personalisation
+stage, then runs the compiled ``end_to_end`` spec locally: built-in data -> STaR -> teacher
+stages 1 and 2 -> teacher eval -> augmentation shards -> merge -> plain and augmented students ->
+eval -> comparison report. Everything lands under ``WORKDIR/<run-id>/``::
+
+    models/{teacher,student}-base/   the tiny base models
+    domain/                           stage 2's data
+    configs/student.yaml              student_tiny with blocks and batches sized for the demo's data
+    kfp/<pipeline>-<time>/<task>/...  every task's artifacts (the local runner's layout)
+    report/                           report.md, accuracy.png, gain.png, report.html, summary.json
+    summary.json                      what the terminal shows
+
+and the MLflow store (``WORKDIR/mlflow.db`` unless ``MLFLOW_TRACKING_URI``) holds one parent
+run with a nested run per stage.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_demo"]
+__all__ = ["DemoConfig", "run_demo"]
+
+from dataclasses import asdict, dataclass
 
 
-def run_demo(
-    workdir: str | Path, *, per_task: int = 60, seed: int = 0, engine: str = "vllm", progress=None
-) -> dict[str, Any]:
-    """Run the demo under ``workdir/<run-id>/``; returns a summary (paths, counts, accuracies)."""
-    from .data import build_builtin
-    from .engines import get_engine
-    from .evaluate import evaluate, load_eval_samples
-    from .report import write_report
-    from .schema import load_samples
+@dataclass(frozen=True)
+class DemoConfig:
+    """The demo's knobs: small enough for a 2-core CPU in a few minutes.
+
+    Attributes:
+        tasks: built-in task families, comma-separated (empty: all).
+        per_task: built-in samples per task family (split 70/15/15).
+        seed: data, weights and generation seed.
+        engine: inference engine of STaR, augmentation and evaluation (hf loads fastest here).
+        teacher_steps: optimizer steps of teacher stage 1 (stage 2 keeps teacher_tiny's 10).
+        student_steps: optimizer steps of each student.
+        num_shards: augmentation shards (tasks of the fan-out).
+        max_new_tokens: token budget of each explanation and STaR rationale.
+        ablation: also train one student per explanation field.
+        deepspeed: zero2, zero3 or none (none with one rank trains in-process, the fastest here).
+        procs: training ranks (gloo on CPU).
+    """
+
+    tasks: str = ""
+    per_task: int = 12
+    seed: int = 0
+    engine: str = "hf"
+    teacher_steps: int = 120
+    student_steps: int = 30
+    num_shards: int = 2
+    max_new_tokens: int = 48
+    ablation: bool = False
+    deepspeed: str = "none"
+    procs: int = 1
+
+
+def _tiny_models(root: Path, cfg: DemoConfig) -> tuple[Path, Path]:
+    from .data import generate_builtin
     from .tiny import build_tiny_model
-    from .tracking import Tracker
 
+    # A tokenizer trained on the tasks' own text: short sequences, so small models learn fast.
+    corpus = [
+        " ".join(
+            str(r.get(k, "")) for k in ("question", "fundamentals", "chain_of_thought", "common_mistakes")
+        )
+        for r in generate_builtin(per_task=cfg.per_task, seed=cfg.seed)  # every family: one tokenizer for all
+    ]
+    teacher = build_tiny_model(root / "models" / "teacher-base", preset="tiny", seed=cfg.seed, corpus=corpus)
+    student = build_tiny_model(
+        root / "models" / "student-base", preset="tiny", seed=cfg.seed + 1, corpus=corpus
+    )
+    return teacher, student
+
+
+def _student_config(root: Path) -> Path:
+    """``student_tiny`` with short blocks and small batches: the demo's data is a few hundred tokens,
+    and the plain student (questions and answers only) must still fill a step."""
+    import yaml
+
+    from .train.config import shipped_config_path
+
+    raw = yaml.safe_load(shipped_config_path("student_tiny").read_text())
+    raw["texts"]["max_length"] = 128
+    raw["train"]["per_device_batch_size"] = 2
+    path = root / "configs" / "student.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# teacherlm train student --config THIS --model ... --data ... --output ... (written by teacherlm demo)\n"
+        + yaml.safe_dump(raw, sort_keys=False)
+    )
+    return path
+
+
+def _find(run_dir: Path, pattern: str) -> Path | None:
+    found = sorted(run_dir.glob(pattern))
+    return found[0] if found else None
+
+
+def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str, Any]:
+    """Run the demo under ``workdir/<run-id>/``; returns the summary (also in ``summary.json``)."""
+    from .data import build_builtin
+    from .pipeline_tools import run_local
+
+    cfg = config or DemoConfig()
     run_id = time.strftime("demo-%Y%m%d-%H%M%S")
     root = Path(workdir).resolve() / run_id
-    timings: dict[str, float] = {}
-    with Tracker("teacherlm-demo", run_name=run_id, tags={"teacherlm.run_id": run_id}) as tracker:
-        tracker.log_params({"per_task": per_task, "seed": seed, "engine": engine, "root": str(root)})
-
-        t = time.perf_counter()
-        with tracker.stage("data", params={"per_task": per_task, "seed": seed}):
-            manifest = build_builtin(root / "data", per_task=per_task, seed=seed)
-            tracker.log_metrics(
-                {"records": manifest["records"]["out"], "duplicates": manifest["records"]["duplicates"]}
-            )
-            tracker.log_artifact(root / "data" / "manifest.json")
-        timings["data"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        with tracker.stage("tiny-model", params={"preset": "tiny", "seed": seed}):
-            corpus = [
-                " ".join(
-                    str(r.to_record().get(k, ""))
-                    for k in ("question", "fundamentals", "chain_of_thought", "common_mistakes")
-                )
-                for r in load_samples(root / "data" / "train.jsonl")
-            ]
-            teacher = build_tiny_model(
-                root / "models" / "teacher-base", preset="tiny", seed=seed, corpus=corpus
-            )
-        timings["tiny-model"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        with tracker.stage("eval", params={"model": "teacher-base", "engine": engine}):
-            samples = load_eval_samples(str(root / "data" / "test.jsonl"))
-            report = evaluate(
-                get_engine(engine, str(teacher)), samples, str(root / "eval" / "teacher-base.json"),
-                model_name="teacher-base", progress=progress,
-            )  # fmt: skip
-            tracker.log_metrics(
-                {"accuracy": report.overall.accuracy}
-                | {f"accuracy.{k}": v.accuracy for k, v in report.tasks.items()}
-            )
-        timings["eval"] = time.perf_counter() - t
-
-        notes = (
-            f"Run `{run_id}`: built-in suite ({manifest['records']['out']} samples, seed {seed}), "
-            f"a random-init tiny teacher, zero-shot rank classification on the test split with the {engine} engine. "
-            "An untrained model sits near chance; trained teachers and students come with the training stages."
-        )
-        md = write_report({"teacher-base": report}, root / "report", title="teacherlm demo", notes=notes)
-        tracker.log_artifact(md)
-        tracker.log_artifact(root / "report" / "accuracy.png")
+    t0 = time.perf_counter()
+    teacher, student = _tiny_models(root, cfg)
+    # Stage 2's "user domain": another draw of two families, from a different seed.
+    build_builtin(root / "domain", ["dates", "units"], per_task=max(3, cfg.per_task // 2), seed=cfg.seed + 1)
+    setup = time.perf_counter() - t0
+    params = {
+        "teacher_model": str(teacher), "student_model": str(student), "tasks": cfg.tasks, "per_task": cfg.per_task,
+        "data_seed": cfg.seed, "seed": cfg.seed, "star_rounds": 1, "star_max_new_tokens": cfg.max_new_tokens,
+        "teacher_config": "teacher_tiny", "personalise_data": str(root / "domain" / "train.jsonl"),
+        "teacher_max_steps": cfg.teacher_steps, "num_shards": cfg.num_shards,
+        "max_new_tokens": cfg.max_new_tokens, "temperature": 0.0, "ablation": cfg.ablation,
+        "student_config": str(_student_config(root)), "student_max_steps": cfg.student_steps, "engine": cfg.engine,
+        "procs_per_node": cfg.procs, "deepspeed": cfg.deepspeed, "launcher": "torchrun",
+    }  # fmt: skip
+    result = run_local("end_to_end", typed=params, workdir=root, run_name=run_id)
+    run_dir = Path(result["run_dir"])
+    report_dir = _find(run_dir, "**/compare/files")
+    if report_dir is None:
+        raise RuntimeError(f"the pipeline finished without a comparison report under {run_dir}")
+    shutil.copytree(report_dir, root / "report", dirs_exist_ok=True)
+    compared = json.loads((root / "report" / "summary.json").read_text())
+    teacher_eval = _find(run_dir, "**/evaluate/report")
+    accuracy = dict(compared["overall"])
+    if teacher_eval is not None:
+        accuracy["teacher"] = json.loads(teacher_eval.read_text())["overall"]["accuracy"]
+    data_manifest = json.loads(_find(run_dir, "**/build-data/data/manifest.json").read_text())
+    augmented = json.loads(_find(run_dir, "**/merge-shards/augmented/manifest.json").read_text())
     summary = {
         "run_id": run_id,
         "root": str(root),
-        "records": manifest["records"],
-        "accuracy": {"teacher-base": report.overall.accuracy},
-        "report": str(md),
-        "mlflow_run_id": tracker.run_id,
-        "seconds": {k: round(v, 1) for k, v in timings.items()},
+        "pipeline_run": str(run_dir),
+        "config": asdict(cfg),
+        "records": data_manifest["records"],
+        "augmented": augmented["counts"],
+        "accuracy": accuracy,
+        "gain": compared["gain"],
+        "report": str(root / "report" / "report.md"),
+        "plots": [str(p) for p in sorted((root / "report").glob("*.png"))],
+        "mlflow_run_id": result["mlflow_run_id"],
+        "tasks": result["tasks"],
+        "seconds": {
+            "setup": round(setup, 1),
+            "pipeline": round(result["seconds"], 1),
+            "total": round(time.perf_counter() - t0, 1),
+        },
+        "log": result["log"],
     }
-    (root / "summary.json").write_text(json.dumps(summary, indent=1))
+    (root / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

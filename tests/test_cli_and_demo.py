@@ -4,8 +4,6 @@ import sys
 
 import pytest
 
-from teacherlm_core.evaluate import EvalReport
-
 
 def cli(*args, timeout=600, **kw):
     return subprocess.run(
@@ -14,7 +12,21 @@ def cli(*args, timeout=600, **kw):
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["eval"], ["tiny-model"], ["demo"], ["data"], ["data", "build"], ["data", "import"]]
+    "command",
+    [
+        [],
+        ["eval"],
+        ["tiny-model"],
+        ["demo"],
+        ["data"],
+        ["data", "build"],
+        ["data", "import"],
+        ["pipeline"],
+        ["pipeline", "compile"],
+        ["pipeline", "run"],
+        ["pipeline", "publish"],
+        ["pipeline", "submit"],
+    ],
 )
 def test_every_command_explains_itself(command):
     res = cli(*command, "--help")
@@ -49,25 +61,44 @@ def test_tiny_model_is_deterministic_and_loads(tmp_path):
 
 
 @pytest.mark.integration
-def test_demo_runs_end_to_end_with_its_report(tmp_path):
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_demo_runs_the_end_to_end_pipeline_locally(tmp_path):
+    """`teacherlm demo`: the end_to_end KFP pipeline on the local runner, a report, one MLflow parent run."""
     import mlflow
 
-    res = cli("demo", "--workdir", str(tmp_path / "w"), "--per-task", "12", "--engine", "hf")
+    res = cli(
+        "demo", "--workdir", str(tmp_path / "w"), "--tasks", "claims,syllogisms", "--per-task", "8",
+        "--teacher-steps", "60", "--student-steps", "3", "--max-new-tokens", "32",
+    )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "w").glob("demo-*")
     summary = json.loads((run / "summary.json").read_text())
+    r = summary["records"]
+    assert r["in"] == r["out"] + r["quarantined"] + r["duplicates"]
+    a = summary["augmented"]
+    assert a["input"] == a["output"] + a["quarantined"] and a["output"] > 0
+    assert set(summary["accuracy"]) == {"plain", "augmented", "teacher"}
+    for name in ("accuracy.png", "gain.png"):
+        assert (run / "report" / name).stat().st_size > 10_000
+    report = (run / "report" / "report.md").read_text()
     assert (
-        summary["records"]["in"]
-        == summary["records"]["out"] + summary["records"]["quarantined"] + summary["records"]["duplicates"]
+        "| task | " in report and "| **overall** |" in report and "plain" in report and "augmented" in report
     )
-    report = EvalReport.model_validate_json((run / "eval" / "teacher-base.json").read_text())
-    assert report.overall.n == sum(a.n for a in report.tasks.values()) > 0
-    assert (run / "report" / "accuracy.png").stat().st_size > 10_000
-    assert "| **overall** |" in (run / "report" / "report.md").read_text()
-    assert "zero-shot accuracy of teacher-base" in res.stderr
+    # Every stage ran as a task of the pipeline, the fan-outs twice.
+    tasks = sorted(t["task"].split(" [")[0] for t in summary["tasks"])
+    assert tasks.count("augment-shard") == 2 and tasks.count("train-student") == 2
+    assert {"build-data", "star", "train-teacher", "merge-shards", "compare"} <= set(tasks)
+    assert "zero-shot accuracy" in res.stderr and "augmented" in res.stderr
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'w' / 'mlflow.db'}")
     parent = client.get_run(summary["mlflow_run_id"])
+    assert parent.info.run_name == summary["run_id"]
     children = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
-    assert sorted(c.info.run_name for c in children) == ["data", "eval", "tiny-model"]
+    names = {c.info.run_name for c in children}
+    assert {"data", "star", "eval teacher", "merge", "report", "eval plain", "eval augmented"} <= names
+    assert {"augment shard 0", "augment shard 1"} <= names
+    assert any(n.startswith("train-teacher") for n in names) and any(
+        n.startswith("train-student") for n in names
+    )

@@ -79,6 +79,6 @@ def test_seeded_sampling_depends_only_on_the_request_seed(vllm_engine):
 @pytest.mark.integration
 def test_many_long_seeded_requests_do_not_crash_vllm_on_cpu(vllm_engine):
     """Regression: seeded sampling + chunked prefill killed vLLM 0.32's CPU engine."""
-    prompts = [("Q: question number %d " % i) * 20 for i in range(300)]
+    prompts = [f"Q: question number {i} " * 20 for i in range(300)]
     params = [GenerationParams(max_new_tokens=4, temperature=0.7, top_p=0.95, seed=i) for i in range(300)]
     assert len(vllm_engine.generate(prompts, params)) == 300

@@ -86,46 +86,73 @@ def demo(
     workdir: Path = typer.Option(
         Path("teacherlm-work"),
         envvar="TEACHERLM_WORKDIR",
-        help="Local artifact dir; each run writes under WORKDIR/<run-id>/.",
+        help="Local artifact dir; each run writes under WORKDIR/<run-id>/, MLflow under WORKDIR/mlflow.db.",
     ),
-    per_task: int = typer.Option(60, help="Built-in samples per task family (split 70/15/15)."),
-    seed: int = typer.Option(0, help="Seed for data and model weights."),
-    engine: EngineName = typer.Option(EngineName.vllm, help="Inference engine for the eval stage."),
+    per_task: int = typer.Option(12, help="Built-in samples per task family (split 70/15/15)."),
+    tasks: str = typer.Option("", help="Built-in task families, comma-separated (default: all)."),
+    seed: int = typer.Option(0, help="Seed for data, model weights and generation."),
+    engine: EngineName = typer.Option(EngineName.hf, help="Engine for STaR, augmentation and evaluation."),
+    teacher_steps: int = typer.Option(120, help="Optimizer steps of teacher stage 1 (multi-task)."),
+    student_steps: int = typer.Option(30, help="Optimizer steps of each student."),
+    max_new_tokens: int = typer.Option(48, help="Token budget of each explanation and STaR rationale."),
+    num_shards: int = typer.Option(2, help="Augmentation shards (the pipeline's fan-out)."),
+    ablation: bool = typer.Option(False, help="Also train one student per explanation field."),
+    deepspeed: str = typer.Option("none", help="zero2, zero3 or none for the training stages."),
+    procs: int = typer.Option(1, help="Training ranks (gloo on CPU); 2 with --deepspeed zero2 shows ZeRO."),
 ) -> None:
-    """Run the main job end to end on the embedded default: built-in data, tiny models built on
-    the fly, a local artifact dir and a local MLflow store. No downloads."""
+    """Run the end_to_end pipeline locally (KFP local runner) on tiny models built on the fly and the
+    built-in data: teacher data, STaR, teacher stages, augmentation shards, plain vs augmented students,
+    comparison report. No downloads."""
     import os
 
     from rich.table import Table
 
-    from ..demo import run_demo
+    from ..demo import DemoConfig, run_demo
     from ..tracking import default_tracking_uri
 
     os.environ["TEACHERLM_WORKDIR"] = str(workdir.resolve())
-    console.rule("[bold]teacherlm demo")
-    with progress_bar("demo: scoring choices", None) as advance:
-        summary = run_demo(workdir, per_task=per_task, seed=seed, engine=engine.value, progress=advance)
-    table = Table(title=f"teacherlm demo {summary['run_id']}")
-    table.add_column("stage")
-    table.add_column("seconds", justify="right")
-    for stage, secs in summary["seconds"].items():
-        table.add_row(stage, f"{secs:.1f}")
-    console.print(table)
+    cfg = DemoConfig(
+        tasks=tasks, per_task=per_task, seed=seed, engine=engine.value, teacher_steps=teacher_steps,
+        student_steps=student_steps, max_new_tokens=max_new_tokens, num_shards=num_shards, ablation=ablation,
+        deepspeed=deepspeed, procs=procs,
+    )  # fmt: skip
+    console.rule("[bold]teacherlm demo: the end_to_end pipeline on the KFP local runner")
+    summary = run_demo(workdir, cfg)
+    tasks = Table(title="pipeline tasks", title_justify="left")
+    for col in ("task", "seconds", "status"):
+        tasks.add_column(col, justify="right" if col == "seconds" else "left")
+    for t in summary["tasks"]:
+        tasks.add_row(t["task"], "-" if t["seconds"] is None else f"{t['seconds']:.1f}", t["status"])
+    console.print(tasks)
+    models = Table(title="zero-shot accuracy (held-out test split)", title_justify="left")
+    for col in ("model", "accuracy", "gain over plain"):
+        models.add_column(col, justify="left" if col == "model" else "right")
     for name, acc in summary["accuracy"].items():
-        console.print(f"zero-shot accuracy of {name}: [bold]{acc:.3f}[/]")
-    console.print(f"records in/out/quarantined: {summary['records']}")
-    console.print(f"report: {summary['report']}")
+        gain = summary["gain"].get(name)
+        models.add_row(name, f"{acc:.3f}", "" if gain is None else f"{gain:+.3f}")
+    console.print(models)
+    a = summary["augmented"]
+    console.print(f"augmented records: {a['output']} of {a['input']} ({a['quarantined']} quarantined)")
     console.print(
-        f"MLflow: {default_tracking_uri()} (run {summary['mlflow_run_id']}); browse with `mlflow ui --backend-store-uri {default_tracking_uri()}`"
+        f"report: {summary['report']} (+ {', '.join(Path(p).name for p in summary['plots'])})", soft_wrap=True
+    )
+    console.print(
+        f"took {summary['seconds']['total']:.0f} s; MLflow: {default_tracking_uri()} (parent run "
+        f"{summary['mlflow_run_id']}); browse with `mlflow ui --backend-store-uri {default_tracking_uri()}`",
+        soft_wrap=True,
     )
 
 
 def register(app: typer.Typer) -> None:
     from .augment import app as augment_app
     from .data import app as data_app
+    from .pipeline import app as pipeline_app
+    from .train import app as train_app
 
     app.command("tiny-model")(tiny_model)
     app.command("eval")(eval_cmd)
     app.command("demo")(demo)
     app.add_typer(data_app, name="data")
+    app.add_typer(train_app, name="train")
     app.add_typer(augment_app, name="augment")
+    app.add_typer(pipeline_app, name="pipeline")

@@ -1,0 +1,45 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+
+from ._image import VLLM_IMAGE
+
+
+@dsl.component(base_image=VLLM_IMAGE, install_kfp_package=False)
+def augment_shard(
+    teacher: Input[Model],
+    data: Input[Dataset],
+    shard: Output[Dataset],
+    shard_index: int,
+    num_shards: int,
+    fields: str,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+    engine: str,
+    gpus: int,
+    work_root: str,
+):
+    """The teacher writes fundamentals / chain of thought / common mistakes for one shard.
+
+    Args:
+        teacher: The trained teacher.
+        data: The dataset to augment (its train split).
+        shard: plan.json + shards/<shard>/ (parts, markers, _SUCCESS), for the merge.
+        shard_index: Which shard, 0 <= shard_index < num_shards.
+        num_shards: Shards in the plan.
+        fields: Comma-separated explanation fields to write.
+        max_new_tokens: Token limit per explanation.
+        temperature: Sampling temperature (0: greedy, no retries).
+        seed: Base seed; each request's seed derives from it.
+        engine: vllm (tensor parallel over the task's GPUs) or hf.
+        gpus: GPUs of the task (vLLM tensor parallel size).
+        work_root: Shared storage (s3:// prefix) the shard writes to as it goes, so a retry resumes; empty: none.
+    """
+    from teacherlm_core import pipeline_ops
+
+    counts = pipeline_ops.augment_shard(
+        teacher.path, data.path, shard.path, shard_index=shard_index, num_shards=num_shards, fields=fields,
+        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine, gpus=gpus,
+        work_root=work_root,
+    )  # fmt: skip
+    shard.metadata.update(counts)

@@ -1,0 +1,125 @@
+"""``teacherlm pipeline``: compile the KFP pipelines, run them locally, publish and submit them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .progress import console
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Kubeflow Pipelines: compile the specs, run them locally, publish them as versions, submit runs.",
+    no_args_is_help=True,
+)
+
+NAMES_HELP = "teacher, augment, student or end_to_end."
+PARAM_HELP = "A pipeline parameter as KEY=VALUE (repeatable); typed by the pipeline's spec."
+SPECS_HELP = "Directory of compiled specs (<name>/<name>.yaml); default: ./pipelines, then the checkout's."
+
+
+@app.command("compile")
+def compile_(
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Write <name>/<name>.yaml here (default: beside each source)."
+    ),
+    gpu_pool: str = typer.Option(None, help="Node label KEY=VALUE of the GPU pool."),
+    cpu_pool: str = typer.Option(None, help="Node label KEY=VALUE of the CPU pool ('' for any node)."),
+    accelerator: str = typer.Option(None, help="Extended resource a GPU stage asks for."),
+    parallelism: int = typer.Option(None, help="Augmentation shards and students running at once."),
+    retries: int = typer.Option(None, help="Retries of a transient (GPU, training) stage."),
+) -> None:
+    """Compile all four pipelines. Node pools, accelerator, parallelism and retries are fixed at compile
+    time (KFP takes them only as constants); the committed specs use the defaults."""
+    from ..pipeline_tools import compile_pipelines
+
+    settings = {"gpu_pool": gpu_pool, "cpu_pool": cpu_pool, "accelerator": accelerator,
+                "parallelism": parallelism, "retries": retries}  # fmt: skip
+    for path in compile_pipelines(output, settings={k: v for k, v in settings.items() if v is not None}):
+        console.print(f"[green]compiled[/] {path}")
+
+
+@app.command("run")
+def run(
+    name: str = typer.Argument(..., help=NAMES_HELP),
+    local: bool = typer.Option(
+        False, "--local", help="Run with KFP's local runner (required: use submit for a cluster)."
+    ),
+    param: list[str] = typer.Option([], "--param", "-p", help=PARAM_HELP),
+    workdir: Path = typer.Option(
+        Path("teacherlm-work"),
+        envvar="TEACHERLM_WORKDIR",
+        help="Outputs go under WORKDIR/kfp/, logs under WORKDIR/logs/.",
+    ),
+    specs: Path = typer.Option(None, help=SPECS_HELP),
+    cache: bool = typer.Option(False, help="Reuse outputs of identical earlier local tasks."),
+    verbose_log: bool = typer.Option(
+        False, "--show-log", help="Show the runner's full log instead of task status lines."
+    ),
+) -> None:
+    """Run a compiled pipeline on this machine with KFP's local runner (tiny models, CPU)."""
+    from ..pipeline_tools import parse_param_args, run_local
+
+    if not local:
+        raise typer.BadParameter(
+            "only --local runs here; start a cluster run with `teacherlm pipeline submit`"
+        )
+    result = run_local(
+        name, parse_param_args(param), workdir=workdir, specs=specs, cache=cache, quiet=not verbose_log
+    )
+    console.print(
+        f"[green]pipeline {name} finished[/] in {result['seconds']:.0f} s: {result['run_dir']}",
+        soft_wrap=True,
+    )
+    for key, value in result["outputs"].items():
+        console.print(f"  {key}: {getattr(value, 'path', value)}", soft_wrap=True)
+    console.print(f"MLflow parent run: {result['mlflow_run_id']}\nlog: {result['log']}", soft_wrap=True)
+
+
+@app.command("publish")
+def publish(
+    host: str = typer.Option(
+        ..., envvar="KF_PIPELINES_ENDPOINT", help="KFP API server, e.g. http://ml-pipeline.kubeflow:8888."
+    ),
+    name: list[str] = typer.Option(
+        [], "--name", help="Only these pipelines (repeatable); default: all four."
+    ),
+    specs: Path = typer.Option(None, help=SPECS_HELP),
+    namespace: str = typer.Option(None, help="Namespace of the pipelines (multi-user Kubeflow)."),
+) -> None:
+    """Upload each compiled pipeline as version <package version>; an existing version is left as it is."""
+    from ..pipeline_tools import NAMES
+    from ..pipeline_tools import publish as do_publish
+
+    for row in do_publish(host, tuple(name) or NAMES, specs=specs, namespace=namespace):
+        console.print(
+            f"{row['pipeline']} {row['version']}: [bold]{row['status']}[/] (version id {row['version_id']})"
+        )
+
+
+@app.command("submit")
+def submit(
+    name: str = typer.Argument(..., help=NAMES_HELP),
+    host: str = typer.Option(..., envvar="KF_PIPELINES_ENDPOINT", help="KFP API server URL."),
+    experiment: str = typer.Option(
+        "teacherlm", help="Experiment to file the run under (created if missing)."
+    ),
+    param: list[str] = typer.Option([], "--param", "-p", help=PARAM_HELP),
+    run_name: str = typer.Option(None, help="Run name (default: pipeline, version and time)."),
+    specs: Path = typer.Option(None, help=SPECS_HELP),
+    namespace: str = typer.Option(None, help="Namespace (multi-user Kubeflow)."),
+    service_account: str = typer.Option(
+        None, help="Service account of the run's pods, e.g. teacherlm-pipeline-runner (may create TrainJobs)."
+    ),
+) -> None:
+    """Start a run: the published version of this package if there is one, else the local compiled spec."""
+    from ..pipeline_tools import parse_param_args
+    from ..pipeline_tools import submit as do_submit
+
+    result = do_submit(
+        name, host, parse_param_args(param), experiment=experiment, run_name=run_name, specs=specs,
+        namespace=namespace, service_account=service_account,
+    )  # fmt: skip
+    console.print(f"[green]submitted[/] {name} ({result['source']}): run {result['run_id']}")
