@@ -106,7 +106,7 @@ def _find(run_dir: Path, pattern: str) -> Path | None:
 def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str, Any]:
     """Run the demo under ``workdir/<run-id>/``; returns the summary (also in ``summary.json``)."""
     from .data import build_builtin
-    from .pipeline_tools import run_local
+    from .pipeline_local import run_local
 
     cfg = config or DemoConfig()
     run_id = time.strftime("demo-%Y%m%d-%H%M%S")

@@ -251,17 +251,18 @@ def train_teacher(
     """The teacher recipe on the seed + STaR data (stage 1) and ``personalise_data`` (stage 2, when given).
 
     The stages' settings come from the config's stages of the same names (``multitask``,
-    ``personalise``), their data from here; ``output`` gets the last stage's model and
-    ``stages/<stage>/`` with each stage's card and metrics.
+    ``personalise``), their data from here; ``output`` gets the last stage's model,
+    ``stages/teacher-data.jsonl`` (stage 1's data) and ``stages/<stage>/`` with each stage's card
+    and metrics.
     """
     from . import storage
     from .train import TeacherStage, load_config
 
     launcher = _launcher(launcher, nodes)
-    with _scratch(work_root, "teacher") as where, tempfile.TemporaryDirectory() as tmp:
+    with _scratch(work_root, "teacher") as where:
         base = load_config("teacher", config, {"model": base_model, "output": where})
         named = {s.name: s for s in base.stages}
-        combined = Path(tmp, "teacher-data.jsonl")
+        combined = Path(output, "stages", "teacher-data.jsonl")  # kept with the model: its lineage
         teacher_data(seed_data, star_data, combined)
         wanted = [("multitask", _shared(combined, work_root, launcher))]
         if personalise_data:

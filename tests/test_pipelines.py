@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from teacherlm_core import __version__, pipeline_tools
+from teacherlm_core import __version__, pipeline_local, pipeline_tools
 from teacherlm_core.errors import ConfigError, TeacherLMError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -271,7 +271,7 @@ def test_augment_pipeline_runs_locally(tmp_path, tiny_model):
     from teacherlm_core.data import build_builtin
 
     build_builtin(tmp_path / "data", ["claims", "dates"], per_task=6, seed=0)
-    result = pipeline_tools.run_local(
+    result = pipeline_local.run_local(
         "augment",
         {"teacher_model": tiny_model, "data": str(tmp_path / "data"), "num_shards": "2", "engine": "hf",
          "max_new_tokens": "8", "temperature": "0"},
@@ -296,7 +296,7 @@ def test_augment_pipeline_runs_locally(tmp_path, tiny_model):
 @pytest.mark.timeout(60)
 def test_local_failure_names_the_task_and_the_log(tmp_path):
     with pytest.raises(TeacherLMError, match=r"plan-shards.*full log"):
-        pipeline_tools.run_local(
+        pipeline_local.run_local(
             "augment", {"teacher_model": str(tmp_path), "data": str(tmp_path), "num_shards": "2"},
             workdir=tmp_path / "w",
         )  # fmt: skip

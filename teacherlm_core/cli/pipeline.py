@@ -60,7 +60,8 @@ def run(
     ),
 ) -> None:
     """Run a compiled pipeline on this machine with KFP's local runner (tiny models, CPU)."""
-    from ..pipeline_tools import parse_param_args, run_local
+    from ..pipeline_local import run_local
+    from ..pipeline_tools import parse_param_args
 
     if not local:
         raise typer.BadParameter(
