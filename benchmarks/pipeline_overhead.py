@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from teacherlm_core.data import build_builtin
-    from teacherlm_core.pipeline_tools import compile_pipelines
+    from teacherlm_core.kfp_support.compile import compile_pipelines
     from teacherlm_core.tiny import build_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="teacherlm-overhead-"))
@@ -68,17 +68,17 @@ def main() -> None:
     build_builtin(work / "data", ["claims", "syllogisms"], per_task=args.per_task, seed=0)
     specs = work / "specs"
     compile_pipelines(specs, names=("augment",), settings={"parallelism": 1})
-    teacherlm("eval", "--help", env=env)  # warm the file cache for both sides
+    teacherlm("evaluate", "--help", env=env)  # warm the file cache for both sides
     subprocess.run(
         [sys.executable, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"], env=env
     )
     gen = ["--engine", "hf", "--max-new-tokens", str(args.max_new_tokens), "--temperature", "0"]
-    params = {"teacher_model": str(model), "data": str(work / "data"), "num_shards": args.num_shards,
+    params = {"teacher": str(model), "data": str(work / "data"), "num_shards": args.num_shards,
               "engine": "hf", "max_new_tokens": args.max_new_tokens, "temperature": 0}  # fmt: skip
 
     def cli_run(i: int) -> tuple[float, float]:
         out = str(work / f"cli-{i}")
-        common = ["--model", str(model), "--input", str(work / "data" / "train.jsonl"), "--output", out]
+        common = ["--teacher", str(model), "--input", str(work / "data" / "train.jsonl"), "--output", out]
         steps = [
             teacherlm("augment", *common, "--num-shards", str(args.num_shards), "--shard-index", str(shard), *gen,
                       env=env)

@@ -16,7 +16,7 @@ def augment_shard(
     temperature: float,
     seed: int,
     engine: str,
-    gpus: int,
+    tensor_parallel_size: int,
     work_root: str,
 ):
     """The teacher writes fundamentals / chain of thought / common mistakes for one shard.
@@ -32,14 +32,14 @@ def augment_shard(
         temperature: Sampling temperature (0: greedy, no retries).
         seed: Base seed; each request's seed derives from it.
         engine: vllm (tensor parallel over the task's GPUs) or hf.
-        gpus: GPUs of the task (vLLM tensor parallel size).
+        tensor_parallel_size: GPUs of the task (vLLM tensor parallel size).
         work_root: Shared storage (s3:// prefix) the shard writes to as it goes, so a retry resumes; empty: none.
     """
-    from teacherlm_core import pipeline_ops
+    from teacherlm_core.stages.augment_shard import augment_shard
 
-    counts = pipeline_ops.augment_shard(
+    counts = augment_shard(
         teacher.path, data.path, shard.path, shard_index=shard_index, num_shards=num_shards, fields=fields,
-        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine, gpus=gpus,
-        work_root=work_root,
+        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
+        tensor_parallel_size=tensor_parallel_size, work_root=work_root,
     )  # fmt: skip
     shard.metadata.update(counts)

@@ -23,9 +23,9 @@ def compare(
         files: report.md, accuracy.png, gain.png, report.html, summary.json.
         title: Report title.
     """
-    from teacherlm_core import pipeline_ops
+    from teacherlm_core.stages.compare import compare
 
-    summary = pipeline_ops.compare(
+    summary = compare(
         [r.path for r in reports],
         files.path,
         title=title,

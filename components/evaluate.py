@@ -13,7 +13,7 @@ def evaluate(
     name: str,
     split: str,
     engine: str,
-    batch_size: int,
+    eval_batch_size: int,
 ):
     """Zero-shot rank classification: per-task accuracy of a model on a held-out split.
 
@@ -25,12 +25,14 @@ def evaluate(
         name: The model's name in reports.
         split: Which split of the dataset.
         engine: vllm or hf.
-        batch_size: Sequences per forward pass (hf) or cap on running sequences (vllm).
+        eval_batch_size: Sequences per forward pass (hf) or cap on running sequences (vllm).
     """
-    from teacherlm_core import pipeline_ops
+    from teacherlm_core.stages.evaluate import evaluate
 
-    scores = pipeline_ops.evaluate_model(
-        model.path, data.path, report.path, name=name, split=split, engine=engine, batch_size=batch_size,
+    result = evaluate(
+        model.path, data.path, report.path, name=name, split=split, engine=engine, eval_batch_size=eval_batch_size,
     )  # fmt: skip
-    for key, value in scores.items():
-        metrics.log_metric(key, value)
+    for key, acc in (
+        {"accuracy": result.overall} | {f"accuracy.{t}": a for t, a in result.tasks.items()}
+    ).items():
+        metrics.log_metric(key, acc.accuracy)

@@ -9,15 +9,16 @@ def train_teacher(
     seed_data: Input[Dataset],
     star_data: Input[Dataset],
     teacher: Output[Model],
-    base_model: str,
-    config: str,
+    teacher_base_model: str,
+    teacher_config: str,
     personalise_data: str,
-    max_steps: int,
-    nodes: int,
-    procs_per_node: int,
+    teacher_max_steps: int,
+    nnodes: int,
+    nproc_per_node: int,
     deepspeed: str,
     launcher: str,
     work_root: str,
+    seed: int,
 ):
     """The teacher recipe: stage 1 multi-task on the seed + STaR data, stage 2 personalisation.
 
@@ -25,21 +26,22 @@ def train_teacher(
         seed_data: The annotated seed data (its train split).
         star_data: The STaR output: each kept rationale is one more training sample.
         teacher: The last stage's model (safetensors + tokenizer + card), stages/ with every stage's metrics.
-        base_model: Start model: local path, s3:// URI or hub id.
-        config: Training config: a shipped name (teacher, teacher_tiny) or a YAML path/URI.
+        teacher_base_model: Start model: local path, s3:// URI or hub id.
+        teacher_config: Training config: a shipped name (teacher, teacher_tiny) or a YAML path/URI.
         personalise_data: A user's domain data (JSONL/Parquet URI) for stage 2; empty: stage 1 only.
-        max_steps: Optimizer steps of stage 1 (multi-task); 0: the config's.
-        nodes: Nodes of the TrainJob (1 locally).
-        procs_per_node: Ranks per node: GPUs on a cluster, gloo ranks locally.
+        teacher_max_steps: Optimizer steps of stage 1 (multi-task); 0: the config's.
+        nnodes: Nodes of the TrainJob (1 locally).
+        nproc_per_node: Ranks per node: GPUs on a cluster, gloo ranks locally.
         deepspeed: zero2, zero3 or none; empty: the config's.
         launcher: trainjob, torchrun, or auto (TrainJob inside Kubernetes, torchrun elsewhere).
         work_root: Shared storage (s3:// prefix) for the TrainJob's data and model, and resuming; empty: none.
+        seed: Seed of data order and initialisation.
     """
-    from teacherlm_core import pipeline_train
+    from teacherlm_core.stages.train_teacher import train_teacher
 
-    result = pipeline_train.train_teacher(
-        base_model, seed_data.path, star_data.path, teacher.path, config=config, personalise_data=personalise_data,
-        max_steps=max_steps, nodes=nodes, procs_per_node=procs_per_node, deepspeed=deepspeed,
-        launcher=launcher, work_root=work_root,
+    result = train_teacher(
+        teacher_base_model, seed_data.path, star_data.path, teacher.path, teacher_config=teacher_config,
+        personalise_data=personalise_data, teacher_max_steps=teacher_max_steps, nnodes=nnodes,
+        nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root, seed=seed,
     )  # fmt: skip
     teacher.metadata.update(result)

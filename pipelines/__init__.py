@@ -1,7 +1,10 @@
 """The teacherlm pipelines: ``<name>/pipeline.py`` beside its compiled spec ``<name>/<name>.yaml``.
 
-Each ``pipeline.py`` has ``build(settings) -> pipeline``; ``teacherlm pipeline compile`` writes
-the specs and ``tests/test_pipelines.py`` checks that the committed ones match.
+Each ``pipeline.py`` has ``build(placement) -> pipeline``; ``teacherlm pipeline compile`` writes
+the specs (:mod:`teacherlm_core.kfp_support.compile`), which ship inside this package, and
+``tests/pipelines/`` checks that the committed ones match. Parameters: one definition each, in
+:mod:`teacherlm_core.stages.params`. This module stays free of kfp imports: listing the names
+needs nothing else.
 """
 
 NAMES = ("teacher", "augment", "student", "end_to_end")

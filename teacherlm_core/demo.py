@@ -45,7 +45,7 @@ class DemoConfig:
         max_new_tokens: token budget of each explanation and STaR rationale.
         ablation: also train one student per explanation field.
         deepspeed: zero2, zero3 or none (none with one rank trains in-process, the fastest here).
-        procs: training ranks (gloo on CPU).
+        nproc_per_node: training ranks (gloo on CPU).
     """
 
     tasks: str = ""
@@ -58,7 +58,7 @@ class DemoConfig:
     max_new_tokens: int = 48
     ablation: bool = False
     deepspeed: str = "none"
-    procs: int = 1
+    nproc_per_node: int = 1
 
 
 def _tiny_models(root: Path, cfg: DemoConfig) -> tuple[Path, Path]:
@@ -106,7 +106,7 @@ def _find(run_dir: Path, pattern: str) -> Path | None:
 def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str, Any]:
     """Run the demo under ``workdir/<run-id>/``; returns the summary (also in ``summary.json``)."""
     from .data import build_builtin
-    from .pipeline_local import run_local
+    from .kfp_support.local import run_local
 
     cfg = config or DemoConfig()
     run_id = time.strftime("demo-%Y%m%d-%H%M%S")
@@ -117,13 +117,13 @@ def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str,
     build_builtin(root / "domain", ["dates", "units"], per_task=max(3, cfg.per_task // 2), seed=cfg.seed + 1)
     setup = time.perf_counter() - t0
     params = {
-        "teacher_model": str(teacher), "student_model": str(student), "tasks": cfg.tasks, "per_task": cfg.per_task,
+        "teacher_base_model": str(teacher), "student_base_model": str(student), "tasks": cfg.tasks, "per_task": cfg.per_task,
         "data_seed": cfg.seed, "seed": cfg.seed, "star_rounds": 1, "star_max_new_tokens": cfg.max_new_tokens,
         "teacher_config": "teacher_tiny", "personalise_data": str(root / "domain" / "train.jsonl"),
         "teacher_max_steps": cfg.teacher_steps, "num_shards": cfg.num_shards,
         "max_new_tokens": cfg.max_new_tokens, "temperature": 0.0, "ablation": cfg.ablation,
         "student_config": str(_student_config(root)), "student_max_steps": cfg.student_steps, "engine": cfg.engine,
-        "procs_per_node": cfg.procs, "deepspeed": cfg.deepspeed, "launcher": "torchrun",
+        "nproc_per_node": cfg.nproc_per_node, "deepspeed": cfg.deepspeed, "launcher": "torchrun",
     }  # fmt: skip
     result = run_local("end_to_end", typed=params, workdir=root, run_name=run_id)
     run_dir = Path(result["run_dir"])
@@ -136,8 +136,8 @@ def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str,
     accuracy = dict(compared["overall"])
     if teacher_eval is not None:
         accuracy["teacher"] = json.loads(teacher_eval.read_text())["overall"]["accuracy"]
-    data_manifest = json.loads(_find(run_dir, "**/build-data/data/manifest.json").read_text())
-    augmented = json.loads(_find(run_dir, "**/merge-shards/augmented/manifest.json").read_text())
+    data_manifest = json.loads(_find(run_dir, "**/data-build/data/manifest.json").read_text())
+    augmented = json.loads(_find(run_dir, "**/augment-merge/augmented/manifest.json").read_text())
     summary = {
         "run_id": run_id,
         "root": str(root),

@@ -16,12 +16,22 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Tracker", "default_tracking_uri", "redact", "workdir"]
+__all__ = [
+    "EXPERIMENT",
+    "PARENT_ENV",
+    "Tracker",
+    "default_tracking_uri",
+    "pipeline_parent_run",
+    "redact",
+    "workdir",
+]
 
 log = logging.getLogger(__name__)
 
 _SECRET_NAME = re.compile(r"(secret|password|passwd|token|api[_-]?key|access[_-]?key|credential|auth)", re.I)
-PARENT_ENV = "TEACHERLM_MLFLOW_PARENT_RUN_ID"
+PARENT_ENV = "TEACHERLM_MLFLOW_PARENT_RUN_ID"  # the parent run a process's runs nest under
+EXPERIMENT = "teacherlm"  # stages and recipes of one pipeline run share one parent, so one experiment
+PIPELINE_RUN_TAG = "teacherlm.kfp_run_id"
 
 
 def workdir() -> Path:
@@ -73,7 +83,7 @@ class Tracker:
 
     def __init__(
         self,
-        experiment: str = "teacherlm",
+        experiment: str = EXPERIMENT,
         run_name: str | None = None,
         *,
         tracking_uri: str | None = None,
@@ -184,3 +194,31 @@ class Tracker:
         import mlflow
 
         self._guard("set_tags", mlflow.set_tags, dict(tags))
+
+
+def pipeline_parent_run(pipeline_run_id: str, experiment: str = EXPERIMENT) -> str:
+    """The MLflow parent run of pipeline run ``pipeline_run_id``: found by its tag, else created.
+
+    Stages that start at the same moment may both create one; each then picks the oldest and the
+    loser deletes its own, so all stages end up under one parent. Raises what MLflow raises.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient(default_tracking_uri())
+    exp = client.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+    query = f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run_id}' and tags.`teacherlm.parent` = 'true'"
+    found = client.search_runs([exp_id], query, order_by=["attributes.start_time ASC"])
+    if found:
+        return found[0].info.run_id
+    tags = {PIPELINE_RUN_TAG: pipeline_run_id, "teacherlm.parent": "true"}
+    mine = client.create_run(exp_id, run_name=f"kfp {pipeline_run_id}", tags=tags).info.run_id
+    found = client.search_runs(
+        [exp_id], query, order_by=["attributes.start_time ASC", "attributes.run_id ASC"]
+    )
+    winner = found[0].info.run_id if found else mine
+    if winner != mine:
+        client.delete_run(mine)
+    else:  # nothing ends it later: it only groups the stages' runs
+        client.set_terminated(mine, "FINISHED")
+    return winner

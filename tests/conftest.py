@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from servers import MLflowServer, S3Server
 
 # vLLM on CPU: a small KV cache and an in-process engine (see teacherlm_core.engines.vllm).

@@ -6,96 +6,66 @@ teacherlm demo        # runs this pipeline locally on tiny models
 from kfp import dsl
 from kfp.dsl import Markdown
 
-from .._settings import Settings
-from ..augment.pipeline import FIELDS
+from teacherlm_core.stages.params import P, documented
+
 from ..augment.pipeline import graph as augment_graph
+from ..placement import Placement
 from ..student.pipeline import graph as student_graph
 from ..teacher.pipeline import build as teacher_pipeline
 
 NAME = "teacherlm-end-to-end"
+SUMMARY = "Teacher data, STaR and teacher training; augmentation; plain vs augmented students."
 
 
-def build(s: Settings = Settings()):
+def build(s: Placement = Placement()):
     teacher, augment_dataset, compare_students = teacher_pipeline(s), augment_graph(s), student_graph(s)
 
-    @dsl.pipeline(
-        name=NAME,
-        description="Teacher data, STaR and teacher training; augmentation; plain vs augmented students.",
-    )
+    @dsl.pipeline(name=NAME, description=SUMMARY)
+    @documented(SUMMARY)
     def end_to_end(
-        teacher_model: str = "Qwen/Qwen2.5-1.5B",
-        student_model: str = "Qwen/Qwen2.5-0.5B",
-        tasks: str = "",
-        per_task: int = 200,
-        data_seed: int = 0,
-        star_rounds: int = 2,
-        star_max_new_tokens: int = 128,
-        teacher_config: str = "teacher",
-        personalise_data: str = "",
-        teacher_max_steps: int = 0,
-        num_shards: int = 4,
-        fields: str = FIELDS,
-        max_new_tokens: int = 256,
-        temperature: float = 0.7,
-        gpus_per_shard: int = 1,
-        ablation: bool = False,
-        student_config: str = "student",
-        student_max_steps: int = 0,
-        seed: int = 0,
-        engine: str = "vllm",
-        nodes: int = 1,
-        procs_per_node: int = 8,
-        deepspeed: str = "",
-        launcher: str = "auto",
-        work_root: str = "",
-        eval_batch_size: int = 32,
+        teacher_base_model: str = P.teacher_base_model,
+        student_base_model: str = P.student_base_model,
+        tasks: str = P.tasks,
+        per_task: int = P.per_task,
+        data_seed: int = P.data_seed,
+        star_rounds: int = P.star_rounds,
+        star_max_new_tokens: int = P.star_max_new_tokens,
+        teacher_config: str = P.teacher_config,
+        personalise_data: str = P.personalise_data,
+        teacher_max_steps: int = P.teacher_max_steps,
+        num_shards: int = P.num_shards,
+        fields: str = P.fields,
+        max_new_tokens: int = P.max_new_tokens,
+        temperature: float = P.temperature,
+        tensor_parallel_size: int = P.tensor_parallel_size,
+        ablation: bool = P.ablation,
+        student_config: str = P.student_config,
+        student_max_steps: int = P.student_max_steps,
+        seed: int = P.seed,
+        engine: str = P.engine,
+        nnodes: int = P.nnodes,
+        nproc_per_node: int = P.nproc_per_node,
+        deepspeed: str = P.deepspeed,
+        launcher: str = P.launcher,
+        work_root: str = P.work_root,
+        eval_batch_size: int = P.eval_batch_size,
     ) -> Markdown:
-        """Teacher data, STaR and teacher training; augmentation; plain vs augmented students.
-
-        Args:
-            teacher_model: Base teacher: hub id, s3:// URI or local path.
-            student_model: Base student: hub id, s3:// URI or local path.
-            tasks: Built-in task families, comma-separated; empty for all.
-            per_task: Built-in samples per task family (split 70/15/15).
-            data_seed: Seed of the built-in data.
-            star_rounds: Most STaR rounds.
-            star_max_new_tokens: Token budget of each STaR rationale.
-            teacher_config: Teacher training config: a shipped name (teacher, teacher_tiny) or a YAML URI.
-            personalise_data: A user's domain data (JSONL/Parquet URI) for teacher stage 2; empty: stage 1 only.
-            teacher_max_steps: Optimizer steps of teacher stage 1 (multi-task); 0 keeps the config's.
-            num_shards: Augmentation shards, each one task.
-            fields: Explanation fields the teacher writes, comma-separated.
-            max_new_tokens: Token limit per explanation.
-            temperature: Sampling temperature of STaR and augmentation.
-            gpus_per_shard: GPUs per augmentation shard (vLLM tensor parallel size).
-            ablation: Also train one student per explanation field.
-            student_config: Student training config: a shipped name (student, student_tiny) or a YAML URI.
-            student_max_steps: Student optimizer steps; 0 keeps the config's.
-            seed: Seed of generation and training.
-            engine: Inference engine: vllm or hf.
-            nodes: Nodes of each training TrainJob.
-            procs_per_node: Ranks per node (GPUs per node on the cluster).
-            deepspeed: zero2, zero3 or none; empty keeps the configs'.
-            launcher: trainjob, torchrun, or auto (TrainJob inside Kubernetes).
-            work_root: Shared storage (s3:// prefix) for shards, training data/models and resuming; empty: none.
-            eval_batch_size: Evaluation batch size.
-        """
         trained = teacher(
-            teacher_model=teacher_model, tasks=tasks, per_task=per_task, data_seed=data_seed, star_rounds=star_rounds,
-            star_max_new_tokens=star_max_new_tokens, temperature=temperature, seed=seed, engine=engine,
-            train_config=teacher_config, personalise_data=personalise_data, max_steps=teacher_max_steps,
-            nodes=nodes, procs_per_node=procs_per_node, deepspeed=deepspeed, launcher=launcher,
-            work_root=work_root, eval_batch_size=eval_batch_size,
+            teacher_base_model=teacher_base_model, tasks=tasks, per_task=per_task, data_seed=data_seed,
+            star_rounds=star_rounds, star_max_new_tokens=star_max_new_tokens, temperature=temperature, seed=seed,
+            engine=engine, teacher_config=teacher_config, personalise_data=personalise_data,
+            teacher_max_steps=teacher_max_steps, nnodes=nnodes, nproc_per_node=nproc_per_node, deepspeed=deepspeed,
+            launcher=launcher, work_root=work_root, eval_batch_size=eval_batch_size,
         ).set_display_name("teacher")  # fmt: skip
         augmented = augment_dataset(
             teacher=trained.outputs["teacher"], data=trained.outputs["data"], num_shards=num_shards, fields=fields,
             max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
-            gpus_per_shard=gpus_per_shard, work_root=work_root,
+            tensor_parallel_size=tensor_parallel_size, work_root=work_root,
         ).set_display_name("augment")  # fmt: skip
         students = compare_students(
-            augmented=augmented.output, eval_data=trained.outputs["data"], student_model=student_model,
-            ablation=ablation, train_config=student_config, max_steps=student_max_steps, nodes=nodes,
-            procs_per_node=procs_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root,
+            augmented=augmented.output, eval_data=trained.outputs["data"], student_base_model=student_base_model,
+            ablation=ablation, student_config=student_config, student_max_steps=student_max_steps, nnodes=nnodes,
+            nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root, seed=seed,
             engine=engine, eval_batch_size=eval_batch_size,
         ).set_display_name("students")  # fmt: skip
         return students.output

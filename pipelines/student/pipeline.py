@@ -1,4 +1,4 @@
-"""``student``: plain and augmented students (and per-field ablations) in parallel -> eval -> comparison report.
+"""``student``: train variants -> train student, one task per variant (``ParallelFor``) -> evaluate -> compare.
 
     teacherlm pipeline run student --local --param augmented_data=runs/augmented --param eval_data=runs/data
 
@@ -9,118 +9,95 @@ their URIs and imports them.
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown
 
-from components import compare, evaluate, student_variants, train_student
+from components import compare, evaluate, train_student, train_variants
+from teacherlm_core.stages.params import P, documented
 
-from .._settings import Settings, on_cpu, on_gpu
+from ..placement import Placement, on_cpu, on_gpu
 
 NAME = "teacherlm-student"
+SUMMARY = "Train plain and augmented students, evaluate them and compare."
 
 
-def graph(s: Settings = Settings()):
+def graph(s: Placement = Placement()):
     @dsl.pipeline(
         name="compare-students", description="Train students on plain and augmented data, evaluate, compare."
+    )
+    @documented(
+        "Train students on plain and augmented data, evaluate, compare.",
+        augmented='The augmented dataset (train.jsonl); "plain" students see only its questions and answers.',
+        eval_data="Held-out multiple-choice data (its test split).",
     )
     def compare_students(
         augmented: Input[Dataset],
         eval_data: Input[Dataset],
-        student_model: str = "Qwen/Qwen2.5-0.5B",
-        ablation: bool = False,
-        train_config: str = "student",
-        max_steps: int = 0,
-        nodes: int = 1,
-        procs_per_node: int = 8,
-        deepspeed: str = "",
-        launcher: str = "auto",
-        work_root: str = "",
-        engine: str = "vllm",
-        eval_batch_size: int = 32,
+        student_base_model: str = P.student_base_model,
+        ablation: bool = P.ablation,
+        student_config: str = P.student_config,
+        student_max_steps: int = P.student_max_steps,
+        nnodes: int = P.nnodes,
+        nproc_per_node: int = P.nproc_per_node,
+        deepspeed: str = P.deepspeed,
+        launcher: str = P.launcher,
+        work_root: str = P.work_root,
+        seed: int = P.seed,
+        engine: str = P.engine,
+        eval_batch_size: int = P.eval_batch_size,
     ) -> Markdown:
-        """Train students on plain and augmented data, evaluate, compare.
-
-        Args:
-            augmented: The augmented dataset (train.jsonl); "plain" students see only its questions and answers.
-            eval_data: Held-out multiple-choice data (its test split).
-            student_model: Base student: hub id, s3:// URI or local path.
-            ablation: Also train one student per explanation field.
-            train_config: Training config: a shipped name (student, student_tiny) or a YAML URI.
-            max_steps: Optimizer steps; 0 keeps the config's.
-            nodes: Nodes of each training TrainJob.
-            procs_per_node: Ranks per node (GPUs per node on the cluster).
-            deepspeed: zero2, zero3 or none; empty keeps the config's.
-            launcher: trainjob, torchrun, or auto (TrainJob inside Kubernetes).
-            work_root: Shared storage (s3:// prefix) for training data/models and resuming; empty: none.
-            engine: Inference engine for evaluation: vllm or hf.
-            eval_batch_size: Evaluation batch size.
-        """
-        variants = on_cpu(student_variants(ablation=ablation), s, "student variants")
+        variants = on_cpu(train_variants(ablation=ablation), s, "train variants")
         with dsl.ParallelFor(variants.output, parallelism=s.parallelism) as variant:
             student = on_cpu(
                 train_student(
-                    data=augmented, variant=variant, base_model=student_model, config=train_config,
-                    max_steps=max_steps, nodes=nodes, procs_per_node=procs_per_node, deepspeed=deepspeed,
-                    launcher=launcher, work_root=work_root,
+                    data=augmented, variant=variant, student_base_model=student_base_model,
+                    student_config=student_config, student_max_steps=student_max_steps, nnodes=nnodes,
+                    nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root,
+                    seed=seed,
                 ),
-                s, "train student (TrainJob)", retry=True,
+                s, "train student", retry=True,
             )  # fmt: skip
             scored = on_gpu(
                 evaluate(model=student.outputs["student"], data=eval_data, name=variant, split="test",
-                         engine=engine, batch_size=eval_batch_size),
-                s, "evaluate student",
+                         engine=engine, eval_batch_size=eval_batch_size),
+                s, "evaluate",
             )  # fmt: skip
         report = on_cpu(
             compare(reports=dsl.Collected(scored.outputs["report"]), title="teacherlm: plain vs augmented students"),
-            s, "comparison report", cache=False,
+            s, "compare", cache=False,
         )  # fmt: skip
         return report.outputs["report"]
 
     return compare_students
 
 
-def build(s: Settings = Settings()):
+def build(s: Placement = Placement()):
     compare_students = graph(s)
 
-    @dsl.pipeline(name=NAME, description="Train plain and augmented students, evaluate them and compare.")
+    @dsl.pipeline(name=NAME, description=SUMMARY)
+    @documented(SUMMARY)
     def student(
-        augmented_data: str = "s3://teacherlm/datasets/augmented",
-        eval_data: str = "s3://teacherlm/datasets/eval",
-        student_model: str = "Qwen/Qwen2.5-0.5B",
-        ablation: bool = False,
-        train_config: str = "student",
-        max_steps: int = 0,
-        nodes: int = 1,
-        procs_per_node: int = 8,
-        deepspeed: str = "",
-        launcher: str = "auto",
-        work_root: str = "",
-        engine: str = "vllm",
-        eval_batch_size: int = 32,
+        augmented_data: str = P.augmented_data,
+        eval_data: str = P.eval_data,
+        student_base_model: str = P.student_base_model,
+        ablation: bool = P.ablation,
+        student_config: str = P.student_config,
+        student_max_steps: int = P.student_max_steps,
+        nnodes: int = P.nnodes,
+        nproc_per_node: int = P.nproc_per_node,
+        deepspeed: str = P.deepspeed,
+        launcher: str = P.launcher,
+        work_root: str = P.work_root,
+        seed: int = P.seed,
+        engine: str = P.engine,
+        eval_batch_size: int = P.eval_batch_size,
     ) -> Markdown:
-        """Train plain and augmented students, evaluate them and compare.
-
-        Args:
-            augmented_data: The augmented dataset (a directory with train.jsonl, or the file), as a URI.
-            eval_data: Held-out multiple-choice data: a directory with test.jsonl, or the file, as a URI.
-            student_model: Base student: hub id, s3:// URI or local path.
-            ablation: Also train one student per explanation field.
-            train_config: Training config: a shipped name (student, student_tiny) or a YAML URI.
-            max_steps: Optimizer steps; 0 keeps the config's.
-            nodes: Nodes of each training TrainJob.
-            procs_per_node: Ranks per node (GPUs per node on the cluster).
-            deepspeed: zero2, zero3 or none; empty keeps the config's.
-            launcher: trainjob, torchrun, or auto (TrainJob inside Kubernetes).
-            work_root: Shared storage (s3:// prefix) for training data/models and resuming; empty: none.
-            engine: Inference engine for evaluation: vllm or hf.
-            eval_batch_size: Evaluation batch size.
-        """
         augmented = dsl.importer(artifact_uri=augmented_data, artifact_class=Dataset, reimport=False)
         augmented.set_display_name("import augmented data")
         held_out = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False)
         held_out.set_display_name("import eval data")
         return compare_students(
-            augmented=augmented.output, eval_data=held_out.output, student_model=student_model, ablation=ablation,
-            train_config=train_config, max_steps=max_steps, nodes=nodes, procs_per_node=procs_per_node,
-            deepspeed=deepspeed, launcher=launcher, work_root=work_root, engine=engine,
-            eval_batch_size=eval_batch_size,
+            augmented=augmented.output, eval_data=held_out.output, student_base_model=student_base_model,
+            ablation=ablation, student_config=student_config, student_max_steps=student_max_steps, nnodes=nnodes,
+            nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root, seed=seed,
+            engine=engine, eval_batch_size=eval_batch_size,
         ).set_display_name("students").output  # fmt: skip
 
     return student

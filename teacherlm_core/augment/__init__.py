@@ -1,7 +1,7 @@
 """Augmentation: the teacher writes fundamentals, chain of thought and common mistakes for every
 sample of any dataset, sharded, resumable and exactly once.
 
-    teacherlm augment --model ./teacher --input data.jsonl --output s3://bucket/run/augment \\
+    teacherlm augment --teacher ./teacher --input data.jsonl --output s3://bucket/run/augment \\
         --num-shards 16 --shard-index 3          # one shard (a pipeline fan-out task)
     teacherlm augment merge --output s3://bucket/run/augment
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from ..engines import Engine, get_engine
 from .config import AugmentConfig, shard_name
+from .gather import merge_gathered
 from .merge import load_plan, merge
 from .shard import PartStats, run_shard
 
@@ -28,6 +29,7 @@ __all__ = [
     "engine_factory",
     "load_plan",
     "merge",
+    "merge_gathered",
     "run_shard",
     "shard_name",
 ]

@@ -23,14 +23,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import storage
-from ..engines import Engine, GenerationParams
+from ..engines import Engine, GenerationParams, request_seed
 from ..errors import ConfigError, DataError
 from ..prompts import teacher_prompt
 from ..schema import Rejected, Sample, iter_raw_records, to_data_error
 from .config import AugmentConfig
 from .quality import clean_generation, is_consistent
 
-__all__ = ["PartStats", "local_input", "owner_shard", "request_seed", "run_shard", "shard_entries"]
+__all__ = ["PartStats", "local_input", "owner_shard", "run_shard", "shard_entries"]
 
 STOP = ("\nQ:",)  # a teacher that starts a new question has finished its explanation
 
@@ -53,12 +53,6 @@ class PartStats:
 
 def owner_shard(key: str, num_shards: int) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % num_shards
-
-
-def request_seed(seed: int, sample_id: str, field_name: str, attempt: int) -> int:
-    """Seed of one request: depends only on (seed, sample id, field, attempt), never on sharding."""
-    digest = hashlib.sha256(f"{seed}\0{sample_id}\0{field_name}\0{attempt}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 @contextmanager

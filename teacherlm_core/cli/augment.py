@@ -6,6 +6,7 @@ from enum import Enum
 
 import typer
 
+from ..stages.params import P
 from .progress import console
 
 __all__ = ["app"]
@@ -27,7 +28,10 @@ class AugmentEngine(str, Enum):
 def run(
     ctx: typer.Context,
     model: str = typer.Option(
-        None, help="Teacher model: local path or hub id (the served name for --engine openai)."
+        None,
+        "--teacher",
+        "--model",
+        help="Teacher model: local path or hub id (the served name for --engine openai).",
     ),
     input: str = typer.Option(
         None, "--input", help="Dataset to augment: JSONL or Parquet, local path or s3:// URI."
@@ -40,9 +44,7 @@ def run(
     engine: AugmentEngine = typer.Option(
         AugmentEngine.vllm, help="vllm (default), hf, or openai (an OpenAI-compatible server)."
     ),
-    fields: str = typer.Option(
-        "fundamentals,chain_of_thought,common_mistakes", help="Comma-separated fields to write."
-    ),
+    fields: str = typer.Option(P.fields, help="Comma-separated fields to write."),
     max_new_tokens: int = typer.Option(256, help="Token limit per explanation."),
     temperature: float = typer.Option(0.7, help="Sampling temperature (0: greedy; no retries then)."),
     top_p: float = typer.Option(0.95, help="Nucleus sampling."),
@@ -70,7 +72,7 @@ def run(
     if ctx.invoked_subcommand is not None:
         return
     missing = [
-        name for name, value in (("--model", model), ("--input", input), ("--output", output)) if not value
+        name for name, value in (("--teacher", model), ("--input", input), ("--output", output)) if not value
     ]
     if missing:
         raise typer.BadParameter(f"missing {', '.join(missing)}")
@@ -147,11 +149,60 @@ def _summary(result: dict, shard_index: int | None) -> None:
     )
 
 
+@app.command("plan")
+def plan_cmd(
+    data: str = typer.Option(
+        ..., help="The dataset to augment: a directory with train.jsonl/.parquet, or the file."
+    ),
+    num_shards: int = typer.Option(P.num_shards, help="How many shards to split it into."),
+) -> None:
+    """Check the dataset to augment and print the shard indices a pipeline fans out over."""
+    from ..stages.augment_plan import augment_plan
+
+    console.print(" ".join(map(str, augment_plan(data, num_shards))))
+
+
+@app.command("shard")
+def shard_cmd(
+    teacher: str = typer.Option(..., help="The trained teacher: local path or hub id."),
+    data: str = typer.Option(
+        ..., help="The dataset to augment: a directory with train.jsonl/.parquet, or the file."
+    ),
+    output: str = typer.Option(..., help="This shard's output directory: plan.json + shards/<shard>/."),
+    shard_index: int = typer.Option(..., help="Which shard, 0 <= shard_index < num_shards."),
+    num_shards: int = typer.Option(P.num_shards, help="Shards in the plan."),
+    fields: str = typer.Option(P.fields, help="Comma-separated explanation fields to write."),
+    max_new_tokens: int = typer.Option(P.max_new_tokens, help="Token limit per explanation."),
+    temperature: float = typer.Option(P.temperature, help="Sampling temperature (0: greedy, no retries)."),
+    seed: int = typer.Option(P.seed, help="Base seed; each request's seed derives from it."),
+    engine: str = typer.Option(P.engine, help="vllm or hf."),
+    tensor_parallel_size: int = typer.Option(P.tensor_parallel_size, help="GPUs per vLLM engine."),
+    work_root: str = typer.Option(P.work_root, help="Shared storage (s3:// prefix) to write to as it goes."),
+) -> None:
+    """One shard of a pipeline's fan-out, exactly as its ``augment shard`` task runs it."""
+    from ..stages.augment_shard import augment_shard
+
+    counts = augment_shard(
+        teacher, data, output, shard_index=shard_index, num_shards=num_shards, fields=fields,
+        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
+        tensor_parallel_size=tensor_parallel_size, work_root=work_root,
+    )  # fmt: skip
+    _summary(counts, shard_index)
+
+
 @app.command("merge")
 def merge_cmd(
-    output: str = typer.Option(..., help="The run's output root (local dir or s3:// prefix)."),
+    output: str = typer.Option(
+        ...,
+        help="The run's output root (local dir or s3:// prefix), or with --shards the directory to merge into.",
+    ),
+    shards: list[str] = typer.Option(
+        [],
+        "--shards",
+        help="Outputs of separate `augment shard` runs (repeatable); default: the shards under OUTPUT.",
+    ),
 ) -> None:
     """Merge finished shards into data/*.parquet, quarantine/, manifest.json and README.md."""
-    from ..augment import merge
+    from ..stages.augment_merge import augment_merge
 
-    _summary(merge(output), None)
+    _summary(augment_merge(output, shards), None)

@@ -1,20 +1,15 @@
-"""Top-level subcommands: ``tiny-model``, ``eval``; sub-apps are registered in :func:`register`."""
+"""Top-level subcommands: ``tiny-model``, ``evaluate``, ``compare``, ``demo``; sub-apps are registered in :func:`register`."""
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
 
+from .options import EngineName
 from .progress import console, progress_bar
 
 __all__ = ["register"]
-
-
-class EngineName(str, Enum):
-    vllm = "vllm"
-    hf = "hf"
 
 
 def tiny_model(
@@ -31,43 +26,55 @@ def tiny_model(
     console.print(f"[green]saved[/] tiny model ({preset}, seed {seed}) to {path}")
 
 
-def eval_cmd(
+def evaluate(
     model: str = typer.Option(..., help="Model path or hub id (a local path needs no network)."),
-    data: str = typer.Option(..., help="Multiple-choice JSONL or Parquet file (local path or s3:// URI)."),
+    data: str = typer.Option(
+        ..., help="Multiple-choice data: a JSONL/Parquet file, or a dataset directory (its --split file)."
+    ),
     output: str = typer.Option(..., help="Where to write the report JSON (local path or s3:// URI)."),
     engine: EngineName = typer.Option(EngineName.vllm, help="Inference engine: vllm (default) or hf."),
-    batch_size: int = typer.Option(
-        32, help="Sequences per forward pass (hf) or cap on running sequences (vllm)."
+    eval_batch_size: int = typer.Option(
+        32,
+        "--eval-batch-size",
+        "--batch-size",
+        help="Sequences per forward pass (hf) or cap on running sequences (vllm).",
     ),
+    split: str = typer.Option("test", help="Which split of a dataset directory."),
+    name: str = typer.Option("", help="The model's name in the report (default: --model)."),
     revision: str = typer.Option(None, help="Hub revision of the model."),
-    track: bool = typer.Option(
-        True, help="Log params and accuracies to MLflow (MLFLOW_TRACKING_URI or a local store)."
-    ),
 ) -> None:
     """Zero-shot rank classification: score each answer letter by log-likelihood, pick the best.
 
-    Writes {"model", "tasks": {name: {"accuracy", "n"}}, "overall", "samples": [...]} to OUTPUT.
-    Matches lm-evaluation-harness's HF backend on the same model and data.
+    Writes {"model", "tasks": {name: {"accuracy", "n"}}, "overall", "samples": [...]} to OUTPUT and
+    logs the accuracies to MLflow (MLFLOW_TRACKING_URI or a local store). Matches
+    lm-evaluation-harness's HF backend on the same model and data.
     """
-    from ..engines import get_engine
-    from ..evaluate import evaluate, load_eval_samples
-    from ..tracking import Tracker
+    from ..stages.evaluate import evaluate as evaluate_stage
 
-    samples = load_eval_samples(data)  # bad input fails before a model is loaded
-    eng = get_engine(engine.value, model, batch_size=batch_size, revision=revision)
-    n_choices = sum(len(s.choices or []) for s in samples)
-    with Tracker(run_name=f"eval {Path(model).name}", enabled=track) as tracker:
-        tracker.log_params(
-            {"stage": "eval", "model": model, "data": data, "engine": engine.value, "batch_size": batch_size}
-        )
-        with progress_bar("scoring choices", n_choices) as advance:
-            report = evaluate(eng, samples, output, model_name=model, progress=advance)
-        tracker.log_metrics(
-            {"accuracy": report.overall.accuracy}
-            | {f"accuracy.{t}": a.accuracy for t, a in report.tasks.items()}
-        )
+    report = evaluate_stage(
+        model, data, output, name=name, split=split, engine=engine.value, eval_batch_size=eval_batch_size,
+        revision=revision, progress=progress_bar,
+    )  # fmt: skip
     _print_report(report)
     console.print(f"report written to {output}")
+
+
+def compare(
+    reports: list[Path] = typer.Argument(
+        ..., help="Eval report JSON files, one per model (their names label them)."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Directory for report.md/.html, plots, summary.json."
+    ),
+    title: str = typer.Option("teacherlm: plain vs augmented students", help="Report title."),
+) -> None:
+    """Compare models' eval reports: accuracy per task and the gain of each over the plain student."""
+    from ..stages.compare import compare as compare_stage
+
+    summary = compare_stage([str(r) for r in reports], str(output), title=title)
+    for key, value in summary["metrics"].items():
+        console.print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+    console.print(f"report: {output / 'report.md'}")
 
 
 def _print_report(report) -> None:
@@ -98,7 +105,9 @@ def demo(
     num_shards: int = typer.Option(2, help="Augmentation shards (the pipeline's fan-out)."),
     ablation: bool = typer.Option(False, help="Also train one student per explanation field."),
     deepspeed: str = typer.Option("none", help="zero2, zero3 or none for the training stages."),
-    procs: int = typer.Option(1, help="Training ranks (gloo on CPU); 2 with --deepspeed zero2 shows ZeRO."),
+    nproc_per_node: int = typer.Option(
+        1, "--nproc-per-node", help="Training ranks (gloo on CPU); 2 with --deepspeed zero2 shows ZeRO."
+    ),
 ) -> None:
     """Run the end_to_end pipeline locally (KFP local runner) on tiny models built on the fly and the
     built-in data: teacher data, STaR, teacher stages, augmentation shards, plain vs augmented students,
@@ -114,7 +123,7 @@ def demo(
     cfg = DemoConfig(
         tasks=tasks, per_task=per_task, seed=seed, engine=engine.value, teacher_steps=teacher_steps,
         student_steps=student_steps, max_new_tokens=max_new_tokens, num_shards=num_shards, ablation=ablation,
-        deepspeed=deepspeed, procs=procs,
+        deepspeed=deepspeed, nproc_per_node=nproc_per_node,
     )  # fmt: skip
     console.rule("[bold]teacherlm demo: the end_to_end pipeline on the KFP local runner")
     summary = run_demo(workdir, cfg)
@@ -150,7 +159,9 @@ def register(app: typer.Typer) -> None:
     from .train import app as train_app
 
     app.command("tiny-model")(tiny_model)
-    app.command("eval")(eval_cmd)
+    app.command("evaluate")(evaluate)
+    app.command("eval", hidden=True)(evaluate)  # the earlier name
+    app.command("compare")(compare)
     app.command("demo")(demo)
     app.add_typer(data_app, name="data")
     app.add_typer(train_app, name="train")

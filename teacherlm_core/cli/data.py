@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .commands import EngineName
+from .options import EngineName
 
 __all__ = ["app"]
 
@@ -116,7 +116,10 @@ def build(
         ),
     ] = 100,
     seed: Annotated[
-        int, typer.Option(help="Random seed: the same seed and options give byte-identical files.")
+        int,
+        typer.Option(
+            "--data-seed", "--seed", help="Random seed: the same seed and options give byte-identical files."
+        ),
     ] = 0,
     fmt: Annotated[str, typer.Option("--format", metavar="jsonl|parquet|both", help=FORMAT_HELP)] = "jsonl",
     near_threshold: Annotated[
@@ -124,8 +127,8 @@ def build(
     ] = 0.8,
 ) -> None:
     """Generate the built-in annotated suite (held-out templates/entities per split) with a manifest."""
-    from ..data.builtin import build_builtin
     from ..data.tasks import get_families
+    from ..stages.data_build import data_build
 
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     families = get_families(names)
@@ -135,11 +138,11 @@ def build(
         def step(name: str, advance: int) -> None:
             progress.update(bar, advance=advance, description=name)
 
-        manifest = build_builtin(
+        manifest = data_build(
             output,
-            [f.name for f in families],
-            per_task,
-            seed,
+            tasks=",".join(f.name for f in families),
+            per_task=per_task,
+            data_seed=seed,
             formats=_formats(fmt),
             near_threshold=near_threshold,
             progress=step,
@@ -219,7 +222,13 @@ def import_(
 @app.command("star")
 def star(
     model: Annotated[
-        str, typer.Option("--model", metavar="PATH_OR_ID", help="The teacher: a local model dir or a hub id.")
+        str,
+        typer.Option(
+            "--teacher-base-model",
+            "--model",
+            metavar="PATH_OR_ID",
+            help="The teacher: a local model dir or a hub id.",
+        ),
     ],
     input_: Annotated[
         Path,
@@ -244,12 +253,22 @@ def star(
     ],
     rounds: Annotated[
         int,
-        typer.Option(min=1, help="Most STaR rounds; each retries the samples no round has kept yet."),
+        typer.Option(
+            "--star-rounds",
+            "--rounds",
+            min=1,
+            help="Most STaR rounds; each retries the samples no round has kept yet.",
+        ),
     ],
     engine: Annotated[EngineName, typer.Option(help="Inference engine: vllm (default) or hf.")] = (
         EngineName.vllm
     ),
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Token budget of each rationale.")] = 128,
+    max_new_tokens: Annotated[
+        int,
+        typer.Option(
+            "--star-max-new-tokens", "--max-new-tokens", min=1, help="Token budget of each rationale."
+        ),
+    ] = 128,
     seed: Annotated[
         int, typer.Option(help="Base seed; each request's seed derives from (seed, sample id, round, kind).")
     ] = 0,
@@ -281,21 +300,24 @@ def star(
     """STaR: the teacher explains each question without the answer; a rationale reaching the gold answer is
     kept, a wrong one is rationalised with the answer as a hint; failures are retried next round."""
     from ..engines import get_engine
-    from ..star import StarConfig, run_star, subprocess_train_fn
+    from ..stages.data_star import data_star
+    from ..star import subprocess_train_fn
     from .progress import console, progress_bar
 
-    config = StarConfig(rounds=rounds, max_new_tokens=max_new_tokens, seed=seed, temperature=temperature)
     train_fn = subprocess_train_fn(train_between_rounds) if train_between_rounds else None
 
     def load(path: str):
         console.print(f"loading teacher {path} ({engine.value})")
         return get_engine(engine.value, path, revision=revision, seed=seed, batch_size=batch_size)
 
-    manifest = run_star(
+    manifest = data_star(
+        model,
         input_,
         output,
-        model,
-        config=config,
+        star_rounds=rounds,
+        star_max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
         engine=engine.value,
         revision=revision,
         split=split,

@@ -17,7 +17,9 @@ app = typer.Typer(
 
 NAMES_HELP = "teacher, augment, student or end_to_end."
 PARAM_HELP = "A pipeline parameter as KEY=VALUE (repeatable); typed by the pipeline's spec."
-SPECS_HELP = "Directory of compiled specs (<name>/<name>.yaml); default: ./pipelines, then the checkout's."
+SPECS_HELP = (
+    "Directory of compiled specs (<name>/<name>.yaml); default: the specs shipped in the pipelines package."
+)
 
 
 @app.command("compile")
@@ -33,7 +35,7 @@ def compile_(
 ) -> None:
     """Compile all four pipelines. Node pools, accelerator, parallelism and retries are fixed at compile
     time (KFP takes them only as constants); the committed specs use the defaults."""
-    from ..pipeline_tools import compile_pipelines
+    from ..kfp_support.compile import compile_pipelines
 
     settings = {"gpu_pool": gpu_pool, "cpu_pool": cpu_pool, "accelerator": accelerator,
                 "parallelism": parallelism, "retries": retries}  # fmt: skip
@@ -60,8 +62,8 @@ def run(
     ),
 ) -> None:
     """Run a compiled pipeline on this machine with KFP's local runner (tiny models, CPU)."""
-    from ..pipeline_local import run_local
-    from ..pipeline_tools import parse_param_args
+    from ..kfp_support.local import run_local
+    from ..kfp_support.specs import parse_param_args
 
     if not local:
         raise typer.BadParameter(
@@ -91,8 +93,8 @@ def publish(
     namespace: str = typer.Option(None, help="Namespace of the pipelines (multi-user Kubeflow)."),
 ) -> None:
     """Upload each compiled pipeline as version <package version>; an existing version is left as it is."""
-    from ..pipeline_tools import NAMES
-    from ..pipeline_tools import publish as do_publish
+    from ..kfp_support.client import publish as do_publish
+    from ..kfp_support.specs import NAMES
 
     for row in do_publish(host, tuple(name) or NAMES, specs=specs, namespace=namespace):
         console.print(
@@ -116,8 +118,8 @@ def submit(
     ),
 ) -> None:
     """Start a run: the published version of this package if there is one, else the local compiled spec."""
-    from ..pipeline_tools import parse_param_args
-    from ..pipeline_tools import submit as do_submit
+    from ..kfp_support.client import submit as do_submit
+    from ..kfp_support.specs import parse_param_args
 
     result = do_submit(
         name, host, parse_param_args(param), experiment=experiment, run_name=run_name, specs=specs,

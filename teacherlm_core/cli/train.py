@@ -233,3 +233,16 @@ def submit(
         return
     outcome = run_job(body, timeout_s=timeout, echo=typer.echo)
     typer.echo(f"{outcome.kind} {outcome.name}: {outcome.state} after {outcome.seconds:.0f}s")
+
+
+@app.command("variants")
+def variants(
+    ablation: Annotated[
+        bool, typer.Option("--ablation", help="Also one student per explanation field.")
+    ] = False,
+) -> None:
+    """The student variants a comparison trains (a pipeline's ``train variants`` task), with their fields."""
+    from ..stages.train_variants import VARIANTS, train_variants
+
+    for name in train_variants(ablation):
+        typer.echo(f"{name}: {', '.join(VARIANTS[name]) or 'question and answer only'}")

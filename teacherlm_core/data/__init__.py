@@ -4,6 +4,7 @@
 * :func:`import_dataset` maps a real dataset's columns onto the data contract
   (``teacherlm data import``), with mappings for ECQA, StrategyQA, CREAK and MMLU shipped in
   ``mappings/``.
+* :func:`split_file` finds a split's file in a dataset directory.
 * :func:`deduplicate` removes exact / normalised / cross-split near duplicates.
 
 Every build writes a ``manifest.json`` (counts, sha256 of each file, schema version,
@@ -17,6 +18,7 @@ from .dedup import DedupResult, deduplicate, normalize_text
 from .importer import import_dataset
 from .manifest import read_manifest
 from .mapping import BUILTIN_MAPPINGS, ImportMapping, load_mapping
+from .splits import split_file
 from .tasks import FAMILIES
 
 __all__ = [
@@ -31,4 +33,5 @@ __all__ = [
     "load_mapping",
     "normalize_text",
     "read_manifest",
+    "split_file",
 ]

@@ -11,6 +11,7 @@ Log-likelihood requests follow lm-evaluation-harness's HF backend exactly: no sp
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -21,7 +22,18 @@ __all__ = [
     "LoglikelihoodRequest",
     "encode_pair",
     "get_engine",
+    "request_seed",
 ]
+
+
+def request_seed(seed: int, *key: object) -> int:
+    """A 31-bit seed of one request that depends only on ``(seed, *key)``, never on batching or sharding.
+
+    ``key`` names the request, e.g. ``(sample id, field, attempt)`` in augmentation or
+    ``(sample id, round, kind)`` in STaR; the parts are joined with NUL, so no two keys collide.
+    """
+    digest = hashlib.sha256("\0".join(map(str, (seed, *key))).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 @dataclass(frozen=True)

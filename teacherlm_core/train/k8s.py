@@ -37,6 +37,7 @@ __all__ = [
     "JobKind",
     "JobOutcome",
     "SecretEnv",
+    "create_or_follow",
     "follow",
     "render_pytorchjob",
     "render_trainjob",
@@ -425,3 +426,25 @@ def run_job(
         name, kind, body["metadata"].get("namespace", "default"),
         api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo,
     )  # fmt: skip
+
+
+def create_or_follow(
+    body: dict[str, Any], *, api_client=None, timeout_s: float = 86400, poll_s: float = 10, echo=print
+) -> JobOutcome:
+    """Follow the job named in ``body`` if it exists (a retried task), else submit it; then follow it to the end."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    kind = _kind_of(body)
+    api_client = _client(api_client)
+    name, namespace = body["metadata"]["name"], body["metadata"].get("namespace", "default")
+    try:
+        client.CustomObjectsApi(api_client).get_namespaced_custom_object(
+            kind.group, kind.version, namespace, kind.plural, name
+        )
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        return run_job(body, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo)
+    echo(f"{kind.kind} {namespace}/{name} exists: following it")
+    return follow(name, kind, namespace, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -26,7 +27,15 @@ from typing import Any
 
 from .. import storage
 
-__all__ = ["CHECKPOINT_MARKER", "STATE", "SUCCESS", "StageOutput", "fingerprint"]
+__all__ = [
+    "CHECKPOINT_MARKER",
+    "STATE",
+    "SUCCESS",
+    "StageOutput",
+    "card_summary",
+    "copy_model",
+    "fingerprint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -158,3 +167,20 @@ class StageOutput:
         """Empty the local mirror of an ``s3://`` output: S3 is the truth, the mirror is rebuilt."""
         if self.remote and self.local.exists():
             shutil.rmtree(self.local)
+
+
+def copy_model(src: str, dest: str | Path, *, skip: tuple[str, ...] = ("checkpoints/",)) -> None:
+    """Copy a trained model's files (local dir or URI) into ``dest``; checkpoints and ``_SUCCESS`` left out."""
+    src = src.rstrip("/")
+    for uri in storage.list_files(src):
+        rel = uri[len(src) :].strip("/")
+        if not rel.startswith(skip) and rel != SUCCESS:
+            storage.copy(uri, os.path.join(str(dest), rel))
+
+
+def card_summary(model_dir: str | Path) -> dict[str, Any]:
+    """``{"steps", "final_loss"}`` of a trained model, from its ``metrics.jsonl`` (0 and None without one)."""
+    metrics = Path(model_dir, METRICS)
+    lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()] if metrics.exists() else []
+    last = lines[-1] if lines else {}
+    return {"steps": last.get("step", 0), "final_loss": last.get("loss")}

@@ -1,0 +1,86 @@
+"""Compile-time placement: where each kind of stage runs, how it retries, how wide it fans out.
+
+Kubeflow Pipelines bakes these into the compiled spec (KFP 2.17 takes node selectors,
+tolerations and ``ParallelFor`` parallelism only as constants), so they are flags of
+``teacherlm pipeline compile``; the committed specs use the defaults below. The local runner
+ignores all of them (with a warning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kfp import dsl, kubernetes
+
+from teacherlm_core.kfp_support.run_id import RUN_ID_ENV
+
+__all__ = ["Placement", "on_cpu", "on_gpu"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Placement and policies of the pipelines' tasks."""
+
+    gpu_pool: str = "nvidia.com/gpu.present=true"  # node label of the GPU pool (NVIDIA GPU feature discovery)
+    cpu_pool: str = "teacherlm.io/pool=cpu"  # node label of the CPU pool; "" lets CPU stages run anywhere
+    accelerator: str = "nvidia.com/gpu"  # the extended resource a GPU stage asks for
+    gpu_taint: str = "nvidia.com/gpu"  # GPU nodes are tainted with this key; GPU stages tolerate it
+    parallelism: int = 4  # augmentation shards (and students) running at once
+    retries: int = 2  # retries of a transient (GPU, preemptible) stage, with exponential backoff
+    env_config_map: str = "teacherlm-env"  # optional ConfigMap: MLFLOW_TRACKING_URI, AWS_ENDPOINT_URL_S3
+    s3_secret: str = "teacherlm-minio"  # optional Secret: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+
+    def __post_init__(self) -> None:
+        problems = [f"{name}: expected KEY=VALUE, got {value!r}" for name, value in
+                    (("gpu_pool", self.gpu_pool), ("cpu_pool", self.cpu_pool)) if value and "=" not in value]  # fmt: skip
+        if self.parallelism < 1:
+            problems.append(f"parallelism: must be at least 1, got {self.parallelism}")
+        if self.retries < 0:
+            problems.append(f"retries: must be >= 0, got {self.retries}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def _common(task: dsl.PipelineTask, s: Placement, name: str) -> dsl.PipelineTask:
+    """Display name, the KFP run id, and the run's tracking/storage settings from the namespace (never in
+    the spec: a ConfigMap and a Secret, both optional)."""
+    task.set_display_name(name)
+    # The run id as an environment variable, not an input: an input would change every cache key.
+    kubernetes.use_field_path_as_env(task, RUN_ID_ENV, "metadata.labels['pipeline/runid']")
+    env = {"MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL_S3": "AWS_ENDPOINT_URL_S3"}
+    kubernetes.use_config_map_as_env(task, s.env_config_map, env, optional=True)
+    keys = {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"}
+    kubernetes.use_secret_as_env(task, s.s3_secret, keys, optional=True)
+    return task
+
+
+def _retry(task: dsl.PipelineTask, s: Placement) -> dsl.PipelineTask:
+    return task.set_retry(
+        num_retries=s.retries, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="600s"
+    )
+
+
+def on_cpu(
+    task: dsl.PipelineTask, s: Placement, name: str, *, cache: bool = True, retry: bool = False
+) -> dsl.PipelineTask:
+    """A CPU stage: the CPU pool, modest resources; retried only when ``retry`` (a transient stage)."""
+    _common(task, s, name).set_caching_options(cache)
+    if retry:
+        _retry(task, s)
+    task.set_cpu_request("1").set_memory_request("2Gi").set_cpu_limit("4").set_memory_limit("16Gi")
+    if s.cpu_pool:
+        kubernetes.add_node_selector(task, *s.cpu_pool.split("=", 1))
+    return task
+
+
+def on_gpu(
+    task: dsl.PipelineTask, s: Placement, name: str, gpus: int | dsl.PipelineChannel = 1
+) -> dsl.PipelineTask:
+    """A GPU stage: accelerators, the GPU pool and its taint, retries with backoff; cached."""
+    _common(task, s, name).set_caching_options(True)
+    task.set_accelerator_type(s.accelerator).set_accelerator_limit(gpus)
+    task.set_cpu_request("4").set_memory_request("32Gi").set_memory_limit("64Gi")
+    _retry(task, s)
+    kubernetes.add_node_selector(task, *s.gpu_pool.split("=", 1))
+    kubernetes.add_toleration(task, key=s.gpu_taint, operator="Exists", effect="NoSchedule")
+    return task

@@ -1,0 +1,14 @@
+"""Option types the subcommands share."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = ["EngineName"]
+
+
+class EngineName(str, Enum):
+    """A local inference engine (``--engine``)."""
+
+    vllm = "vllm"
+    hf = "hf"

@@ -1,0 +1,56 @@
+"""``augment shard``: the teacher writes the explanations of one shard (component ``augment_shard``)."""
+
+from __future__ import annotations
+
+import os
+
+from ..data.splits import split_file
+from ..kfp_support.run_id import kfp_run_id
+from ..schema import FIELDS
+from ._run import stage_run
+
+__all__ = ["augment_shard"]
+
+
+def augment_shard(
+    teacher: str,
+    data: str,
+    output: str,
+    *,
+    shard_index: int,
+    num_shards: int,
+    fields: str = ",".join(FIELDS),
+    max_new_tokens: int = 256,
+    temperature: float = 0.7,
+    seed: int = 0,
+    engine: str = "vllm",
+    tensor_parallel_size: int = 1,
+    work_root: str = "",
+) -> dict:
+    """Augment shard ``shard_index`` of the train split of ``data`` into ``output`` (``plan.json`` + ``shards/<shard>/``).
+
+    With ``work_root`` (e.g. an ``s3://`` prefix) the shard writes under
+    ``work_root/<KFP run id>/augment`` as it goes, so a retried task resumes its finished parts,
+    and is then copied into ``output``. ``tensor_parallel_size`` is vLLM's (the task's GPUs).
+
+    Returns:
+        ``{"in", "out", "quarantined", "tokens"}`` of the shard.
+    """
+    from .. import storage
+    from ..augment import AugmentConfig, augment, shard_name
+
+    root = storage.join(work_root, kfp_run_id() or "local", "augment") if work_root else output
+    cfg = AugmentConfig(
+        model=teacher, input=str(split_file(data, "train")), output=root, num_shards=num_shards, fields=fields,
+        engine=engine, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+        tensor_parallel_size=tensor_parallel_size if engine == "vllm" else 1,
+    )  # fmt: skip
+    params = {"shard_index": shard_index, "num_shards": num_shards, "engine": engine, "fields": fields}
+    with stage_run(f"augment shard {shard_index}", params) as t:
+        done = augment(cfg, shard_index, tracker=t)
+    if work_root:  # the finished shard, from the shared root into this task's output
+        storage.copy(cfg.plan_uri, os.path.join(output, "plan.json"))
+        storage.download_dir(
+            cfg.shard_dir(shard_index), os.path.join(output, "shards", shard_name(shard_index, num_shards))
+        )
+    return {k: done[k] for k in ("in", "out", "quarantined", "tokens")}

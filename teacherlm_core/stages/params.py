@@ -1,0 +1,126 @@
+"""Every pipeline parameter, defined once: name, type, default, description, and the stages that use it.
+
+The pipelines take their defaults and docstrings from here (``pipelines/*/pipeline.py``:
+``num_shards: int = P.num_shards`` under ``@documented(...)``), the components and stage
+functions take the same names, and ``tests/pipelines/test_params.py`` follows each parameter of
+each compiled spec through the DAG to the components listed in ``used_by``.
+
+    teacherlm pipeline run end_to_end --local --param num_shards=4     # a parameter, by its one name
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..schema import FIELDS
+
+__all__ = ["P", "PipelineParams", "documented", "used_by"]
+
+
+def _p(default: Any, description: str, *stages: str) -> Any:
+    return Field(default, description=description, json_schema_extra={"used_by": list(stages)})
+
+
+TRAINING = ("train_teacher", "train_student")
+
+
+class PipelineParams(BaseModel):
+    """The parameters of the teacherlm pipelines (each pipeline takes the subset it needs)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # -- models and datasets (URIs on a cluster, local paths on the local runner)
+    teacher_base_model: str = _p("Qwen/Qwen2.5-1.5B", "Base teacher: hub id, s3:// URI or local path.",
+                                 "data_star", "train_teacher")  # fmt: skip
+    student_base_model: str = _p("Qwen/Qwen2.5-0.5B", "Base student: hub id, s3:// URI or local path.",
+                                 "train_student")  # fmt: skip
+    teacher: str = _p("s3://teacherlm/models/teacher",
+                      "The trained teacher model directory (s3:// URI, or a local path for local runs).",
+                      "augment_shard")  # fmt: skip
+    data: str = _p("s3://teacherlm/datasets/train",
+                   "The dataset to augment: a directory with train.jsonl/.parquet, or one file (URI).",
+                   "augment_plan", "augment_shard")  # fmt: skip
+    augmented_data: str = _p("s3://teacherlm/datasets/augmented",
+                             "The augmented dataset (a directory with train.jsonl, or the file), as a URI.",
+                             "train_student")  # fmt: skip
+    eval_data: str = _p("s3://teacherlm/datasets/eval",
+                        "Held-out multiple-choice data: a directory with test.jsonl, or the file, as a URI.",
+                        "evaluate")  # fmt: skip
+    # -- built-in data and STaR
+    tasks: str = _p("", "Built-in task families, comma-separated; empty for all.", "data_build")
+    per_task: int = _p(200, "Built-in samples per task family (split 70/15/15).", "data_build")
+    data_seed: int = _p(0, "Seed of the built-in data.", "data_build")
+    star_rounds: int = _p(2, "Most STaR rounds.", "data_star")
+    star_max_new_tokens: int = _p(128, "Token budget of each STaR rationale.", "data_star")
+    # -- generation
+    num_shards: int = _p(16, "Augmentation shards, each one task.", "augment_plan", "augment_shard")
+    fields: str = _p(
+        ",".join(FIELDS), "Explanation fields the teacher writes, comma-separated.", "augment_shard"
+    )
+    max_new_tokens: int = _p(256, "Token limit per explanation.", "augment_shard")
+    temperature: float = _p(0.7, "Sampling temperature of STaR and augmentation (0: greedy).",
+                            "data_star", "augment_shard")  # fmt: skip
+    tensor_parallel_size: int = _p(
+        1, "GPUs per augmentation shard (vLLM tensor parallel size).", "augment_shard"
+    )
+    engine: str = _p("vllm", "Inference engine of STaR, augmentation and evaluation: vllm or hf.",
+                     "data_star", "augment_shard", "evaluate")  # fmt: skip
+    seed: int = _p(0, "Seed of generation (each request's seed derives from it) and of training.",
+                   "data_star", "augment_shard", *TRAINING)  # fmt: skip
+    # -- training
+    teacher_config: str = _p("teacher", "Teacher training config: a shipped name (teacher, teacher_tiny) or a YAML URI.",
+                             "train_teacher")  # fmt: skip
+    personalise_data: str = _p("", "A user's domain data (JSONL/Parquet URI) for teacher stage 2; empty: stage 1 only.",
+                               "train_teacher")  # fmt: skip
+    teacher_max_steps: int = _p(0, "Optimizer steps of teacher stage 1 (multi-task); 0 keeps the config's.",
+                                "train_teacher")  # fmt: skip
+    ablation: bool = _p(False, "Also train one student per explanation field.", "train_variants")
+    student_config: str = _p("student", "Student training config: a shipped name (student, student_tiny) or a YAML URI.",
+                             "train_student")  # fmt: skip
+    student_max_steps: int = _p(0, "Student optimizer steps; 0 keeps the config's.", "train_student")
+    nnodes: int = _p(1, "Nodes of each training job (a TrainJob; 1 with torchrun).", *TRAINING)
+    nproc_per_node: int = _p(
+        1, "Ranks per node: GPUs per node on the cluster, gloo ranks locally.", *TRAINING
+    )
+    deepspeed: str = _p("", "zero2, zero3 or none; empty keeps the configs'.", *TRAINING)
+    launcher: str = _p(
+        "auto", "trainjob, torchrun, or auto (TrainJob inside Kubernetes, torchrun elsewhere).", *TRAINING
+    )
+    work_root: str = _p("", "Shared storage (s3:// prefix) for shards, training data/models and resuming; empty: none.",
+                        "augment_shard", *TRAINING)  # fmt: skip
+    eval_batch_size: int = _p(32, "Evaluation batch size (sequences per forward pass, or running sequences).",
+                              "evaluate")  # fmt: skip
+
+
+P = PipelineParams()  # the defaults
+
+
+def used_by(name: str) -> tuple[str, ...]:
+    """The components (= stages) that use parameter ``name``."""
+    return tuple(PipelineParams.model_fields[name].json_schema_extra["used_by"])  # type: ignore[index]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def documented(summary: str, **inputs: str) -> Callable[[F], F]:
+    """Give a pipeline function the Google-style docstring KFP reads: ``summary``, then one line per argument.
+
+    Parameters take their description from :class:`PipelineParams`; artifact inputs of a nested
+    graph (not pipeline parameters) take theirs from ``inputs``.
+    """
+
+    def decorate(fn: F) -> F:
+        import inspect
+
+        lines = [summary, "", "Args:"]
+        for name in inspect.signature(fn).parameters:
+            text = inputs.get(name) or PipelineParams.model_fields[name].description
+            lines.append(f"    {name}: {text}")
+        fn.__doc__ = "\n".join(lines)
+        return fn
+
+    return decorate

@@ -1,0 +1,77 @@
+"""``train student``: one student variant, here or as a TrainJob (component ``train_student``)."""
+
+from __future__ import annotations
+
+from ..data.splits import split_file
+from ..errors import ConfigError, DataError
+from ..kfp_support.run_id import kfp_run_id
+from ._run import nested_under_parent
+from ._training import TRAIN_IMAGE, launch_overrides, scratch, shared
+from .train_variants import VARIANTS
+
+__all__ = ["train_student"]
+
+
+def train_student(
+    student_base_model: str,
+    data: str,
+    output: str,
+    *,
+    variant: str,
+    student_config: str = "student",
+    student_max_steps: int = 0,
+    nnodes: int = 1,
+    nproc_per_node: int = 1,
+    deepspeed: str = "",
+    launcher: str = "auto",
+    work_root: str = "",
+    seed: int = 0,
+) -> dict:
+    """Train the ``variant`` student (see :data:`VARIANTS`) on the train split of ``data`` into ``output``.
+
+    Args:
+        student_base_model: Start model: local path, s3:// URI or hub id.
+        data: The augmented dataset (directory with train.jsonl, or the file).
+        output: Local directory for the trained model (safetensors + tokenizer + card + metrics.jsonl).
+        variant: plain, augmented, or one explanation field.
+        student_config: Shipped config name (student, student_tiny) or a YAML path/URI.
+        student_max_steps: Optimizer steps; 0: the config's.
+        nnodes: Nodes (a TrainJob; 1 locally).
+        nproc_per_node: Ranks per node: GPUs on a cluster, gloo ranks locally.
+        deepspeed: zero2, zero3 or none; empty: the config's.
+        launcher: trainjob, torchrun or auto (see :func:`~teacherlm_core.train.runner.resolve_launcher`).
+        work_root: Shared storage (s3:// prefix) for a TrainJob's data and model, and resuming.
+        seed: Seed of data order and initialisation (the config's ``train.seed``).
+
+    Returns:
+        ``{"steps", "final_loss", "variant", "fields"}``.
+
+    Raises:
+        ConfigError: an unknown variant or launcher. DataError: no training records.
+    """
+    from ..train import load_config
+    from ..train.outputs import card_summary, copy_model
+    from ..train.runner import resolve_launcher, run_recipe
+
+    if variant not in VARIANTS:
+        raise ConfigError("variant", [f"{variant!r}: choose {', '.join(VARIANTS)}"])
+    train_file = split_file(data, "train")
+    if train_file.stat().st_size == 0:
+        raise DataError(
+            str(train_file), None, None,
+            "no training records: the augmentation quarantined every sample (see the dataset's quarantine/ "
+            "and manifest.json; a stronger teacher or a larger max_new_tokens helps)",
+        )  # fmt: skip
+    launcher = resolve_launcher(launcher, nnodes)
+    with scratch(work_root, "students", variant) as where:
+        overrides = {
+            "model": student_base_model, "data": shared(train_file, work_root, launcher), "output": where,
+            "name": f"student-{variant}", "texts.fields": list(VARIANTS[variant]), "texts.include_plain": True,
+            "train.max_steps": student_max_steps or None,
+            **launch_overrides(nnodes, nproc_per_node, deepspeed, seed),
+        }  # fmt: skip
+        cfg = load_config("student", student_config, overrides)
+        with nested_under_parent():
+            run_recipe("student", cfg, launcher, image=TRAIN_IMAGE, run_id=kfp_run_id())
+        copy_model(where, output)
+    return card_summary(output) | {"variant": variant, "fields": ",".join(VARIANTS[variant]) or "none"}

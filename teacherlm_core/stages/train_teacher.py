@@ -1,0 +1,73 @@
+"""``train teacher``: the multi-stage teacher on seed + STaR data, here or as a TrainJob (component ``train_teacher``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..kfp_support.run_id import kfp_run_id
+from ._run import nested_under_parent
+from ._training import TRAIN_IMAGE, launch_overrides, scratch, shared
+
+__all__ = ["train_teacher"]
+
+
+def train_teacher(
+    teacher_base_model: str,
+    seed_data: str,
+    star_data: str,
+    output: str,
+    *,
+    teacher_config: str = "teacher",
+    personalise_data: str = "",
+    teacher_max_steps: int = 0,
+    nnodes: int = 1,
+    nproc_per_node: int = 1,
+    deepspeed: str = "",
+    launcher: str = "auto",
+    work_root: str = "",
+    seed: int = 0,
+) -> dict:
+    """Stage 1 (``multitask``) on the seed + STaR data, stage 2 (``personalise``) on ``personalise_data`` when given.
+
+    The stages' settings come from the config's stages of the same names, their data from here.
+    ``output`` gets the last stage's model, ``stages/teacher-data.jsonl`` (stage 1's data, see
+    :func:`~teacherlm_core.star.teacher_data`) and ``stages/<n>-<stage>/`` with each stage's card and metrics.
+    ``teacher_max_steps`` sets stage 1's steps (0: the config's); the other arguments are as in
+    :func:`~teacherlm_core.stages.train_student.train_student`.
+
+    Returns:
+        ``{"steps", "final_loss", "stages"}``.
+    """
+    from .. import storage
+    from ..star import teacher_data
+    from ..train import TeacherStage, load_config
+    from ..train.outputs import card_summary, copy_model
+    from ..train.runner import resolve_launcher, run_recipe
+
+    launcher = resolve_launcher(launcher, nnodes)
+    with scratch(work_root, "teacher") as where:
+        base = load_config("teacher", teacher_config, {"model": teacher_base_model, "output": where})
+        named = {s.name: s for s in base.stages}
+        combined = Path(output, "stages", "teacher-data.jsonl")  # kept with the model: its lineage
+        teacher_data(seed_data, star_data, combined)
+        wanted = [("multitask", shared(combined, work_root, launcher))]
+        if personalise_data:
+            wanted.append(("personalise", personalise_data))
+        stages = [
+            named.get(name, TeacherStage(name=name)).model_copy(update={"data": path, "specialise": False})
+            for name, path in wanted
+        ]
+        if teacher_max_steps:  # stage 1 is the long one; stage 2's steps stay the config's
+            stages[0] = stages[0].model_copy(update={"max_steps": teacher_max_steps, "epochs": None})
+        raw = base.model_dump() | {"stages": [st.model_dump() for st in stages]}
+        cfg = load_config("teacher", raw, launch_overrides(nnodes, nproc_per_node, deepspeed, seed))
+        with nested_under_parent():
+            run_recipe("teacher", cfg, launcher, image=TRAIN_IMAGE, run_id=kfp_run_id())
+        copy_model(storage.join(where, f"{len(stages)}-{stages[-1].name}"), output)
+        for number, st in enumerate(stages, start=1):
+            for name in ("README.md", "metrics.jsonl"):
+                src = storage.join(where, f"{number}-{st.name}", name)
+                if storage.exists(src):
+                    storage.copy(src, os.path.join(output, "stages", f"{number}-{st.name}", name))
+    return card_summary(output) | {"stages": ",".join(st.name for st in stages)}

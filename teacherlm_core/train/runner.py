@@ -1,0 +1,105 @@
+"""Where a recipe runs: on this machine (``torchrun``, gloo ranks on CPU) or as a Kubeflow Trainer ``TrainJob``.
+
+``launcher`` ``auto`` means a ``TrainJob`` inside Kubernetes (a KFP task's pod: N nodes x G GPUs,
+followed to the end by this process) and ``torchrun`` elsewhere (KFP's local runner, a laptop).
+A ``TrainJob``'s pods cannot see this pod's files, so its config, data and output are on shared
+storage (``s3://``); every node runs ``teacherlm train KIND --config URI`` and takes its launch
+flags from the runtime's ``PET_*`` variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ConfigError
+from .config import StudentConfig, TeacherConfig
+
+__all__ = ["LAUNCHERS", "TRAIN_TIMEOUT_S", "recipe_trainjob", "resolve_launcher", "run_recipe"]
+
+LAUNCHERS = ("auto", "torchrun", "trainjob")
+S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+TRAIN_TIMEOUT_S = 7 * 86400  # a TrainJob is followed for at most a week
+
+
+def resolve_launcher(launcher: str, nnodes: int) -> str:
+    """``torchrun`` or ``trainjob`` for ``launcher`` (``auto``: a TrainJob inside Kubernetes).
+
+    Raises:
+        ConfigError: an unknown launcher, or several nodes without a TrainJob.
+    """
+    if launcher not in LAUNCHERS:
+        raise ConfigError("launcher", [f"{launcher!r}: choose {', '.join(LAUNCHERS)}"])
+    if launcher == "auto":
+        launcher = "trainjob" if os.environ.get("KUBERNETES_SERVICE_HOST") else "torchrun"
+    if launcher == "torchrun" and nnodes > 1:
+        raise ConfigError("nnodes", [f"{nnodes} nodes need launcher=trainjob (torchrun here runs one node)"])
+    return launcher
+
+
+def run_recipe(
+    kind: str, cfg: StudentConfig | TeacherConfig, launcher: str, *, image: str = "", run_id: str = ""
+) -> None:
+    """Run recipe ``kind`` (student or teacher) here, or as a TrainJob of ``image`` that this process follows."""
+    if launcher == "trainjob":
+        recipe_trainjob(kind, cfg, image=image, run_id=run_id)
+        return
+    from . import train_student, train_teacher
+
+    (train_student if kind == "student" else train_teacher)(cfg)
+
+
+def _namespace() -> str:
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    return os.environ.get("TEACHERLM_NAMESPACE") or (
+        path.read_text().strip() if path.is_file() else "default"
+    )
+
+
+def recipe_trainjob(
+    kind: str,
+    cfg: StudentConfig | TeacherConfig,
+    *,
+    image: str,
+    run_id: str = "",
+    api_client=None,
+    poll_s: float = 10,
+) -> None:
+    """Run a recipe as a ``TrainJob`` and follow it to the end; a retried task follows the job it already started.
+
+    The config goes next to the output on shared storage; every node runs ``teacherlm train KIND
+    --config URI`` on the GPU pool (``TEACHERLM_GPU_POOL``), with this pod's tracking and S3
+    settings (the keys from the Secret ``TEACHERLM_S3_SECRET``, never in the spec).
+
+    Raises:
+        JobFailed: the job failed, vanished or ran past :data:`TRAIN_TIMEOUT_S`.
+    """
+    import yaml
+
+    from .. import storage
+    from ..tracking import PARENT_ENV
+    from .k8s import ClusterJob, SecretEnv, create_or_follow, render_trainjob
+
+    config_uri = cfg.output.rstrip("/") + ".config.yaml"
+    storage.write_text(config_uri, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    tag = Path(cfg.output.rstrip("/")).name.replace("_", "-").lower()
+    name = f"tlm-{kind}-{run_id[:8]}-{tag}"[:63].rstrip("-")
+    env = {
+        k: os.environ[k]
+        for k in ("MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL_S3", PARENT_ENV)
+        if os.environ.get(k)
+    }
+    secret = os.environ.get("TEACHERLM_S3_SECRET", "teacherlm-minio")
+    secret_env = (
+        [SecretEnv(name=k, secret=secret, key=k) for k in S3_KEYS]
+        if "AWS_ACCESS_KEY_ID" in os.environ
+        else []
+    )
+    key, _, value = os.environ.get("TEACHERLM_GPU_POOL", "nvidia.com/gpu.present=true").partition("=")
+    job = ClusterJob(
+        name=name, namespace=_namespace(), image=image, num_nodes=cfg.launch.nnodes,
+        gpus_per_node=cfg.launch.nproc, command=["teacherlm", "train", kind, "--config", config_uri],
+        env=env, secret_env=secret_env, node_selector={key: value} if key else {},
+        labels={"teacherlm.io/kfp-run": run_id[:63]},
+    )  # fmt: skip
+    create_or_follow(render_trainjob(job), api_client=api_client, timeout_s=TRAIN_TIMEOUT_S, poll_s=poll_s)

@@ -1,0 +1,108 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def cli(*args, timeout=600, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "teacherlm_core", *args], capture_output=True, text=True, timeout=timeout, **kw
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["evaluate"],
+        ["compare"],
+        ["augment", "plan"],
+        ["augment", "shard"],
+        ["train", "variants"],
+        ["tiny-model"],
+        ["demo"],
+        ["data"],
+        ["data", "build"],
+        ["data", "import"],
+        ["pipeline"],
+        ["pipeline", "compile"],
+        ["pipeline", "run"],
+        ["pipeline", "publish"],
+        ["pipeline", "submit"],
+    ],
+)
+def test_every_command_explains_itself(command):
+    res = cli(*command, "--help")
+    assert res.returncode == 0, res.stderr
+    assert "Usage" in res.stdout and len(res.stdout.splitlines()) > 5
+
+
+def test_version():
+    from teacherlm_core import __version__
+
+    assert cli("--version").stdout.strip() == f"teacherlm {__version__}"
+
+
+def test_tiny_model_is_deterministic_and_loads(tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from teacherlm_core.tiny import build_tiny_model
+
+    a, b, c = (build_tiny_model(tmp_path / n, seed=s) for n, s in (("a", 0), ("b", 0), ("c", 1)))
+    wa, wb, wc = (load_file(p / "model.safetensors") for p in (a, b, c))
+    assert all((wa[k] == wb[k]).all() for k in wa)
+    assert any((wa[k] != wc[k]).any() for k in wa)
+    assert (a / "tokenizer.json").read_bytes() == (b / "tokenizer.json").read_bytes()
+    assert not list(a.glob("*.bin"))  # safetensors only
+    tok = AutoTokenizer.from_pretrained(a)
+    model = AutoModelForCausalLM.from_pretrained(a)
+    assert model.config.vocab_size == len(tok)
+    assert (
+        tok.decode(tok("Q: caf\u00e9 (A) 42", add_special_tokens=False)["input_ids"]) == "Q: caf\u00e9 (A) 42"
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_demo_runs_the_end_to_end_pipeline_locally(tmp_path):
+    """`teacherlm demo`: the end_to_end KFP pipeline on the local runner, a report, one MLflow parent run."""
+    import mlflow
+
+    res = cli(
+        "demo", "--workdir", str(tmp_path / "w"), "--tasks", "claims,syllogisms", "--per-task", "8",
+        "--teacher-steps", "60", "--student-steps", "3", "--max-new-tokens", "32",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = (tmp_path / "w").glob("demo-*")
+    summary = json.loads((run / "summary.json").read_text())
+    r = summary["records"]
+    assert r["in"] == r["out"] + r["quarantined"] + r["duplicates"]
+    a = summary["augmented"]
+    assert a["input"] == a["output"] + a["quarantined"] and a["output"] > 0
+    assert set(summary["accuracy"]) == {"plain", "augmented", "teacher"}
+    for name in ("accuracy.png", "gain.png"):
+        assert (run / "report" / name).stat().st_size > 10_000
+    report = (run / "report" / "report.md").read_text()
+    assert (
+        "| task | " in report and "| **overall** |" in report and "plain" in report and "augmented" in report
+    )
+    # Every stage ran as a task of the pipeline, the fan-outs twice.
+    tasks = sorted(t["task"].split(" [")[0] for t in summary["tasks"])
+    assert tasks.count("augment-shard") == 2 and tasks.count("train-student") == 2
+    assert {"data-build", "data-star", "train-teacher", "augment-merge", "compare"} <= set(tasks)
+    assert "zero-shot accuracy" in res.stderr and "augmented" in res.stderr
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'w' / 'mlflow.db'}")
+    parent = client.get_run(summary["mlflow_run_id"])
+    assert parent.info.run_name == summary["run_id"]
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    names = {c.info.run_name for c in children}
+    assert {"data build", "data star", "evaluate teacher", "augment merge", "compare", "evaluate plain", "evaluate augmented"} <= names
+    assert {"augment shard 0", "augment shard 1"} <= names
+    assert any(n.startswith("train-teacher") for n in names) and any(
+        n.startswith("train-student") for n in names
+    )

@@ -1,0 +1,515 @@
+"""The Kubernetes manifests (manifests/), checked offline as Argo CD would deploy them.
+
+Every env renders with `kubectl kustomize` and passes `kubernetes-validate --strict` for
+Kubernetes 1.32; custom resources validate with the kubeflow-trainer-api models; the Argo CD
+Applications match the project's schema (manifests/argocd/schema); checkov finds nothing that is
+not skipped with a written reason; no secret is committed or rendered. kubectl and checkov come
+from `bash scripts/ci-tools.sh`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import sys
+
+import jsonschema
+import pytest
+import yaml
+
+try:
+    import deploy_helpers as dh
+except ImportError:  # tests/ imported as a package
+    from tests import deploy_helpers as dh
+
+pytestmark = pytest.mark.timeout(120)
+
+KUBERNETES_VERSION = "1.32.0"
+NAMESPACES = {"dev": "teacherlm-dev", "prod": "teacherlm"}
+# Kinds kubernetes-validate has no schema for, each validated here another way.
+CUSTOM_KINDS = {"TrainingRuntime"}
+# The Secrets the manifests expect and never contain (README.md tells how to create them).
+SECRETS = {
+    "teacherlm-minio": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+    "teacherlm-postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD"},
+}
+RUNNER_RULES = {
+    ("trainer.kubeflow.org", "trainjobs"): {"create", "get", "list", "watch"},
+    ("trainer.kubeflow.org", "trainjobs/status"): {"get", "list", "watch"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "pods/log"): {"get", "list", "watch"},
+    ("", "events"): {"get", "list", "watch"},
+    ("events.k8s.io", "events"): {"get", "list", "watch"},
+}
+ARGOCD = dh.MANIFESTS / "argocd"
+SCHEMA = ARGOCD / "schema" / "application.schema.json"
+DEPLOY_DOC = dh.REPO / "README.md"  # its "Deploy on a cluster" section
+
+
+def docs(env: str) -> list[dict]:
+    return dh.render(env)[1]
+
+
+def by_kind(env: str, kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs(env) if d["kind"] == kind}
+
+
+def kubernetes_validate(path):
+    cli = [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", KUBERNETES_VERSION, "--quiet"]
+    return dh.run_tool([*cli, str(path)])
+
+
+def quantity(value) -> float:
+    """A Kubernetes quantity as a number (cpu in cores, memory/storage in bytes)."""
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9}
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(value))
+    assert match and (match[2] in units or not match[2]), f"not a quantity: {value!r}"
+    return float(match[1]) * units.get(match[2], 1)
+
+
+# --- rendering and schema validation -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_env_renders_into_its_namespace(env):
+    namespace = NAMESPACES[env]
+    kinds = {d["kind"] for d in docs(env)}
+    assert {
+        "Namespace",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "NetworkPolicy",
+        "StatefulSet",
+        "Deployment",
+        "Service",
+        "Job",
+        "TrainingRuntime",
+    } <= kinds
+    assert set(by_kind(env, "Namespace")) == {namespace}
+    for doc in docs(env):
+        if doc["kind"] not in {"Namespace", "PriorityClass", "ClusterRole", "ClusterRoleBinding"}:
+            assert doc["metadata"].get("namespace") == namespace, f"{doc['kind']}/{doc['metadata']['name']}"
+    assert {"teacherlm-minio", "teacherlm-postgres"} <= set(by_kind(env, "StatefulSet"))
+    assert set(by_kind(env, "Deployment")) == {"teacherlm-mlflow"}
+    assert {"teacherlm-minio", "teacherlm-mlflow", "teacherlm-postgres"} <= set(by_kind(env, "Service"))
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_kubernetes_validate_strict(env, tmp_path):
+    rendered = tmp_path / f"{env}.yaml"
+    rendered.write_text(dh.render(env)[0])
+    proc = kubernetes_validate(rendered)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for line in proc.stdout.splitlines():
+        # Only custom resources may lack a schema; test_custom_resources_validate covers them.
+        match = re.search(r"Couldn't find schema for kind (\S+)", line)
+        assert match and match[1] in CUSTOM_KINDS, line
+
+
+def test_kubernetes_validate_is_strict(tmp_path):
+    """The validator rejects an unknown field, so a clean run above means something."""
+    broken = copy.deepcopy(by_kind("dev", "Deployment")["teacherlm-mlflow"])
+    broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    proc = kubernetes_validate(path)
+    assert proc.returncode != 0 and "imagePullPolcy" in proc.stdout
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_custom_resources_validate(env):
+    """TrainingRuntime round-trips through the kubeflow-trainer-api models without losing a field,
+    and its pod template passes strict Kubernetes validation as a PodTemplate."""
+    from kubeflow_trainer_api.models import TrainerV1alpha1TrainingRuntime
+    from kubernetes_validate import validate
+
+    runtimes = by_kind(env, "TrainingRuntime")
+    assert runtimes
+    for name, doc in runtimes.items():
+        model = TrainerV1alpha1TrainingRuntime.from_dict(doc)
+        assert json.loads(model.to_json()) == doc, f"TrainingRuntime/{name} has fields the API does not know"
+        for job in doc["spec"]["template"]["spec"]["replicatedJobs"]:
+            pod_template = {
+                "apiVersion": "v1",
+                "kind": "PodTemplate",
+                "metadata": {"name": f"{name}-{job['name']}"},
+                "template": job["template"]["spec"]["template"],
+            }
+            validate(pod_template, KUBERNETES_VERSION, strict=True)
+        # Trainer finds the node that runs the trainer by this label.
+        labels = doc["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["metadata"]["labels"]
+        assert labels["trainer.kubeflow.org/trainjob-ancestor-step"] == "trainer"
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_images_are_the_package_version(env):
+    version = dh.package_version()
+    ours = dh.IMAGE_REPOSITORY.format(name="")
+    images = {
+        c["image"]
+        for doc in docs(env)
+        for _, pod in dh.pod_specs(doc)
+        for c in pod.get("initContainers", []) + pod["containers"]
+    }
+    teacherlm = {i for i in images if i.startswith(ours)}
+    assert teacherlm, "no teacherlm image in the rendered manifests"
+    for image in teacherlm:
+        name, _, tag = image.partition(":")
+        assert name.removeprefix(ours) in dh.IMAGE_NAMES, f"{image}: no images/<name>/Dockerfile builds it"
+        assert tag == version, f"{image}: tag must be teacherlm_core.__version__ ({version})"
+    for image in images - teacherlm:
+        # A release tag: a version (17.5) or a dated release (RELEASE.2025-04-22T...), not a floating one.
+        tag = image.rpartition(":")[2]
+        assert re.search(r"\d+\.\d+|\d{4}-\d{2}-\d{2}", tag) and "latest" not in tag, f"{image} is not pinned"
+
+
+# --- workload hygiene ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_requests_limits_and_probes_everywhere(env):
+    for doc in docs(env):
+        for where, pod in dh.pod_specs(doc):
+            long_running = doc["kind"] in {"Deployment", "StatefulSet"}
+            for container in pod.get("initContainers", []) + pod["containers"]:
+                resources = container.get("resources", {})
+                for section in ("requests", "limits"):
+                    assert {"cpu", "memory"} <= set(resources.get(section, {})), (
+                        f"{where}/{container['name']}: {section}"
+                    )
+                    for key in ("cpu", "memory"):
+                        assert quantity(resources["requests"][key]) <= quantity(resources["limits"][key])
+                # Probes say whether a server is up; run-to-completion containers have none.
+                if long_running and container in pod["containers"]:
+                    assert "readinessProbe" in container and "livenessProbe" in container, (
+                        f"{where}/{container['name']}"
+                    )
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_pods_run_as_non_root_and_locked_down(env):
+    for doc in docs(env):
+        for where, pod in dh.pod_specs(doc):
+            context = pod.get("securityContext", {})
+            assert context.get("runAsNonRoot") is True, where
+            assert context.get("runAsUser", 0) >= 10000, where
+            assert context.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+            assert pod.get("automountServiceAccountToken") is False, (
+                f"{where}: mount a token only where needed"
+            )
+            assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC"), where
+            for container in pod.get("initContainers", []) + pod["containers"]:
+                sc = container.get("securityContext", {})
+                assert sc.get("allowPrivilegeEscalation") is False, f"{where}/{container['name']}"
+                assert sc.get("capabilities", {}).get("drop") == ["ALL"], f"{where}/{container['name']}"
+                assert not sc.get("privileged"), f"{where}/{container['name']}"
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_rbac_lets_the_runner_drive_trainjobs_and_nothing_more(env):
+    assert not by_kind(env, "ClusterRole") and not by_kind(env, "ClusterRoleBinding")
+    role = by_kind(env, "Role")["teacherlm-trainjob-runner"]
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                assert "*" not in (group, resource) and "*" not in rule["verbs"]
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    assert granted == RUNNER_RULES
+    binding = by_kind(env, "RoleBinding")["teacherlm-trainjob-runner"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "teacherlm-trainjob-runner",
+    }
+    # Ours, and the one multi-user Kubeflow Pipelines runs a profile namespace's pods as.
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": name, "namespace": NAMESPACES[env]}
+        for name in ("teacherlm-pipeline-runner", "default-editor")
+    ]
+    assert "teacherlm-pipeline-runner" in by_kind(env, "ServiceAccount")
+    # The publisher only edits pipelines through Kubeflow's own aggregated ClusterRole.
+    publisher = by_kind(env, "RoleBinding")["teacherlm-publisher-kfp-edit"]
+    assert publisher["roleRef"]["name"] == "kubeflow-pipelines-edit"
+    assert [s["name"] for s in publisher["subjects"]] == ["teacherlm-publisher"]
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_network_policies_cover_every_server(env):
+    policies = list(by_kind(env, "NetworkPolicy").values())
+
+    def selects(policy, labels):
+        wanted = policy["spec"]["podSelector"].get("matchLabels", {})
+        return all(labels.get(k) == v for k, v in wanted.items())
+
+    for doc in docs(env):
+        for where, _ in dh.pod_specs(doc):
+            if doc["kind"] in CUSTOM_KINDS:
+                continue  # TrainJob nodes talk to each other on ports chosen at run time
+            labels = doc["spec"]["template"]["metadata"]["labels"]
+            mine = [p for p in policies if selects(p, labels)]
+            deny = [p for p in mine if not p["spec"].get("ingress") and not p["spec"].get("egress")]
+            assert any(set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"} for p in deny), (
+                f"{where}: no default deny"
+            )
+    postgres = by_kind(env, "NetworkPolicy")["teacherlm-postgres"]["spec"]["ingress"]
+    assert postgres == [
+        {
+            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}}],
+            "ports": [{"protocol": "TCP", "port": 5432}],
+        }
+    ]
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_publish_job_is_an_argocd_postsync_hook(env):
+    job = by_kind(env, "Job")["teacherlm-publish-pipelines"]
+    annotations = job["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/hook"] == "PostSync"
+    assert annotations["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation"
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][:3] == ["teacherlm", "pipeline", "publish"]
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "teacherlm-publisher"
+    # It publishes the pipelines the core image carries: the compiled specs ship in its teacherlm wheel.
+    assert container["image"].startswith(dh.IMAGE_REPOSITORY.format(name="core") + ":")
+    _, stages = dh.dockerfile_stages(dh.IMAGES_DIR / "core" / "Dockerfile")
+    copies = [i.args.split() for i in stages[0].all("COPY")]
+    assert ["pipelines", "./pipelines"] in copies and ["components", "./components"] in copies
+
+
+def test_gpu_pool_is_a_component_used_by_prod_only():
+    component = yaml.safe_load((dh.MANIFESTS / "components" / "gpu-pool" / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+    for env in dh.ENVS:
+        kustomization = yaml.safe_load((dh.MANIFESTS / "envs" / env / "kustomization.yaml").read_text())
+        assert ("../../components/gpu-pool" in kustomization.get("components", [])) == (env == "prod")
+    assert "nvidia.com/gpu" not in dh.render("dev")[0]
+    (priority,) = by_kind("prod", "PriorityClass").values()
+    pod = dh.pod_specs(by_kind("prod", "TrainingRuntime")["teacherlm-deepspeed"])[0][1]
+    assert pod["priorityClassName"] == priority["metadata"]["name"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_prod_volumes_are_larger_than_dev():
+    for name in ("teacherlm-minio", "teacherlm-postgres"):
+        size = {
+            env: quantity(
+                by_kind(env, "StatefulSet")[name]["spec"]["volumeClaimTemplates"][0]["spec"]["resources"][
+                    "requests"
+                ]["storage"]
+            )
+            for env in dh.ENVS
+        }
+        assert size["prod"] > size["dev"], name
+
+
+# --- Argo CD -------------------------------------------------------------------------------------
+
+
+def applications() -> dict[str, dict]:
+    files = sorted(ARGOCD.glob("*.yaml")) + sorted((ARGOCD / "apps").glob("*.yaml"))
+    out = {}
+    for path in files:
+        doc = yaml.safe_load(path.read_text())
+        if doc.get("kind") == "Application":
+            out[str(path.relative_to(dh.REPO))] = doc
+    return out
+
+
+def test_argocd_applications_match_the_schema():
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    apps = applications()
+    assert set(apps) == {
+        "manifests/argocd/root.yaml",
+        "manifests/argocd/apps/teacherlm-dev.yaml",
+        "manifests/argocd/apps/teacherlm-prod.yaml",
+    }
+    for path, app in apps.items():
+        errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(app)]
+        assert not errors, f"{path}: {errors}"
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda a: a["spec"]["syncPolicy"]["automated"].update(prun=True),  # a typo
+        lambda a: a["spec"]["source"].update(path="../outside"),
+        lambda a: a["spec"]["destination"].update(name="in-cluster"),  # server and name
+        lambda a: a["metadata"].update(namespace="default"),
+        lambda a: a["spec"]["syncPolicy"].update(syncOptions=["CreateNamespace=yes"]),
+    ],
+    ids=["typo", "path-escapes", "two-destinations", "not-in-argocd", "bad-sync-option"],
+)
+def test_argocd_schema_rejects_mistakes(mutate):
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+    app = copy.deepcopy(applications()["manifests/argocd/apps/teacherlm-dev.yaml"])
+    mutate(app)
+    assert list(validator.iter_errors(app))
+
+
+def test_app_of_apps_points_at_the_envs():
+    apps = applications()
+    root = apps.pop("manifests/argocd/root.yaml")
+    assert root["spec"]["source"]["path"] == "manifests/argocd/apps"
+    listed = yaml.safe_load((ARGOCD / "apps" / "kustomization.yaml").read_text())["resources"]
+    assert sorted(f"manifests/argocd/apps/{name}" for name in listed) == sorted(apps)
+    rendered = dh.run_tool([dh.find_tool("kubectl"), "kustomize", str(ARGOCD / "apps")])
+    assert rendered.returncode == 0, rendered.stderr
+    assert len([d for d in yaml.safe_load_all(rendered.stdout) if d]) == len(apps)
+    sources = {(a["spec"]["source"]["repoURL"], a["spec"]["source"]["targetRevision"]) for a in apps.values()}
+    assert sources == {(root["spec"]["source"]["repoURL"], root["spec"]["source"]["targetRevision"])}
+    envs = set()
+    for app in apps.values():
+        path = app["spec"]["source"]["path"]
+        env = path.removeprefix("manifests/envs/")
+        assert env in dh.ENVS and (dh.REPO / path / "kustomization.yaml").is_file(), path
+        assert app["spec"]["destination"]["namespace"] == NAMESPACES[env]
+        kustomization = yaml.safe_load((dh.REPO / path / "kustomization.yaml").read_text())
+        assert kustomization["namespace"] == NAMESPACES[env]
+        envs.add(env)
+    assert envs == set(dh.ENVS)
+
+
+# --- checkov -------------------------------------------------------------------------------------
+
+
+def test_checkov_finds_nothing_unexplained():
+    checkov = dh.find_tool("checkov")
+    dh.find_tool("kubectl")  # checkov's kustomize framework renders with it
+    proc = dh.run_tool(
+        [checkov, "--config-file", "manifests/.checkov.yaml", "--directory", "manifests", "--output", "json"],
+        timeout=110,
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    reports = json.loads(proc.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    by_type = {r["check_type"]: r for r in reports}
+    # The kustomize framework silently does nothing without kubectl: make sure it ran.
+    assert by_type.get("kustomize", {}).get("summary", {}).get("resource_count", 0) > 0, proc.stderr[-3000:]
+    assert by_type.get("kubernetes", {}).get("summary", {}).get("resource_count", 0) > 0
+    failures, unexplained = [], []
+    for report in reports:
+        assert report["summary"]["parsing_errors"] == 0, report["check_type"]
+        for check in report["results"].get("failed_checks", []):
+            failures.append(
+                f"{check['check_id']} {check['resource']} ({check['file_path']}): {check['check_name']}"
+            )
+        for check in report["results"].get("skipped_checks", []):
+            reason = (check.get("check_result") or {}).get("suppress_comment") or ""
+            if len(reason.strip()) < 20:
+                unexplained.append(f"{check['check_id']} {check['resource']}: {reason!r}")
+    assert not failures, "\n".join(failures)
+    assert not unexplained, "skips need a written reason:\n" + "\n".join(unexplained)
+    assert proc.returncode == 0
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+# Anywhere in the repository: formats that are credentials and nothing else.
+SECRET_PATTERNS = {
+    "AWS access key id": re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    "private key": re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"),
+    "AWS secret access key": re.compile(
+        r"(?i)aws_secret_access_key\W{1,4}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
+    ),
+    "GitHub token": re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
+    "Slack token": re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    "Google API key": re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),
+}
+# In what gets deployed (images/, manifests/, docs/, scripts/ and the rendered envs) also the
+# looser shapes; elsewhere tests may hold fake ones on purpose (e.g. to test redaction).
+DEPLOY_DIRS = ("images/", "manifests/", "docs/", "scripts/")
+DEPLOY_PATTERNS = SECRET_PATTERNS | {
+    "credentials in a URL": re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@'\"$]+:[^/\s:@'\"${}]{3,}@[\w.-]+"),
+    "literal password": re.compile(
+        r"(?i)\b\w*password\w*[\"']?\s*[:=]\s*[\"']?(?![\"'$({<\s]|/run/secrets)[^\s\"',]{4,}"
+    ),
+}
+# Names of variables whose literal value would be a secret.
+SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api_?key|access_?key|credential)")
+
+
+def test_no_secret_is_committed():
+    found = []
+    for path in dh.repo_files():
+        if path.stat().st_size > 2_000_000:
+            continue
+        data = path.read_bytes()
+        if b"\0" in data[:8192]:
+            continue  # binary
+        text = data.decode("utf-8", errors="replace")
+        relative = str(path.relative_to(dh.REPO))
+        patterns = DEPLOY_PATTERNS if relative.startswith(DEPLOY_DIRS) else SECRET_PATTERNS
+        for what, pattern in patterns.items():
+            for match in pattern.finditer(text):
+                line = text.count("\n", 0, match.start()) + 1
+                found.append(f"{relative}:{line}: {what}")
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_no_secret_is_rendered(env):
+    text, documents = dh.render(env)
+    for what, pattern in DEPLOY_PATTERNS.items():
+        assert not pattern.search(text), f"{what}: {pattern.search(text)[0]}"
+    referenced: dict[str, set[str]] = {}
+    for doc in documents:
+        assert doc["kind"] != "Secret", "Secrets are created by hand, never kept in git"
+        if doc["kind"] == "ConfigMap":
+            for key in doc.get("data", {}):
+                assert not SECRET_NAME.search(key), f"ConfigMap/{doc['metadata']['name']}: {key}"
+        for where, pod in dh.pod_specs(doc):
+            for container in pod.get("initContainers", []) + pod["containers"]:
+                for var in container.get("env", []):
+                    # *_FILE and *_PATH variables name a mounted file, not the secret itself.
+                    names_a_file = var["name"].endswith(("_FILE", "_PATH"))
+                    if "value" in var and SECRET_NAME.search(var["name"]) and not names_a_file:
+                        pytest.fail(f"{where}/{container['name']}: {var['name']} has a literal value")
+                    ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+                    if ref:
+                        referenced.setdefault(ref["name"], set()).add(ref["key"])
+                for source in container.get("envFrom", []):
+                    assert "secretRef" not in source, f"{where}: envFrom a whole Secret"
+            for volume in pod.get("volumes", []):
+                if "secret" in volume:
+                    referenced.setdefault(volume["secret"]["secretName"], set())
+    assert set(referenced) == set(SECRETS)
+    for name, keys in referenced.items():
+        assert keys <= SECRETS[name], f"{name}: {keys - SECRETS[name]}"
+
+
+# --- the deploy docs match the manifests ---------------------------------------------------------
+
+
+def test_deploy_doc_matches_the_manifests():
+    assert DEPLOY_DOC.is_file()
+    doc = DEPLOY_DOC.read_text()
+    for name, keys in SECRETS.items():
+        assert name in doc, f"README.md does not say how to create Secret {name}"
+        for key in keys:
+            assert key in doc, f"README.md: Secret {name} needs key {key}"
+    for env, namespace in NAMESPACES.items():
+        assert f"manifests/envs/{env}" in doc and namespace in doc
+    assert "kubectl apply -n argocd -f manifests/argocd/root.yaml" in doc
+    repo_url = applications()["manifests/argocd/root.yaml"]["spec"]["source"]["repoURL"]
+    assert repo_url in doc, "README.md should say which repoURL to change"
+    # Every `kubectl port-forward svc/NAME LOCAL:PORT` names a Service and port that exist.
+    services = {
+        name: {p["port"] for p in svc["spec"]["ports"]} for name, svc in by_kind("prod", "Service").items()
+    }
+    forwards = re.findall(r"port-forward(?: -n \S+)? svc/([\w-]+) (\d+):(\d+)", doc)
+    assert forwards, "README.md should show how to reach MLflow and MinIO"
+    for name, _, port in forwards:
+        if name.startswith("teacherlm-"):
+            assert name in services and int(port) in services[name], f"svc/{name}:{port}"
+    mentioned = {name for name, _, _ in forwards}
+    assert {"teacherlm-mlflow", "teacherlm-minio"} <= mentioned
+    for image in dh.IMAGE_NAMES:
+        assert dh.IMAGE_REPOSITORY.format(name=image) in doc

@@ -1,0 +1,311 @@
+"""The pipelines: golden compile, what the specs carry, parameters, publish/submit against a fake API server,
+and a local run with KFP's local runner (the full end_to_end run is the demo's test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from teacherlm_core import __version__
+from teacherlm_core.kfp_support import client as kfp_client
+from teacherlm_core.kfp_support import local as kfp_local
+from teacherlm_core.kfp_support import specs as kfp_specs
+from teacherlm_core.kfp_support.compile import compile_pipelines
+from teacherlm_core.errors import ConfigError, TeacherLMError
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = kfp_specs.NAMES
+
+
+def cli(*args, timeout=300, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "teacherlm_core", *args], capture_output=True, text=True, timeout=timeout, **kw
+    )
+
+
+def _docs(path: Path) -> list[dict]:
+    return list(yaml.safe_load_all(path.read_text()))
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("compiled")
+    compile_pipelines(out)
+    return out
+
+
+# -- golden compile ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_spec_matches_its_source(compiled, name):
+    """Like KFP's own compilation tests: recompile and compare with the committed spec."""
+    committed = ROOT / "pipelines" / name / f"{name}.yaml"
+    assert committed.is_file(), f"run `teacherlm pipeline compile` and commit {committed}"
+    assert (compiled / name / f"{name}.yaml").read_text() == committed.read_text(), (
+        f"{committed} is stale: run `teacherlm pipeline compile`"
+    )
+
+
+def test_compile_is_deterministic_and_takes_settings(compiled, tmp_path):
+    again = compile_pipelines(tmp_path / "a", names=("augment",))[0]
+    assert again.read_text() == (compiled / "augment" / "augment.yaml").read_text()
+    custom = compile_pipelines(
+        tmp_path / "b", names=("augment",), settings={"gpu_pool": "pool=gpu", "parallelism": 7}
+    )[0]
+    spec, platform = _docs(custom)
+    loop = spec["components"]["comp-augment-dataset"]["dag"]["tasks"]["for-loop-1"]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 7
+    assert platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-augment-shard"][
+        "nodeSelector"
+    ] == {"labels": {"pool": "gpu"}}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        compile_pipelines(tmp_path / "c", settings={"cpu_pool": "nolabel"})
+
+
+def test_cli_compile_writes_all_four(tmp_path):
+    res = cli("pipeline", "compile", "--output", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.parent.name for p in tmp_path.glob("*/*.yaml")) == sorted(NAMES)
+
+
+# -- what the specs carry ------------------------------------------------------------------------
+GPU_EXECUTORS = {"exec-data-star", "exec-augment-shard", "exec-evaluate", "exec-evaluate-2"}
+
+
+def _tasks(spec: dict) -> dict[str, dict]:
+    """Every task of every DAG, by task name (names repeat across DAGs only for identical components)."""
+    found = {}
+    for comp in [spec["root"], *spec["components"].values()]:
+        found |= comp.get("dag", {}).get("tasks", {})
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_specs_place_gpu_and_cpu_stages(name):
+    spec, platform = _docs(ROOT / "pipelines" / name / f"{name}.yaml")
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    containers = spec["deploymentSpec"]["executors"]
+    for label, settings in executors.items():
+        resources = containers[label]["container"]["resources"]
+        if label.rsplit("-", 1)[0] in GPU_EXECUTORS or label in GPU_EXECUTORS:
+            assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+            assert settings["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in settings[
+                "tolerations"
+            ]
+        else:
+            assert "accelerator" not in resources
+            assert settings["nodeSelector"]["labels"] == {"teacherlm.io/pool": "cpu"}
+            assert "tolerations" not in settings
+        assert settings["secretAsEnv"][0]["optional"] is True  # S3 keys by reference, never values
+        assert settings["fieldPathAsEnv"] == [
+            {"fieldPath": "metadata.labels['pipeline/runid']", "name": "TEACHERLM_KFP_RUN_ID"}
+        ]
+    for comp in spec["components"].values():  # the run id is no input: it would spoil every cache key
+        assert "run_id" not in comp.get("inputDefinitions", {}).get("parameters", {})
+    for label, ex in containers.items():
+        if "container" in ex:
+            assert ex["container"]["image"].endswith(f":{__version__}"), label
+            assert "pip install" not in json.dumps(ex["container"]["command"])
+    text = (ROOT / "pipelines" / name / f"{name}.yaml").read_text()
+    assert "AWS_SECRET_ACCESS_KEY" not in text.replace("envVar: AWS_SECRET_ACCESS_KEY", "").replace(
+        "secretKey: AWS_SECRET_ACCESS_KEY", ""
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_parameter_has_a_default_and_a_description(name):
+    spec = _docs(ROOT / "pipelines" / name / f"{name}.yaml")[0]
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    for key, p in params.items():
+        assert "defaultValue" in p and p.get("isOptional"), f"{name}.{key} has no default"
+        assert p.get("description"), f"{name}.{key} has no description"
+    for task_name, task in _tasks(spec).items():
+        assert task["taskInfo"]["name"], task_name
+
+
+def test_retries_caching_and_fan_out():
+    spec = _docs(ROOT / "pipelines" / "end_to_end" / "end_to_end.yaml")[0]
+    tasks = _tasks(spec)
+    for name in ("data-star", "augment-shard", "train-teacher", "train-student", "evaluate"):
+        assert tasks[name]["retryPolicy"]["maxRetryCount"] == 2, name
+        assert tasks[name]["cachingOptions"]["enableCache"] is True, name
+    for name in ("data-build", "augment-plan", "augment-merge"):
+        assert "retryPolicy" not in tasks[name], name
+    assert tasks["compare"]["cachingOptions"].get("enableCache") is not True  # a report is always fresh
+    loops = [
+        t for comp in spec["components"].values() for t in comp.get("dag", {}).get("tasks", {}).values()
+        if "parameterIterator" in t
+    ]  # fmt: skip
+    assert len(loops) == 2 and all(t["iteratorPolicy"]["parallelismLimit"] == 4 for t in loops)
+    merge = tasks["augment-merge"]["inputs"]["artifacts"]["shards"]
+    assert "taskOutputArtifact" in merge  # dsl.Collected of the shards
+    shard = spec["deploymentSpec"]["executors"]["exec-augment-shard"]["container"]["resources"]["accelerator"]
+    assert shard["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--tensor_parallel_size']}}"
+
+
+def test_end_to_end_nests_the_three():
+    spec = _docs(ROOT / "pipelines" / "end_to_end" / "end_to_end.yaml")[0]
+    root = spec["root"]["dag"]["tasks"]
+    assert {t["componentRef"]["name"] for t in root.values()} == {
+        "comp-teacherlm-teacher", "comp-augment-dataset", "comp-compare-students",
+    }  # fmt: skip
+    assert root["augment-dataset"]["inputs"]["artifacts"]["teacher"]["taskOutputArtifact"][
+        "producerTask"
+    ] == ("teacherlm-teacher")
+
+
+# -- parameters ----------------------------------------------------------------------------------
+def test_params_are_typed_by_the_spec():
+    spec = kfp_specs.load_spec(kfp_specs.find_spec("end_to_end"))
+    typed = kfp_specs.coerce_params(
+        spec, {"per_task": "12", "temperature": "0.5", "ablation": "true", "engine": "hf"}
+    )
+    assert typed == {"per_task": 12, "temperature": 0.5, "ablation": True, "engine": "hf"}
+    with pytest.raises(ConfigError) as err:
+        kfp_specs.coerce_params(spec, {"per_task": "many", "nope": "1", "ablation": "maybe"})
+    assert len(err.value.problems) == 3
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        kfp_specs.parse_param_args(["per_task"])
+
+
+def test_specs_are_found_in_the_installed_package_or_an_explicit_dir(tmp_path, monkeypatch):
+    import pipelines
+
+    (tmp_path / "pipelines" / "augment").mkdir(parents=True)
+    (tmp_path / "pipelines" / "augment" / "augment.yaml").write_text("x")
+    monkeypatch.chdir(tmp_path)  # the working dir does not matter
+    installed = Path(pipelines.__file__).parent
+    assert kfp_specs.find_spec("augment") == installed / "augment" / "augment.yaml"
+    assert kfp_specs.find_spec("augment", tmp_path / "pipelines") == tmp_path / "pipelines" / "augment" / "augment.yaml"
+    with pytest.raises(TeacherLMError, match="no compiled spec"):
+        kfp_specs.find_spec("teacher", tmp_path / "pipelines")
+    with pytest.raises(ConfigError, match="choose one of"):
+        kfp_specs.find_spec("nope")
+
+
+# -- publish and submit against a fake KFP API server --------------------------------------------
+@pytest.fixture
+def fake_kfp(monkeypatch, tmp_path):
+    from fake_kfp import FakeKFP
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # kfp.Client keeps a context file under ~/.config
+    with FakeKFP() as server:
+        yield server
+
+
+def test_publish_uploads_each_pipeline_once_per_version(fake_kfp):
+    first = kfp_client.publish(fake_kfp.url)
+    assert [r["status"] for r in first] == ["created"] * 4
+    assert {r["pipeline"] for r in first} == {
+        "teacherlm-teacher", "teacherlm-augment", "teacherlm-student", "teacherlm-end-to-end",
+    }  # fmt: skip
+    for versions in fake_kfp.state.versions.values():
+        assert [v["display_name"] for v in versions] == [__version__]  # the package version, only
+        assert versions[0]["pipeline_spec"]["pipelineInfo"]["name"].startswith("teacherlm-")
+    again = kfp_client.publish(fake_kfp.url)
+    assert [r["status"] for r in again] == ["exists"] * 4
+    assert [r["version_id"] for r in again] == [r["version_id"] for r in first]
+    assert (
+        len(fake_kfp.calls("POST", "/pipelines/upload_version")) == 4
+    )  # the second publish uploaded nothing
+    assert fake_kfp.calls("GET", "/healthz")
+
+
+def test_publish_uses_the_projected_token_and_refuses_stale_specs(fake_kfp, monkeypatch, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("sa-token-123")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
+    kfp_client.publish(fake_kfp.url, ("augment",))
+    assert {r["auth"] for r in fake_kfp.state.requests if r["path"].endswith("/pipelines")} == {
+        "Bearer sa-token-123"
+    }
+    stale = tmp_path / "specs" / "teacher"
+    stale.mkdir(parents=True)
+    text = (ROOT / "pipelines" / "teacher" / "teacher.yaml").read_text()
+    (stale / "teacher.yaml").write_text(text.replace(f":{__version__}", ":0.0.1"))
+    with pytest.raises(TeacherLMError, match="not compiled with"):
+        kfp_client.publish(fake_kfp.url, ("teacher",), specs=tmp_path / "specs")
+
+
+def test_submit_runs_the_published_version_else_the_package(fake_kfp):
+    first = kfp_client.submit("augment", fake_kfp.url, {"num_shards": "3"}, experiment="exp")
+    assert first["source"] == "package"
+    kfp_client.publish(fake_kfp.url, ("augment",))
+    second = kfp_client.submit("augment", fake_kfp.url, {"num_shards": "5"}, experiment="exp")
+    assert second["source"].startswith("version ")
+    runs = fake_kfp.state.runs
+    sent = runs[first["run_id"]]["pipeline_spec"]  # the spec and its kubernetes platform spec
+    assert sent["pipeline_spec"]["pipelineInfo"]["name"] == "teacherlm-augment" and "platform_spec" in sent
+    assert (
+        runs[second["run_id"]]["pipeline_version_reference"]["pipeline_version_id"]
+        == second["source"].split()[-1]
+    )
+    assert runs[second["run_id"]]["runtime_config"]["parameters"] == {"num_shards": 5}
+    assert len(fake_kfp.state.experiments) == 1 and first["experiment_id"] == second["experiment_id"]
+    with pytest.raises(ConfigError):
+        kfp_client.submit("augment", fake_kfp.url, {"num_shards": "x"})
+
+
+def test_cli_publish_and_submit(fake_kfp, tmp_path):
+    env = {**__import__("os").environ, "HOME": str(tmp_path)}
+    res = cli("pipeline", "publish", "--host", fake_kfp.url, "--name", "student", env=env)
+    assert res.returncode == 0, res.stderr
+    assert f"teacherlm-student {__version__}: created" in res.stderr
+    res = cli("pipeline", "submit", "student", "--host", fake_kfp.url, "-p", "ablation=true", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "submitted student (version" in res.stderr
+    (run,) = fake_kfp.state.runs.values()
+    assert run["runtime_config"]["parameters"] == {"ablation": True}
+    res = cli("pipeline", "submit", "student", "--host", fake_kfp.url, "-p", "nope=1", env=env)
+    assert res.returncode == 2 and "nope: not a parameter" in res.stderr
+
+
+def test_cli_unreachable_host_is_one_line(tmp_path):
+    res = cli("pipeline", "run", "augment", env={**__import__("os").environ, "HOME": str(tmp_path)})
+    assert res.returncode != 0 and "--local" in res.stderr
+
+
+# -- local runs ----------------------------------------------------------------------------------
+@pytest.mark.integration
+@pytest.mark.timeout(240)
+def test_augment_pipeline_runs_locally(tmp_path, tiny_model):
+    """The published augment pipeline as is (importers, ParallelFor, Collected), on the local runner."""
+    import mlflow
+
+    from teacherlm_core.data import build_builtin
+
+    build_builtin(tmp_path / "data", ["claims", "dates"], per_task=6, seed=0)
+    result = kfp_local.run_local(
+        "augment",
+        {"teacher": tiny_model, "data": str(tmp_path / "data"), "num_shards": "2", "engine": "hf",
+         "max_new_tokens": "8", "temperature": "0"},
+        workdir=tmp_path / "w",
+    )  # fmt: skip
+    out = Path(result["outputs"]["Output"].path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    c = manifest["counts"]
+    assert c["input"] == 8 == c["output"] + c["quarantined"]  # a random tiny teacher: mostly quarantined
+    assert len(manifest["shards"]) == 2 and (out / "train.jsonl").is_file() and not (out / "shards").exists()
+    assert sorted(t["task"] for t in result["tasks"]) == [
+        "augment-merge", "augment-plan", "augment-shard [0]", "augment-shard [1]",
+    ]  # fmt: skip
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'work' / 'mlflow.db'}")
+    parent = client.get_run(result["mlflow_run_id"])
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert {"augment shard 0", "augment shard 1", "augment merge"} <= {r.info.run_name for r in children}
+
+
+@pytest.mark.timeout(60)
+def test_local_failure_names_the_task_and_the_log(tmp_path):
+    with pytest.raises(TeacherLMError, match=r"augment-plan.*full log"):
+        kfp_local.run_local(
+            "augment", {"teacher": str(tmp_path), "data": str(tmp_path), "num_shards": "2"},
+            workdir=tmp_path / "w",
+        )  # fmt: skip

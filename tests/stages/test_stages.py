@@ -1,0 +1,134 @@
+"""The stage functions: what each pipeline step does, called without Kubeflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from teacherlm_core.data import split_file
+from teacherlm_core.kfp_support.run_id import RUN_ID_ENV
+from teacherlm_core.stages.augment_merge import augment_merge
+from teacherlm_core.stages.augment_plan import augment_plan
+from teacherlm_core.stages.compare import compare
+from teacherlm_core.stages.train_variants import VARIANTS, train_variants
+from teacherlm_core.tracking import EXPERIMENT
+
+
+def _data(tmp_path, per_task=6):
+    from teacherlm_core.data import build_builtin
+
+    build_builtin(tmp_path / "data", ["claims", "arithmetic"], per_task=per_task, seed=0)
+    return tmp_path / "data"
+
+
+def test_split_file_and_augment_plan(tmp_path):
+    from teacherlm_core.errors import ConfigError, DataError
+
+    data = _data(tmp_path)
+    assert split_file(data, "test") == data / "test.jsonl"
+    assert split_file(data / "train.jsonl", "anything") == data / "train.jsonl"
+    assert augment_plan(str(data), 3) == [0, 1, 2]
+    with pytest.raises(ConfigError, match="num_shards"):
+        augment_plan(str(data), 0)
+    with pytest.raises(DataError, match=r"no train\.jsonl"):
+        augment_plan(str(tmp_path), 2)
+
+
+def test_train_variants():
+    assert train_variants(False) == ["plain", "augmented"]
+    assert train_variants(True) == [
+        "plain", "augmented", "fundamentals", "chain_of_thought", "common_mistakes",
+    ]  # fmt: skip
+    assert VARIANTS["plain"] == ()
+
+
+def test_teacher_data_adds_star_rationales_as_samples(tmp_path):
+    from teacherlm_core.schema import load_samples
+    from teacherlm_core.star import teacher_data
+
+    data = _data(tmp_path)
+    star = tmp_path / "star"
+    star.mkdir()
+    first = load_samples(data / "train.jsonl")[0].to_record()
+    (star / "train.jsonl").write_text(
+        json.dumps(first | {"chain_of_thought": "Mine. So the answer is x."}) + "\n"
+    )
+    n = teacher_data(str(data), str(star), tmp_path / "out.jsonl")
+    rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert n == len(rows) == len(load_samples(data / "train.jsonl")) + 1
+    assert rows[-1]["id"] == f"{first['id']}-star" and rows[-1]["chain_of_thought"].startswith("Mine")
+    (star / "train.jsonl").write_text("")  # STaR kept nothing: the seed data alone
+    assert teacher_data(str(data), str(star), tmp_path / "out2.jsonl") == n - 1
+
+
+def test_augment_merge_refuses_mixed_plans(tmp_path):
+    from teacherlm_core.errors import TeacherLMError
+
+    for i, fp in enumerate(("a", "b")):
+        (tmp_path / f"s{i}" / "shards").mkdir(parents=True)
+        (tmp_path / f"s{i}" / "plan.json").write_text(json.dumps({"fingerprint": fp, "config": {}}))
+    with pytest.raises(TeacherLMError, match="2 plans"):
+        augment_merge(str(tmp_path / "out"), [str(tmp_path / "s0"), str(tmp_path / "s1")])
+
+
+def _report(path: Path, model: str, correct: list[bool]) -> str:
+    from teacherlm_core.evaluate import SampleScore, summarize
+
+    scores = [
+        SampleScore(id=f"{t}-{i}", task=t, choice_loglikelihoods=[-1.0, -2.0], prediction=0, correct=c)
+        for t in ("claims", "dates")
+        for i, c in enumerate(correct)
+    ]
+    path.write_text(summarize(model, scores).model_dump_json())
+    return str(path)
+
+
+def test_compare_writes_report_plots_and_metrics(tmp_path):
+    reports = [
+        _report(tmp_path / "p.json", "plain", [True, False, False, False]),
+        _report(tmp_path / "a.json", "augmented", [True, True, True, False]),
+    ]
+    out = tmp_path / "report"
+    summary = compare(reports, str(out), markdown=str(tmp_path / "r.md"), html=str(tmp_path / "r.html"))
+    assert summary["overall"] == {"plain": 0.25, "augmented": 0.75}
+    assert summary["gain"] == {"augmented": 0.5}
+    assert summary["metrics"] == {"accuracy.plain": 0.25, "accuracy.augmented": 0.75, "gain.augmented": 0.5}
+    for name in ("report.md", "accuracy.png", "gain.png", "report.html", "summary.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert "| **overall** |" in (tmp_path / "r.md").read_text()
+    assert "data:image/png;base64," in (tmp_path / "r.html").read_text()
+    with pytest.raises(Exception, match="same model name"):
+        compare([reports[0], reports[0]], str(tmp_path / "again"))
+
+
+def test_stage_tracking_nests_under_the_kfp_run_parent(tmp_path, monkeypatch):
+    import mlflow
+
+    from teacherlm_core.stages._run import stage_run
+    from teacherlm_core.tracking import PARENT_ENV
+
+    monkeypatch.delenv(PARENT_ENV, raising=False)
+    monkeypatch.setenv(RUN_ID_ENV, "kfp-123")  # on a cluster: the pod's pipeline/runid label
+    for name in ("a", "b"):
+        with stage_run(name, {"x": 1}):
+            pass
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'work' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([exp.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("teacherlm.parent") == "true"]
+    children = sorted(
+        r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    )
+    assert children == ["a", "b"]
+
+
+def test_a_trainjob_needs_shared_storage(tmp_path):
+    from teacherlm_core.errors import ConfigError
+    from teacherlm_core.stages.train_student import train_student
+
+    data = _data(tmp_path)
+    with pytest.raises(ConfigError, match="work_root"):
+        train_student("org/base", str(data), str(tmp_path / "out"), variant="plain", student_config="student_tiny",
+                      launcher="trainjob")  # fmt: skip
