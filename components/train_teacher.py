@@ -35,7 +35,7 @@ def train_teacher(
         deepspeed: zero2, zero3 or none; empty: the config's.
         launcher: trainjob, torchrun, or auto (TrainJob inside Kubernetes, torchrun elsewhere).
         work_root: Shared storage (s3:// prefix) for the TrainJob's data and model, and resuming; empty: none.
-        seed: Seed of data order and initialisation.
+        seed: Seed of data order, mixture sampling and initialisation (the config's train.seed).
     """
     from teacherlm_core.stages.train_teacher import train_teacher
 

@@ -3,8 +3,7 @@
 Each ``pipeline.py`` has ``build(placement) -> pipeline``; ``teacherlm pipeline compile`` writes
 the specs (:mod:`teacherlm_core.kfp_support.compile`), which ship inside this package, and
 ``tests/pipelines/`` checks that the committed ones match. Parameters: one definition each, in
-:mod:`teacherlm_core.stages.params`. This module stays free of kfp imports: listing the names
-needs nothing else.
+:mod:`teacherlm_core.stages.params`. Placement (node pools, accelerators, retries, fan-out
+width) comes from :mod:`teacherlm_core.kfp_support.placement`; the names of the pipelines from
+:data:`teacherlm_core.kfp_support.specs.NAMES`.
 """
-
-NAMES = ("teacher", "augment", "student", "end_to_end")

@@ -13,9 +13,9 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from .errors import DataError
 
@@ -23,6 +23,7 @@ __all__ = [
     "FIELDS",
     "SCHEMA_VERSION",
     "AugmentedSample",
+    "NonBlankStr",
     "QuarantineWriter",
     "Rejected",
     "Sample",
@@ -39,23 +40,26 @@ FIELDS = ("fundamentals", "chain_of_thought", "common_mistakes")
 REQUIRED = ("id", "task", "question", "answer")
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+NonBlankStr = Annotated[str, AfterValidator(_not_blank)]
+"""A string with something besides whitespace (the data contract's required text fields)."""
+
+
 class Sample(BaseModel):
     """One question. Unknown fields are kept (``extra="allow"``) and written back out."""
 
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
 
-    id: str
-    task: str
-    question: str
+    id: NonBlankStr
+    task: NonBlankStr
+    question: NonBlankStr
     choices: list[str] | None = None
-    answer: str
-
-    @field_validator("id", "task", "question", "answer")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    answer: NonBlankStr
 
     @model_validator(mode="after")
     def _answer_among_choices(self) -> Sample:

@@ -10,9 +10,8 @@ from kfp import dsl
 from kfp.dsl import Dataset, Input, Model
 
 from components import augment_merge, augment_plan, augment_shard
+from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu
 from teacherlm_core.stages.params import P, documented
-
-from ..placement import Placement, on_cpu, on_gpu
 
 NAME = "teacherlm-augment"
 SUMMARY = "Augment a dataset with a teacher's fundamentals, chain of thought and common mistakes."

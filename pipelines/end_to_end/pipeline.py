@@ -6,10 +6,10 @@ teacherlm demo        # runs this pipeline locally on tiny models
 from kfp import dsl
 from kfp.dsl import Markdown
 
+from teacherlm_core.kfp_support.placement import Placement
 from teacherlm_core.stages.params import P, documented
 
 from ..augment.pipeline import graph as augment_graph
-from ..placement import Placement
 from ..student.pipeline import graph as student_graph
 from ..teacher.pipeline import build as teacher_pipeline
 

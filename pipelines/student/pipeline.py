@@ -10,9 +10,8 @@ from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown
 
 from components import compare, evaluate, train_student, train_variants
+from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu
 from teacherlm_core.stages.params import P, documented
-
-from ..placement import Placement, on_cpu, on_gpu
 
 NAME = "teacherlm-student"
 SUMMARY = "Train plain and augmented students, evaluate them and compare."

@@ -9,9 +9,8 @@ from kfp import dsl
 from kfp.dsl import Dataset, Model
 
 from components import data_build, data_star, evaluate, train_teacher
+from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu
 from teacherlm_core.stages.params import P, documented
-
-from ..placement import Placement, on_cpu, on_gpu
 
 NAME = "teacherlm-teacher"
 SUMMARY = "Build annotated teacher data, expand it with STaR, train and evaluate the teacher."

@@ -7,6 +7,7 @@ from enum import Enum
 import typer
 
 from ..stages.params import P
+from .options import EngineName
 from .progress import console
 
 __all__ = ["app"]
@@ -175,16 +176,16 @@ def shard_cmd(
     max_new_tokens: int = typer.Option(P.max_new_tokens, help="Token limit per explanation."),
     temperature: float = typer.Option(P.temperature, help="Sampling temperature (0: greedy, no retries)."),
     seed: int = typer.Option(P.seed, help="Base seed; each request's seed derives from it."),
-    engine: str = typer.Option(P.engine, help="vllm or hf."),
+    engine: EngineName = typer.Option(EngineName(P.engine), help="vllm or hf."),
     tensor_parallel_size: int = typer.Option(P.tensor_parallel_size, help="GPUs per vLLM engine."),
     work_root: str = typer.Option(P.work_root, help="Shared storage (s3:// prefix) to write to as it goes."),
 ) -> None:
-    """One shard of a pipeline's fan-out, exactly as its ``augment shard`` task runs it."""
+    """One shard of a pipeline's fan-out, exactly as its 'augment shard' task runs it."""
     from ..stages.augment_shard import augment_shard
 
     counts = augment_shard(
         teacher, data, output, shard_index=shard_index, num_shards=num_shards, fields=fields,
-        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
+        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine.value,
         tensor_parallel_size=tensor_parallel_size, work_root=work_root,
     )  # fmt: skip
     _summary(counts, shard_index)

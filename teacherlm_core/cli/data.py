@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..stages.params import P
 from .options import EngineName
 
 __all__ = ["app"]
@@ -114,7 +115,7 @@ def build(
         typer.Option(
             "--per-task", min=3, help="Items per family, split 70/15/15 into train/validation/test."
         ),
-    ] = 100,
+    ] = P.per_task,
     seed: Annotated[
         int,
         typer.Option(

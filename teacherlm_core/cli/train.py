@@ -52,6 +52,12 @@ DeepSpeed = Annotated[
     ),
 ]
 Track = Annotated[bool | None, typer.Option("--track/--no-track", help="Log to MLflow (default: on).")]
+Seed = Annotated[
+    int | None,
+    typer.Option(
+        "--seed", help="Seed of data order, mixture sampling and initialisation (the config's train.seed)."
+    ),
+]
 
 
 def _nproc(value: str | None) -> int | None:
@@ -108,9 +114,7 @@ def student(
     ] = None,
     nproc: NProc = None,
     deepspeed: DeepSpeed = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed for data order and mixture sampling.")
-    ] = None,
+    seed: Seed = None,
     config: Annotated[
         str | None,
         typer.Option("--config", metavar="FILE", help="YAML config (file, s3:// or shipped name)."),
@@ -151,12 +155,13 @@ def teacher(
     node_rank: NodeRank = None,
     master_addr: MasterAddr = None,
     master_port: MasterPort = None,
+    seed: Seed = None,
     track: Track = None,
 ) -> None:
     """Train a teacher in stages: multi-task, personalisation, optional single-field specialisation."""
     from ..train import load_config, train_teacher
 
-    overrides = {"output": output, "track": track} | _launch_overrides(
+    overrides = {"output": output, "track": track, "train.seed": seed} | _launch_overrides(
         nproc, nnodes, node_rank, master_addr, master_port, deepspeed
     )
     cfg = load_config("teacher", config, overrides)
@@ -241,7 +246,7 @@ def variants(
         bool, typer.Option("--ablation", help="Also one student per explanation field.")
     ] = False,
 ) -> None:
-    """The student variants a comparison trains (a pipeline's ``train variants`` task), with their fields."""
+    """The student variants a comparison trains (a pipeline's 'train variants' task), with their fields."""
     from ..stages.train_variants import VARIANTS, train_variants
 
     for name in train_variants(ablation):

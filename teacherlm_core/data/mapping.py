@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+from ..schema import NonBlankStr
 
 __all__ = ["BUILTIN_MAPPINGS", "ImportMapping", "builtin_mapping_path", "load_mapping"]
 
@@ -42,12 +43,12 @@ class ImportMapping(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    task: str
+    task: NonBlankStr
     question: str | None = None
     question_template: str | None = None
     choices: str | list[str] | None = None
     fixed_choices: list[str] | None = None
-    answer: str
+    answer: NonBlankStr
     answer_format: Literal["text", "index", "letter", "bool"] = "text"
     index_base: Literal[0, 1] = 0
     id: str | None = None
@@ -67,13 +68,6 @@ class ImportMapping(BaseModel):
         ):
             return value
         raise ValueError("must be a list column's name or a list of column names")
-
-    @field_validator("task", "answer")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ImportMapping:

@@ -5,10 +5,11 @@
 | :mod:`.images` | the container image of each kind of stage, tagged with the package version |
 | :mod:`.run_id` | the KFP run id a task runs under (an environment variable, never an input) |
 | :mod:`.specs` | the compiled specs shipped in the ``pipelines`` package: find, load, typed parameters |
+| :mod:`.placement` | where each kind of task runs: node pools, accelerators, retries, fan-out width (compile-time) |
 | :mod:`.compile` | compile ``pipelines/<name>/pipeline.py`` into ``pipelines/<name>/<name>.yaml`` |
 | :mod:`.client` | publish the specs as pipeline versions, submit runs (kfp SDK) |
 | :mod:`.local` | run a compiled spec with KFP's local runner |
 
-Only :mod:`.compile` and :mod:`.client` import the ``kfp`` SDK at module level; the rest stay
+Only :mod:`.placement`, :mod:`.compile` and :mod:`.client` import the ``kfp`` SDK; the rest stay
 light so that stages (inside a component's pod) can import them.
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ def compile_pipelines(
 ) -> list[Path]:
     """Compile ``names`` to ``<output>/<name>/<name>.yaml`` (default: beside their sources).
 
-    ``settings`` are the compile-time :class:`pipelines.placement.Placement` (node pools,
+    ``settings`` are the compile-time :class:`~.placement.Placement` (node pools,
     accelerator, parallelism, retries); the committed specs use the defaults.
 
     Raises:
@@ -32,16 +33,16 @@ def compile_pipelines(
     """
     from kfp import compiler
 
-    import pipelines
-    from pipelines.placement import Placement
+    from .placement import Placement
 
     try:
         placement = Placement(**(settings or {}))
     except (TypeError, ValueError) as exc:
         raise ConfigError("pipeline settings", [str(exc)]) from None
-    out_root = Path(output) if output else Path(pipelines.__file__).parent
+    out_root = Path(output) if output else Path(str(resources.files("pipelines")))
     written = []
     for name in map(check_name, names):
+        # The installed pipelines package, loaded by name: the compiler sits below what it compiles.
         module = importlib.import_module(f"pipelines.{name}.pipeline")
         target = out_root / name / f"{name}.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)

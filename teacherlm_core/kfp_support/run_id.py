@@ -1,7 +1,7 @@
 """The KFP run id a task runs under.
 
 On a cluster each task's pod carries the label ``pipeline/runid``; the pipelines map it into the
-environment variable :data:`RUN_ID_ENV` (``pipelines/placement.py``), so that it never becomes a
+environment variable :data:`RUN_ID_ENV` (:mod:`.placement`), so that it never becomes a
 component input (an input would spoil every cache key). The local runner sets the same variable.
 """
 

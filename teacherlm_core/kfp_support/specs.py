@@ -14,9 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pipelines import NAMES
-
 from ..errors import ConfigError, TeacherLMError
+
+NAMES = ("teacher", "augment", "student", "end_to_end")  # pipelines/<name>/pipeline.py + <name>.yaml
 
 __all__ = [
     "NAMES",

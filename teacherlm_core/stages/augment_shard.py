@@ -6,8 +6,8 @@ import os
 
 from ..data.splits import split_file
 from ..kfp_support.run_id import kfp_run_id
-from ..schema import FIELDS
 from ._run import stage_run
+from .params import P
 
 __all__ = ["augment_shard"]
 
@@ -19,13 +19,13 @@ def augment_shard(
     *,
     shard_index: int,
     num_shards: int,
-    fields: str = ",".join(FIELDS),
-    max_new_tokens: int = 256,
-    temperature: float = 0.7,
-    seed: int = 0,
-    engine: str = "vllm",
-    tensor_parallel_size: int = 1,
-    work_root: str = "",
+    fields: str = P.fields,
+    max_new_tokens: int = P.max_new_tokens,
+    temperature: float = P.temperature,
+    seed: int = P.seed,
+    engine: str = P.engine,
+    tensor_parallel_size: int = P.tensor_parallel_size,
+    work_root: str = P.work_root,
 ) -> dict:
     """Augment shard ``shard_index`` of the train split of ``data`` into ``output`` (``plan.json`` + ``shards/<shard>/``).
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._run import stage_run
+from .params import P
 
 __all__ = ["data_build"]
 
 
 def data_build(
-    data: str | Path, *, tasks: str = "", per_task: int = 100, data_seed: int = 0, **options
+    data: str | Path,
+    *,
+    tasks: str = P.tasks,
+    per_task: int = P.per_task,
+    data_seed: int = P.data_seed,
+    **options,
 ) -> dict:
     """Write the built-in suite (train/validation/test JSONL + ``manifest.json``) into directory ``data``.
 

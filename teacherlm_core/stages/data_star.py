@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._run import stage_run
+from .params import P
 
 __all__ = ["data_star"]
 
@@ -14,11 +15,11 @@ def data_star(
     data: str | Path,
     output: str | Path,
     *,
-    star_rounds: int = 1,
-    star_max_new_tokens: int = 128,
-    temperature: float = 0.7,
-    seed: int = 0,
-    engine: str = "vllm",
+    star_rounds: int = P.star_rounds,
+    star_max_new_tokens: int = P.star_max_new_tokens,
+    temperature: float = P.temperature,
+    seed: int = P.seed,
+    engine: str = P.engine,
     **options,
 ) -> dict:
     """STaR over the train split of ``data`` into ``output`` (see :mod:`teacherlm_core.star`).

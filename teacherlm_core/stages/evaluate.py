@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ..data.splits import split_file
 from ._run import stage_run
+from .params import P
 
 __all__ = ["evaluate"]
 
@@ -17,8 +18,8 @@ def evaluate(
     *,
     name: str = "",
     split: str = "test",
-    engine: str = "vllm",
-    eval_batch_size: int = 32,
+    engine: str = P.engine,
+    eval_batch_size: int = P.eval_batch_size,
     revision: str | None = None,
     progress: Callable[[str, int], object] | None = None,
 ):

@@ -7,6 +7,7 @@ from ..errors import ConfigError, DataError
 from ..kfp_support.run_id import kfp_run_id
 from ._run import nested_under_parent
 from ._training import TRAIN_IMAGE, launch_overrides, scratch, shared
+from .params import P
 from .train_variants import VARIANTS
 
 __all__ = ["train_student"]
@@ -18,14 +19,14 @@ def train_student(
     output: str,
     *,
     variant: str,
-    student_config: str = "student",
-    student_max_steps: int = 0,
-    nnodes: int = 1,
-    nproc_per_node: int = 1,
-    deepspeed: str = "",
-    launcher: str = "auto",
-    work_root: str = "",
-    seed: int = 0,
+    student_config: str = P.student_config,
+    student_max_steps: int = P.student_max_steps,
+    nnodes: int = P.nnodes,
+    nproc_per_node: int = P.nproc_per_node,
+    deepspeed: str = P.deepspeed,
+    launcher: str = P.launcher,
+    work_root: str = P.work_root,
+    seed: int = P.seed,
 ) -> dict:
     """Train the ``variant`` student (see :data:`VARIANTS`) on the train split of ``data`` into ``output``.
 

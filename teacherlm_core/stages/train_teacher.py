@@ -8,6 +8,7 @@ from pathlib import Path
 from ..kfp_support.run_id import kfp_run_id
 from ._run import nested_under_parent
 from ._training import TRAIN_IMAGE, launch_overrides, scratch, shared
+from .params import P
 
 __all__ = ["train_teacher"]
 
@@ -18,15 +19,15 @@ def train_teacher(
     star_data: str,
     output: str,
     *,
-    teacher_config: str = "teacher",
-    personalise_data: str = "",
-    teacher_max_steps: int = 0,
-    nnodes: int = 1,
-    nproc_per_node: int = 1,
-    deepspeed: str = "",
-    launcher: str = "auto",
-    work_root: str = "",
-    seed: int = 0,
+    teacher_config: str = P.teacher_config,
+    personalise_data: str = P.personalise_data,
+    teacher_max_steps: int = P.teacher_max_steps,
+    nnodes: int = P.nnodes,
+    nproc_per_node: int = P.nproc_per_node,
+    deepspeed: str = P.deepspeed,
+    launcher: str = P.launcher,
+    work_root: str = P.work_root,
+    seed: int = P.seed,
 ) -> dict:
     """Stage 1 (``multitask``) on the seed + STaR data, stage 2 (``personalise``) on ``personalise_data`` when given.
 

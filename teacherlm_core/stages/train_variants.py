@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..schema import FIELDS
+from .params import P
 
 __all__ = ["VARIANTS", "train_variants"]
 
@@ -11,6 +12,6 @@ __all__ = ["VARIANTS", "train_variants"]
 VARIANTS: dict[str, tuple[str, ...]] = {"plain": (), "augmented": FIELDS, **{f: (f,) for f in FIELDS}}
 
 
-def train_variants(ablation: bool = False) -> list[str]:
+def train_variants(ablation: bool = P.ablation) -> list[str]:
     """``["plain", "augmented"]``, plus one variant per explanation field when ``ablation``."""
     return list(VARIANTS) if ablation else ["plain", "augmented"]

@@ -13,8 +13,7 @@ from teacherlm_core import storage
 from teacherlm_core.augment import AugmentConfig, augment, merge
 from teacherlm_core.augment.quality import clean_generation, is_consistent
 from teacherlm_core.augment.shard import owner_shard
-from teacherlm_core.engines import request_seed
-from teacherlm_core.engines import Generation
+from teacherlm_core.engines import Generation, request_seed
 from teacherlm_core.errors import ConfigError, TeacherLMError
 from teacherlm_core.schema import Sample
 

@@ -101,7 +101,15 @@ def test_demo_runs_the_end_to_end_pipeline_locally(tmp_path):
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
     names = {c.info.run_name for c in children}
-    assert {"data build", "data star", "evaluate teacher", "augment merge", "compare", "evaluate plain", "evaluate augmented"} <= names
+    assert {
+        "data build",
+        "data star",
+        "evaluate teacher",
+        "augment merge",
+        "compare",
+        "evaluate plain",
+        "evaluate augmented",
+    } <= names
     assert {"augment shard 0", "augment shard 1"} <= names
     assert any(n.startswith("train-teacher") for n in names) and any(
         n.startswith("train-student") for n in names

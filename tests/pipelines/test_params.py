@@ -143,3 +143,11 @@ def test_component_inputs_reach_the_stage_under_the_same_name(name):
         body = ast.parse(inspect.getsource(stage)).body[0].body[1:]  # after the docstring
         used = {n.id for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Name)}
         assert param in used, f"stage {name} never uses {param}"
+
+
+@pytest.mark.parametrize("name", components.__all__)
+def test_stage_defaults_are_the_registry_defaults(name):
+    stage = getattr(importlib.import_module(f"teacherlm_core.stages.{name}"), name)
+    for pname, p in inspect.signature(stage).parameters.items():
+        if pname in PipelineParams.model_fields and p.default is not inspect.Parameter.empty:
+            assert p.default == getattr(PipelineParams(), pname), f"{name}.{pname}"

@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from teacherlm_core import __version__
+from teacherlm_core.errors import ConfigError, TeacherLMError
 from teacherlm_core.kfp_support import client as kfp_client
 from teacherlm_core.kfp_support import local as kfp_local
 from teacherlm_core.kfp_support import specs as kfp_specs
 from teacherlm_core.kfp_support.compile import compile_pipelines
-from teacherlm_core.errors import ConfigError, TeacherLMError
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = kfp_specs.NAMES
@@ -181,7 +181,10 @@ def test_specs_are_found_in_the_installed_package_or_an_explicit_dir(tmp_path, m
     monkeypatch.chdir(tmp_path)  # the working dir does not matter
     installed = Path(pipelines.__file__).parent
     assert kfp_specs.find_spec("augment") == installed / "augment" / "augment.yaml"
-    assert kfp_specs.find_spec("augment", tmp_path / "pipelines") == tmp_path / "pipelines" / "augment" / "augment.yaml"
+    assert (
+        kfp_specs.find_spec("augment", tmp_path / "pipelines")
+        == tmp_path / "pipelines" / "augment" / "augment.yaml"
+    )
     with pytest.raises(TeacherLMError, match="no compiled spec"):
         kfp_specs.find_spec("teacher", tmp_path / "pipelines")
     with pytest.raises(ConfigError, match="choose one of"):

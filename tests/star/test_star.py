@@ -16,8 +16,7 @@ from typer.testing import CliRunner
 from teacherlm_core.cli.data import app
 from teacherlm_core.data import build_builtin
 from teacherlm_core.data.manifest import sha256_file
-from teacherlm_core.engines import Generation, GenerationParams
-from teacherlm_core.engines import request_seed
+from teacherlm_core.engines import Generation, GenerationParams, request_seed
 from teacherlm_core.errors import ConfigError, TeacherLMError
 from teacherlm_core.prompts import letter, question_text
 from teacherlm_core.schema import SCHEMA_VERSION, AugmentedSample, Sample, load_samples

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from kfp import dsl, kubernetes
 
-from teacherlm_core.kfp_support.run_id import RUN_ID_ENV
+from .run_id import RUN_ID_ENV
 
 __all__ = ["Placement", "on_cpu", "on_gpu"]
 
