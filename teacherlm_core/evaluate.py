@@ -107,6 +107,8 @@ def load_eval_samples(data: str) -> list[Sample]:
         if s.choices is None:
             raise DataError(data, line, "choices", "rank classification needs multiple-choice samples")
         samples.append(s)
+    if not samples:
+        raise DataError(data, None, None, "no records to evaluate")
     return samples
 
 

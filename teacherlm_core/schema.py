@@ -9,6 +9,7 @@ caller either stops on it (``on_error="raise"``) or sends it to a :class:`Quaran
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -21,12 +22,17 @@ from .errors import DataError
 
 __all__ = [
     "FIELDS",
+    "MAX_CHOICES",
+    "PARQUET_MAGIC",
     "SCHEMA_VERSION",
+    "UTF8_BOM",
     "AugmentedSample",
     "NonBlankStr",
     "QuarantineWriter",
     "Rejected",
     "Sample",
+    "choices_problem",
+    "detect_format",
     "iter_raw_records",
     "load_samples",
     "read_samples",
@@ -49,6 +55,29 @@ def _not_blank(value: str) -> str:
 NonBlankStr = Annotated[str, AfterValidator(_not_blank)]
 """A string with something besides whitespace (the data contract's required text fields)."""
 
+MAX_CHOICES = 26  # the prompt formats letter the options (A) to (Z)
+
+
+def choices_problem(choices: list[str]) -> str | None:
+    """What makes ``choices`` break the data contract (``None``: nothing).
+
+    Two to :data:`MAX_CHOICES` options, none of them blank, no two alike: an option that appears
+    twice would make the gold letter ambiguous, whatever a model answers.
+    """
+    if len(choices) < 2:
+        return f"needs two or more options, got {len(choices)}"
+    if len(choices) > MAX_CHOICES:
+        return f"{len(choices)} options, but the prompt format letters at most {MAX_CHOICES} (A-Z)"
+    for i, option in enumerate(choices, start=1):
+        if not option.strip():
+            return f"option {i} is empty"
+    seen: set[str] = set()
+    for option in choices:
+        if option in seen:
+            return f"options are not distinct: {option!r} appears twice"
+        seen.add(option)
+    return None
+
 
 class Sample(BaseModel):
     """One question. Unknown fields are kept (``extra="allow"``) and written back out."""
@@ -64,8 +93,8 @@ class Sample(BaseModel):
     @model_validator(mode="after")
     def _answer_among_choices(self) -> Sample:
         if self.choices is not None:
-            if len(self.choices) < 2:
-                raise ValueError("choices: needs two or more")
+            if problem := choices_problem(self.choices):
+                raise ValueError(f"choices: {problem}")
             if self.answer not in self.choices:
                 raise ValueError(f"answer: {self.answer!r} is not one of the choices")
         return self
@@ -149,22 +178,62 @@ class QuarantineWriter:
         self.close()
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+PARQUET_MAGIC = b"PAR1"
+
+
+class _NonStandard(ValueError):
+    pass
+
+
+def _no_constant(name: str):
+    raise _NonStandard(f"non-standard JSON value {name} (JSON has no NaN or Infinity; use null)")
+
+
+def detect_format(path: str | os.PathLike[str]) -> Literal["jsonl", "parquet"]:
+    """``"parquet"`` or ``"jsonl"``, recognised by the file's content (never its name).
+
+    Parquet starts with ``PAR1``; JSON lines start (after an optional UTF-8 BOM and blank space)
+    with ``{``. A JSON line may end in CRLF.
+
+    Raises:
+        DataError: no such file, an empty file, or any other content ("unsupported file type").
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise DataError(path, None, None, "no such file")
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if not head:
+        raise DataError(path, None, None, "file is empty")
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
+    text = head.removeprefix(UTF8_BOM).lstrip()
+    if text.startswith(b"{"):
+        return "jsonl"
+    if not text:
+        raise DataError(path, None, None, "file holds no records (only blank space)")
+    what = "a JSON array (write one object a line)" if text.startswith(b"[") else f"starts with {head[:8]!r}"
+    raise DataError(path, None, None, f"unsupported file type: expected JSON lines or Parquet, this file {what}")
+
+
 def iter_raw_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any] | DataError, Any]]:
     """Yield ``(line, record_or_error, raw)`` for each line of a JSONL file or row of a Parquet file.
 
-    Whole-file problems (missing, empty, a Parquet file without the required columns) raise
-    :class:`DataError` at once; per-line problems are yielded so the caller can quarantine them.
+    The one reader of every command (eval, augment, STaR, train, import): the format is
+    recognised by content (:func:`detect_format`). Whole-file problems (missing, empty, an
+    unsupported type, a Parquet file without the required columns) raise :class:`DataError` at
+    once; per-line problems (malformed JSON, NaN/Infinity, not an object, bad UTF-8) are yielded so
+    the caller can quarantine them.
     """
     path = str(path)
-    if not os.path.exists(path):
-        raise DataError(path, None, None, "no such file")
-    if os.path.getsize(path) == 0:
-        raise DataError(path, None, None, "file is empty")
-    if path.endswith(".parquet"):
+    if detect_format(path) == "parquet":
         yield from _iter_parquet(path)
         return
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1:
+                raw = raw.removeprefix(UTF8_BOM)
             if not raw.strip():
                 continue
             try:
@@ -177,7 +246,10 @@ def iter_raw_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[s
                 )
                 continue
             try:
-                record = json.loads(text)
+                record = json.loads(text, parse_constant=_no_constant)
+            except _NonStandard as exc:
+                yield lineno, DataError(path, lineno, None, str(exc)), text.rstrip("\r\n")
+                continue
             except json.JSONDecodeError as exc:
                 yield (
                     lineno,
@@ -198,25 +270,34 @@ def iter_raw_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[s
 def _iter_parquet(path: str) -> Iterator[tuple[int, dict[str, Any] | DataError, Any]]:
     import pyarrow.parquet as pq
 
+    from .parquet import read_records
+
     try:
-        pf = pq.ParquetFile(path)
+        names = pq.read_schema(path).names
     except Exception as exc:  # pyarrow raises several types for a corrupt file
         raise DataError(path, None, None, f"not a readable Parquet file: {exc}") from exc
-    missing = [c for c in REQUIRED if c not in pf.schema_arrow.names]
+    missing = [c for c in REQUIRED if c not in names]
     if missing:
         raise DataError(
-            path,
-            None,
-            missing[0],
-            f"column missing from the Parquet file (has: {', '.join(pf.schema_arrow.names)})",
+            path, None, missing[0], f"column missing from the Parquet file (has: {', '.join(names)})"
         )
-    row = 0
-    for batch in pf.iter_batches():
-        for record in batch.to_pylist():
-            row += 1
-            if record.get("choices") is None:
-                record.pop("choices", None)
-            yield row, record, record
+    for row, record in enumerate(read_records(path), start=1):
+        if (bad := _non_finite(record)) is not None:
+            reason = f"non-standard number {bad[1]} (JSON has no NaN or Infinity; use null)"
+            yield row, DataError(path, row, bad[0], reason), repr(record)
+            continue
+        yield row, record, record
+
+
+def _non_finite(value: Any, where: str = "") -> tuple[str, float] | None:
+    """``(field, value)`` of the first NaN or infinity in a record (nested values included)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if (found := _non_finite(item, f"{where}.{key}" if where else str(key))) is not None:
+            return found
+    return None
 
 
 def read_samples(
@@ -277,7 +358,7 @@ def write_jsonl(path: str | os.PathLike[str], records: Iterable[dict[str, Any] |
             for rec in records:
                 rec = rec.to_record() if isinstance(rec, Sample) else rec
                 rec = rec.model_dump() if isinstance(rec, BaseModel) else rec
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                fh.write(json.dumps(rec, ensure_ascii=False, allow_nan=False) + "\n")
                 n += 1
             fh.flush()
             os.fsync(fh.fileno())
@@ -289,16 +370,21 @@ def write_jsonl(path: str | os.PathLike[str], records: Iterable[dict[str, Any] |
 
 
 def write_parquet(path: str | os.PathLike[str], records: Iterable[dict[str, Any] | Sample]) -> int:
-    """Write records as one Parquet file atomically; returns the count."""
-    import pyarrow as pa
+    """Write records as one Parquet file atomically, every column of every record kept; returns the count.
+
+    Column types follow the one rule of :mod:`teacherlm_core.parquet` (a column whose values vary in
+    type is stored as JSON text, and :func:`read_samples` decodes it back).
+    """
     import pyarrow.parquet as pq
+
+    from .parquet import column_types, table
 
     rows = [r.to_record() if isinstance(r, Sample) else r for r in records]
     path = Path(path)
     fd, tmp = _atomic_target(path)
     os.close(fd)
     try:
-        pq.write_table(pa.Table.from_pylist(rows), tmp)
+        pq.write_table(table(rows, column_types(rows)), tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

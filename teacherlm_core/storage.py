@@ -10,13 +10,15 @@ then marker" protocols on top (see ``augment``). S3 settings come from the stand
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from .errors import StorageError
@@ -25,6 +27,7 @@ __all__ = [
     "LocalStore",
     "S3Store",
     "Store",
+    "content_id",
     "copy",
     "delete",
     "download_dir",
@@ -51,6 +54,7 @@ class Store(Protocol):
     def delete(self, key: str) -> None: ...
     def upload_file(self, local: str, key: str) -> None: ...
     def download_file(self, key: str, local: str) -> None: ...
+    def content_id(self, key: str) -> dict[str, Any]: ...
 
 
 def is_remote(uri: str) -> bool:
@@ -114,6 +118,12 @@ class LocalStore:
         if not Path(key).is_file():
             raise StorageError(f"{key}: no such file")
         self.upload_file(key, local)
+
+    def content_id(self, key: str) -> dict[str, Any]:
+        if not Path(key).is_file():
+            raise StorageError(f"{key}: no such file")
+        st = Path(key).stat()
+        return {"size": st.st_size, "sha256": _sha256_file(key, st.st_size, st.st_mtime_ns)}
 
 
 @dataclass(frozen=True)
@@ -261,6 +271,11 @@ class S3Store:
         bucket, name = self.split(key)
         self._call("upload", key, self.client.fput_object, bucket, name, local)
 
+    def content_id(self, key: str) -> dict[str, Any]:
+        bucket, name = self.split(key)
+        st = self._call("stat", key, self.client.stat_object, bucket, name)
+        return {"size": st.size, "etag": st.etag}
+
     def download_file(self, key: str, local: str) -> None:
         bucket, name = self.split(key)
         Path(local).parent.mkdir(parents=True, exist_ok=True)
@@ -311,6 +326,28 @@ def write_text(uri: str | os.PathLike[str], text: str) -> None:
 def exists(uri: str | os.PathLike[str]) -> bool:
     uri = _norm(uri)
     return store_for(uri).exists(uri)
+
+
+def content_id(uri: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a file holds, cheaply: ``{"size", "sha256"}`` locally, ``{"size", "etag"}`` on S3 (no download).
+
+    A changed file gives another id, so a resumed run can tell its input was replaced in place.
+
+    Raises:
+        StorageError: no such file.
+    """
+    uri = _norm(uri)
+    return store_for(uri).content_id(uri)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_file(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a local file, read in 1 MiB blocks; cached per (path, size, mtime) in this process."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def list_files(prefix: str | os.PathLike[str]) -> list[str]:

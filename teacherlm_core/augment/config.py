@@ -1,22 +1,31 @@
 """The typed configuration of an augmentation run, and the output layout it implies.
 
-Everything that changes the generated text is part of :meth:`AugmentConfig.fingerprint`; a
-re-run whose fingerprint differs from the one recorded in ``OUT/plan.json`` is refused, so
-resumed parts are never mixed with parts generated under other settings.
+What the generated text depends on (these settings, the input's content, the teacher, the
+engine) is the run's identity, fixed in ``OUT/plan.json`` (:mod:`.plan`); a re-run with another
+identity is refused, so resumed parts are never mixed with parts made from something else.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..schema import FIELDS
 from ..storage import join
 
-__all__ = ["AugmentConfig", "shard_name"]
+__all__ = ["AugmentConfig", "public_endpoint", "shard_name"]
+
+
+def public_endpoint(url: str | None) -> str | None:
+    """``url`` without credentials, query or fragment (``http://user:key@host/v1?k=x`` -> ``http://host/v1``)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
 def shard_name(index: int, num_shards: int) -> str:
@@ -62,27 +71,10 @@ class AugmentConfig(BaseModel):
     def teacher(self) -> str:
         return f"{self.model}@{self.revision or 'local'}"
 
-    def fingerprint(self) -> str:
-        """Hash of the settings that shape the output (not where it runs or how fast)."""
-        keys = (
-            "model",
-            "input",
-            "revision",
-            "fields",
-            "num_shards",
-            "part_size",
-            "max_new_tokens",
-            "temperature",
-            "top_p",
-            "seed",
-            "max_retries",
-        )
-        blob = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
     def public(self) -> dict:
-        """The config without anything secret-bearing (for manifests and MLflow)."""
-        return self.model_dump(mode="json")
+        """The config without anything secret-bearing (for plans, manifests and MLflow): the endpoint's
+        credentials, query and fragment are removed."""
+        return self.model_dump(mode="json") | {"base_url": public_endpoint(self.base_url)}
 
     # -- layout --------------------------------------------------------------------------------
     def shard_dir(self, index: int) -> str:

@@ -2,8 +2,7 @@
 
 Each ``augment shard`` task of a pipeline writes its own output directory: ``plan.json`` plus
 ``shards/<shard>/`` (parts, markers, ``_SUCCESS``). :func:`merge_gathered` links them under one
-root in the layout :func:`~teacherlm_core.augment.merge.merge` reads, merges, and adds
-``train.jsonl`` (every augmented record, what the students train on).
+root in the layout :func:`~teacherlm_core.augment.merge.merge` reads, and merges them.
 """
 
 from __future__ import annotations
@@ -46,17 +45,12 @@ def merge_gathered(shards: list[str], output: str | Path) -> dict[str, Any]:
     Raises:
         TeacherLMError: no shard outputs, or outputs of different plans.
     """
-    from ..schema import load_samples, write_jsonl
-
     if not shards:
         raise TeacherLMError("no shard outputs to merge")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     _gather(shards, out)
     try:
-        manifest = merge(str(out))
-        records = [r for p in sorted((out / "data").glob("*.parquet")) for r in load_samples(p)]
-        write_jsonl(out / "train.jsonl", records)
+        return merge(str(out))
     finally:
         shutil.rmtree(out / "shards")  # the links (their targets are the shard tasks' own outputs)
-    return manifest

@@ -10,52 +10,47 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections import Counter
 from typing import Any
 
 from .. import __version__, storage
-from ..errors import TeacherLMError
+from ..errors import DataError, TeacherLMError
+from ..parquet import table
 from ..schema import SCHEMA_VERSION
 from .config import AugmentConfig, shard_name
+from .plan import load_plan_record
 
 __all__ = ["load_plan", "merge"]
 
 
-def load_plan(output: str) -> AugmentConfig:
-    plan_uri = storage.join(output, "plan.json")
-    if not storage.exists(plan_uri):
-        raise TeacherLMError(f"{plan_uri}: no augmentation run here (run `teacherlm augment` first)")
-    return AugmentConfig.model_validate(json.loads(storage.read_text(plan_uri))["config"])
+def load_plan(output: str) -> tuple[AugmentConfig, dict[str, Any]]:
+    """The run's config and its ``plan.json`` (identity, fingerprint, columns).
+
+    Raises:
+        TeacherLMError: no run under ``output``, or one written by an older teacherlm.
+    """
+    plan = load_plan_record(output)
+    if plan is None:
+        raise TeacherLMError(
+            f"{storage.join(output, 'plan.json')}: no augmentation run here (run `teacherlm augment` first)"
+        )
+    if "columns" not in plan:
+        raise TeacherLMError(
+            f"{storage.join(output, 'plan.json')}: written by an older teacherlm; augment again into a new --output"
+        )
+    return AugmentConfig.model_validate(plan["config"]), plan
 
 
 def _read_jsonl(uri: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in storage.read_text(uri).splitlines() if line.strip()]
 
 
-def _tables(records_by_shard: list[list[dict[str, Any]]]):
-    """One Arrow table per shard, all cast to one unified schema."""
-    import pyarrow as pa
-
-    tables = [pa.Table.from_pylist(r) if r else None for r in records_by_shard]
-    present = [t for t in tables if t is not None]
-    if not present:
-        return tables
-    schema = pa.unify_schemas([t.schema for t in present], promote_options="permissive")
-    out = []
-    for t in tables:
-        if t is None:
-            out.append(None)
-            continue
-        columns = [t.column(f.name) if f.name in t.column_names else pa.nulls(len(t), f.type) for f in schema]
-        out.append(pa.Table.from_arrays(columns, schema=schema).cast(schema))
-    return out
-
-
 def merge(output: str) -> dict[str, Any]:
     """Merge every shard of the run under ``output``; every shard must have its ``_SUCCESS``."""
     import pyarrow.parquet as pq
 
-    cfg = load_plan(output)
-    fingerprint = cfg.fingerprint()
+    cfg, plan = load_plan(output)
+    fingerprint = plan["fingerprint"]
     successes, missing = [], []
     for i in range(cfg.num_shards):
         uri = storage.join(cfg.shard_dir(i), "_SUCCESS")
@@ -68,7 +63,7 @@ def merge(output: str) -> dict[str, Any]:
             f"{output}: cannot merge, {len(missing)} of {cfg.num_shards} shard(s) unfinished: {missing[:20]}; "
             "re-run `teacherlm augment` (finished shards and parts are skipped)"
         )
-    records_by_shard, files = [], {}
+    records_by_shard, rejected_by_shard, files = [], [], {}
     quarantined_total = 0
     for i, done in enumerate(successes):
         shard_dir, records, rejected = cfg.shard_dir(i), [], []
@@ -82,20 +77,30 @@ def merge(output: str) -> dict[str, Any]:
                 rows = [json.loads(x) for x in blob.decode().splitlines() if x.strip()]
                 (rejected if name.endswith(".quarantine.jsonl") else records).extend(rows)
         records_by_shard.append(records)
+        rejected_by_shard.append(rejected)
         if rejected:
-            blob = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rejected)
+            blob = b"".join(json.dumps(r, ensure_ascii=False, allow_nan=False).encode() + b"\n" for r in rejected)
             rel = f"quarantine/{shard_name(i, cfg.num_shards)}.jsonl"
             storage.write_bytes(storage.join(output, rel), blob)
             files[rel] = {"records": len(rejected), "sha256": hashlib.sha256(blob).hexdigest()}
             quarantined_total += len(rejected)
-    for i, table in enumerate(_tables(records_by_shard)):
-        if table is None:
+    for i, records in enumerate(records_by_shard):
+        if not records:
             continue
         buf = io.BytesIO()
-        pq.write_table(table, buf)
+        pq.write_table(table(records, plan["columns"]), buf)
         rel = f"data/{shard_name(i, cfg.num_shards)}.parquet"
         storage.write_bytes(storage.join(output, rel), buf.getvalue())
-        files[rel] = {"records": table.num_rows, "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
+        files[rel] = {"records": len(records), "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
+    # Every augmented record exactly as it came in and out (JSON keeps what Parquet types cannot).
+    blob = b"".join(
+        json.dumps(r, ensure_ascii=False, allow_nan=False).encode() + b"\n" for records in records_by_shard for r in records
+    )
+    storage.write_bytes(storage.join(output, "train.jsonl"), blob)
+    files["train.jsonl"] = {
+        "records": sum(map(len, records_by_shard)),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
     n_in = sum(d["in"] for d in successes)
     n_out = sum(len(r) for r in records_by_shard)
     checked = sum(d["cot_checked"] for d in successes)
@@ -126,7 +131,9 @@ def merge(output: str) -> dict[str, Any]:
             for i, d in enumerate(successes)
         ],
         "files": files,
-        "config": cfg.model_dump(mode="json"),
+        "config": cfg.public(),
+        "identity": plan["identity"],
+        "columns": plan["columns"],
         "fingerprint": fingerprint,
     }
     if n_in != n_out + quarantined_total:
@@ -135,6 +142,13 @@ def merge(output: str) -> dict[str, Any]:
         )
     storage.write_text(storage.join(output, "manifest.json"), json.dumps(manifest, indent=1, sort_keys=True))
     storage.write_text(storage.join(output, "README.md"), dataset_card(manifest))
+    if n_out == 0:  # a complete record of the failure is written; nothing downstream can use it
+        reasons = Counter(r["reason"].split(" (after")[0][:120] for rows in rejected_by_shard for r in rows)
+        top = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(3))
+        raise DataError(
+            storage.join(output, "quarantine"), None, None,
+            f"every one of the {n_in} input records was quarantined, nothing was augmented ({top})",
+        )  # fmt: skip
     return manifest
 
 
@@ -163,7 +177,10 @@ answer-conditioned: it explains the gold answer, it does not guess it.
 
 Columns: every input column, the explanation fields, `teacher`, `generation` (engine, seed,
 sampling settings, attempts and tokens per field) and `cot_consistent` (true / false / null when
-the chain of thought names no answer; filter on it as STaR does).
+the chain of thought names no answer; filter on it as STaR does). A column whose values are not
+all of one Parquet type (objects, mixed types) is stored as JSON text and listed in the files'
+metadata (`teacherlm.json_columns`): {", ".join(f"`{c}`" for c, t in m["columns"].items() if t == "json") or "none"}.
+`train.jsonl` holds every record as JSON, every value as it came in.
 
 ```python
 import datasets

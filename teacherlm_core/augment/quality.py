@@ -18,6 +18,8 @@ __all__ = ["clean_generation", "is_consistent"]
 
 def clean_generation(gen: Generation, prompt: str) -> tuple[str | None, str | None]:
     """``(text, None)`` for a usable generation, else ``(None, reason)``."""
+    if gen.finish_reason == "error":
+        return None, gen.error or "the engine could not serve the request"
     text = collapse_ws(gen.text)
     if not text:
         return None, "empty generation" if not gen.text else "whitespace-only generation"

@@ -23,11 +23,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import storage
-from ..engines import Engine, GenerationParams, request_seed
+from ..engines import Engine, GenerationParams, generate_servable, request_seed
 from ..errors import ConfigError, DataError
 from ..prompts import teacher_prompt
 from ..schema import Rejected, Sample, iter_raw_records, to_data_error
 from .config import AugmentConfig
+from .plan import check_plan, identity, new_plan, plan_fingerprint
 from .quality import clean_generation, is_consistent
 
 __all__ = ["PartStats", "local_input", "owner_shard", "run_shard", "shard_entries"]
@@ -101,27 +102,7 @@ def shard_entries(path: str, index: int, num_shards: int, source: str | None = N
 
 
 def _jsonl(records: list[dict[str, Any]]) -> bytes:
-    return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
-
-
-def _check_plan(cfg: AugmentConfig) -> None:
-    plan = {
-        "fingerprint": cfg.fingerprint(),
-        "num_shards": cfg.num_shards,
-        "config": cfg.model_dump(mode="json"),
-    }
-    if storage.exists(cfg.plan_uri):
-        old = json.loads(storage.read_text(cfg.plan_uri))
-        if old.get("fingerprint") != plan["fingerprint"]:
-            changed = sorted(k for k, v in plan["config"].items() if old.get("config", {}).get(k) != v)
-            raise ConfigError(
-                cfg.plan_uri,
-                [
-                    f"{cfg.output} holds a run with other settings (changed: {', '.join(changed)}); use a new --output"
-                ],
-            )
-        return
-    storage.write_text(cfg.plan_uri, json.dumps(plan, indent=1, sort_keys=True))
+    return b"".join(json.dumps(r, ensure_ascii=False, allow_nan=False).encode() + b"\n" for r in records)
 
 
 def _generate_part(cfg: AugmentConfig, engine: Engine, samples: list[Sample], stats: PartStats):
@@ -143,12 +124,14 @@ def _generate_part(cfg: AugmentConfig, engine: Engine, samples: list[Sample], st
             )
             for i, f in pending
         ]  # fmt: skip
-        generations = engine.generate(prompts, params)
+        generations = generate_servable(engine, prompts, params)
         retry = []
         for (i, f), prompt, gen in zip(pending, prompts, generations, strict=True):
             stats.tokens += gen.num_tokens
             text, reason = clean_generation(gen, prompt)
-            if text is None:
+            if gen.finish_reason == "error":  # this request cannot be served: a retry would fail the same way
+                failures[(i, f)] = reason
+            elif text is None:
                 failures[(i, f)] = f"{reason} (after {attempt + 1} attempt(s))"
                 retry.append((i, f))
             else:
@@ -219,14 +202,17 @@ def run_shard(
     """
     if not 0 <= index < cfg.num_shards:
         raise ConfigError("--shard-index", [f"must be in [0, {cfg.num_shards}), got {index}"])
-    fingerprint = cfg.fingerprint()
+    ident = identity(cfg)
+    plan = check_plan(cfg, ident)  # a changed input, teacher, engine or setting is refused here
+    fingerprint = plan_fingerprint(ident)
     shard_dir = cfg.shard_dir(index)
     success_uri = storage.join(shard_dir, "_SUCCESS")
     done = _load_marker(success_uri, fingerprint)
     if done is not None:
         return done
-    _check_plan(cfg)
     with local_input(cfg.input) as path:
+        if plan is None:  # the first shard task to get here; others compute the same plan
+            storage.write_text(cfg.plan_uri, json.dumps(new_plan(cfg, path, ident), indent=1, sort_keys=True))
         entries = shard_entries(path, index, cfg.num_shards, source=cfg.input)
     engine: Engine | None = None
     parts = []

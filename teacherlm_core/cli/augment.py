@@ -94,7 +94,7 @@ def run(
         problems = [f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("augment options", problems) from None
     with Tracker(run_name=f"augment {shard_name_or_all(cfg, shard_index)}", enabled=track) as tracker:
-        tracker.log_params({"stage": "augment", **cfg.model_dump(mode="json"), "shard_index": shard_index})
+        tracker.log_params({"stage": "augment", **cfg.public(), "shard_index": shard_index})
         with _bar(cfg) as on_part:
             result = augment(cfg, shard_index, on_part=on_part, tracker=tracker)
     _summary(result, shard_index)

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import DataError
-from ..schema import Sample
+from ..schema import Sample, choices_problem
 from .mapping import ImportMapping
 
 __all__ = ["convert_row", "plain"]
@@ -90,11 +90,8 @@ def convert_row(
             if (opt := _text(get(col))) is None:
                 raise err(col, "option is empty")
             choices.append(opt)
-    if len(choices) < 2:
-        raise err(choices_field, f"needs two or more options, got {len(choices)}")
-    if len(set(choices)) != len(choices):
-        twice = next(c for c in choices if choices.count(c) > 1)
-        raise err(choices_field, f"options are not distinct: {twice!r} appears twice")
+    if problem := choices_problem(choices):  # the data contract's check, named by the source's column
+        raise err(choices_field, problem)
 
     answer = _answer(m, get(m.answer), choices, err)
     if m.id:

@@ -120,7 +120,7 @@ def write_json(path: Path, obj: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True, ensure_ascii=False)
+            json.dump(obj, fh, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
             fh.write("\n")
         os.replace(tmp, path)
     except BaseException:

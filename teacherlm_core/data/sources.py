@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..schema import iter_raw_records
+from ..schema import PARQUET_MAGIC, UTF8_BOM, iter_raw_records
 
 __all__ = ["FILE_SUFFIXES", "Row", "SourcePart", "open_source"]
 
@@ -66,11 +66,11 @@ def open_source(
         if path.stat().st_size == 0:
             raise DataError(source, None, None, "file is empty")
         suffix = path.suffix.lower()
-        if suffix == ".parquet":
-            return [_open_parquet(source)]
         if suffix in (".csv", ".tsv"):
             return [_open_csv(source, "\t" if suffix == ".tsv" else ",")]
-        if suffix in (".json", ".jsonl"):
+        if suffix in (".json", ".jsonl", ".parquet"):  # which of them is told by the content, not the name
+            if _is_parquet(source):
+                return [_open_parquet(source)]
             return [SourcePart(source, None, None, None, _json_rows(source))]
         raise DataError(
             source, None, None, f"unknown file type {suffix!r} (use one of {', '.join(FILE_SUFFIXES)})"
@@ -85,14 +85,19 @@ def open_source(
     return _open_hub(source, hub_config, hub_revision)
 
 
+def _is_parquet(path: str) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
+
+
 def _json_rows(path: str) -> Iterator[Row]:
     with open(path, "rb") as fh:
-        head = fh.read(4096).lstrip()
+        head = fh.read(4096).removeprefix(UTF8_BOM).lstrip()
     if not head.startswith(b"["):
         yield from iter_raw_records(path)
         return
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             data = json.load(fh)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         line = getattr(exc, "lineno", None)

@@ -12,8 +12,11 @@ Log-likelihood requests follow lm-evaluation-harness's HF backend exactly: no sp
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+from ..errors import EngineError
 
 __all__ = [
     "Engine",
@@ -21,6 +24,7 @@ __all__ = [
     "GenerationParams",
     "LoglikelihoodRequest",
     "encode_pair",
+    "generate_servable",
     "get_engine",
     "request_seed",
 ]
@@ -49,7 +53,11 @@ class GenerationParams:
 
 @dataclass(frozen=True)
 class Generation:
-    """One completion: its text, token count and why it stopped (``"stop"`` or ``"length"``).
+    """One completion: its text, token count and why it stopped (``"stop"``, ``"length"`` or ``"error"``).
+
+    ``"error"`` means this request alone could not be served (a prompt longer than the model's
+    context, a request the server refused): ``error`` says why, and the caller quarantines the
+    record instead of failing the batch.
 
     ``token_ids`` is empty where the backend does not return them (OpenAI-compatible servers).
     """
@@ -58,6 +66,7 @@ class Generation:
     num_tokens: int
     finish_reason: str
     token_ids: tuple[int, ...] = ()
+    error: str | None = None  # finish_reason "error": why this one request could not be served
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,9 @@ class EncodedRequest:
 
 
 class Engine(Protocol):
+    """What every backend does. Backends that know their context window also have
+    ``context_window: int`` and ``count_tokens(prompts) -> list[int]`` (see :func:`generate_servable`)."""
+
     name: str
 
     def generate(
@@ -106,6 +118,39 @@ def encode_pair(tokenizer, context: str, continuation: str, max_length: int | No
     if max_length is not None:
         seq = seq[-(max_length + 1) :]
     return EncodedRequest(context=ctx, continuation=cont, inputs=seq[:-1])
+
+
+def generate_servable(
+    engine: Engine,
+    prompts: list[str],
+    params: list[GenerationParams],
+    progress: Callable[[int], None] | None = None,
+) -> list[Generation]:
+    """``engine.generate`` for the prompts it can serve; an ``"error"`` generation for each it cannot.
+
+    A prompt whose tokens plus its ``max_new_tokens`` exceed the engine's context window never
+    reaches the engine (one such request would fail a whole vLLM batch): its generation says
+    ``"prompt is N tokens; with max_new_tokens K that exceeds the teacher's context of M tokens"``.
+    Engines without a known window (OpenAI-compatible servers) report refusals per request instead.
+    """
+    window = getattr(engine, "context_window", None)
+    counter = getattr(engine, "count_tokens", None)
+    refused: dict[int, Generation] = {}
+    if window and counter and prompts:
+        for i, (n, p) in enumerate(zip(counter(prompts), params, strict=True)):
+            if n + p.max_new_tokens > window:
+                reason = (f"prompt is {n} tokens; with max_new_tokens {p.max_new_tokens} that exceeds the "
+                          f"teacher's context of {window} tokens")  # fmt: skip
+                refused[i] = Generation(text="", num_tokens=0, finish_reason="error", error=reason)
+    served = [i for i in range(len(prompts)) if i not in refused]
+    kwargs = {"progress": progress} if progress else {}
+    out = engine.generate([prompts[i] for i in served], [params[i] for i in served], **kwargs) if served else []
+    if len(out) != len(served):
+        raise EngineError(f"engine {engine.name!r} returned {len(out)} generations for {len(served)} prompts")
+    if progress and refused:
+        progress(len(refused))
+    result = dict(zip(served, out, strict=True)) | refused
+    return [result[i] for i in range(len(prompts))]
 
 
 def get_engine(kind: Literal["vllm", "hf", "openai"], model: str, **kwargs) -> Engine:

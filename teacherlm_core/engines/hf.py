@@ -66,6 +66,11 @@ class HFEngine:
         self.max_length = max_length or getattr(self.model.config, "max_position_embeddings", 2048)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.context_window = self.max_length
+
+    def count_tokens(self, prompts: Sequence[str]) -> list[int]:
+        """Tokens of each prompt as :meth:`generate` feeds it (no special tokens added)."""
+        return [len(ids) for ids in self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
 
     # -- scoring -----------------------------------------------------------------------------
     def encode(self, requests: Sequence[LoglikelihoodRequest]) -> list[EncodedRequest]:

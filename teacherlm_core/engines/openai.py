@@ -126,6 +126,11 @@ class OpenAIEngine:
                     resp = await client.post(f"{self.base_url}/completions", json=body)
                     if resp.status_code == 429 or resp.status_code >= 500:
                         raise RetryableHTTPError(f"HTTP {resp.status_code}")
+                    if resp.status_code in (400, 413, 422):  # this request alone (e.g. too long): its record's problem
+                        return Generation(
+                            text="", num_tokens=0, finish_reason="error",
+                            error=f"the server refused the request: HTTP {resp.status_code}: {_message(resp)}",
+                        )  # fmt: skip
                     if resp.status_code != 200:
                         raise EngineError(
                             f"{self.base_url}/completions answered HTTP {resp.status_code}: {resp.text[:300]}"
@@ -145,3 +150,13 @@ class OpenAIEngine:
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], progress=None) -> list[float]:
         raise EngineError("the openai engine generates only; evaluate with --engine vllm or hf")
+
+
+def _message(resp) -> str:
+    """The server's error message (OpenAI's ``{"error": {"message"}}`` or vLLM's ``{"message"}``), else the body."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:300]
+    err = body.get("error", body) if isinstance(body, dict) else body
+    return str(err.get("message", err) if isinstance(err, dict) else err)[:300]

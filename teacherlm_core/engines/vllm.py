@@ -80,6 +80,11 @@ class VLLMEngine:
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.max_length = max_model_len - 1
+        self.context_window = max_model_len
+
+    def count_tokens(self, prompts: Sequence[str]) -> list[int]:
+        """Tokens of each prompt as vLLM feeds it (its tokenizer's special tokens included)."""
+        return [len(ids) for ids in self.tokenizer(list(prompts))["input_ids"]]
 
     def _sampling(self, p: GenerationParams):
         from vllm import SamplingParams

@@ -48,6 +48,8 @@ def judge(generation: Generation, sample: Sample, *, hinted: bool, min_words: in
     The kept rationale is whitespace-collapsed and ends right after its conclusion: anything the
     teacher wrote after its final answer is dropped.
     """
+    if generation.finish_reason == "error":  # the request could not be served (e.g. longer than the context)
+        return Verdict(False, reason=generation.error or "the engine could not serve the request")
     text = collapse_ws(generation.text)
     cut = generation.finish_reason == "length"
     if not text:

@@ -10,8 +10,8 @@ from typing import Any
 from .. import __version__
 from ..data.manifest import MANIFEST, QUARANTINE, file_entry, sha256_file, write_json
 from ..data.splits import split_file
-from ..engines import Engine, Generation, GenerationParams, get_engine, request_seed
-from ..errors import ConfigError, DataError, EngineError
+from ..engines import Engine, Generation, GenerationParams, generate_servable, get_engine, request_seed
+from ..errors import ConfigError, DataError
 from ..schema import SCHEMA_VERSION, QuarantineWriter, Rejected, read_samples, write_jsonl
 from .config import FAILED, KEPT, STOP, EngineFactory, ProgressFactory, StarConfig, TrainFn
 from .judge import judge
@@ -32,15 +32,9 @@ def _generate(
     if not prompts:
         return []
     if progress is None:
-        out = engine.generate(prompts, params)
-    else:
-        with progress(description, len(prompts)) as advance:
-            out = engine.generate(prompts, params, progress=advance)  # type: ignore[call-arg]
-    if len(out) != len(prompts):
-        raise EngineError(
-            f"engine {engine.name!r} returned {len(out)} generations for {len(prompts)} prompts"
-        )
-    return out
+        return generate_servable(engine, prompts, params)
+    with progress(description, len(prompts)) as advance:
+        return generate_servable(engine, prompts, params, progress=advance)
 
 
 def _label(model: str, root: Path) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..models import model_identity
 from .config import StudentConfig
 from .recipe import TrainResult, check_hardware, launch_plan, log_stage, stage_result
 
@@ -42,7 +43,7 @@ def train_student(config: StudentConfig) -> TrainResult:
         name="student",
         output=output,
         model=resolve_model(config.model),
-        start=config.model,
+        start=model_identity(config.model),  # what the path holds: new weights there are a new run
         data=config.data,
         texts=config.texts,
         train=config.train,

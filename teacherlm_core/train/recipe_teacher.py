@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 
 from .. import storage
+from ..models import model_identity
 from .config import TeacherConfig
 from .recipe import TrainResult, check_hardware, launch_plan, log_stage, stage_result
 
@@ -42,7 +43,9 @@ def train_teacher(config: TeacherConfig) -> list[TrainResult]:
     on_cpu = check_hardware(config.train, launch, "teacher config")
     deepspeed = load_deepspeed_config(launch.deepspeed, on_cpu=on_cpu)
     base = resolve_model(config.model)
-    start_model, start_id, data = base, config.model, None
+    # The start model by what it holds (weights, or hub id + revision): retrained weights at the same path
+    # are another start, and a resumed run is refused rather than served stale.
+    start_model, start_id, data = base, model_identity(config.model), None
     specs = []
     for number, stage in enumerate(config.stages, start=1):
         data = stage.data or data

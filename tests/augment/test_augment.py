@@ -14,7 +14,7 @@ from teacherlm_core.augment import AugmentConfig, augment, merge
 from teacherlm_core.augment.quality import clean_generation, is_consistent
 from teacherlm_core.augment.shard import owner_shard
 from teacherlm_core.engines import Generation, request_seed
-from teacherlm_core.errors import ConfigError, TeacherLMError
+from teacherlm_core.errors import ConfigError, DataError, TeacherLMError
 from teacherlm_core.schema import Sample
 
 HERE = Path(__file__).resolve().parent.parent  # tests/, where the helper scripts live
@@ -150,13 +150,16 @@ def test_rerun_skips_finished_work_and_refuses_other_settings(dataset, tmp_path)
     engine = ScriptedEngine()
     assert augment(cfg, engine=lambda: engine) == first
     assert engine.calls == 0
-    with pytest.raises(ConfigError, match="changed: max_new_tokens"):
+    with pytest.raises(ConfigError, match=r"changed: settings\.max_new_tokens: 256 -> 7"):
         augment(cfg.model_copy(update={"max_new_tokens": 7}), engine=ScriptedEngine)
 
 
 def test_garbage_generations_are_quarantined_never_dropped(dataset, tmp_path):
+    """A teacher that writes nothing usable: every record quarantined with its reason, and the run fails (exit 2)."""
     out = tmp_path / "g"
-    manifest = augment(cfg_for(dataset, out, max_retries=1), engine=lambda: ScriptedEngine(always_empty=True))
+    with pytest.raises(DataError, match=f"every one of the {n_lines(dataset)} input records was quarantined"):
+        augment(cfg_for(dataset, out, max_retries=1), engine=lambda: ScriptedEngine(always_empty=True))
+    manifest = json.loads((out / "manifest.json").read_text())  # written before the failure is reported
     assert manifest["counts"]["output"] == 0
     assert manifest["counts"]["quarantined"] == n_lines(dataset)
     reasons = [

@@ -5,64 +5,13 @@ import sys
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_openai import FakeCompletions
 
 from teacherlm_core.engines import GenerationParams
 from teacherlm_core.engines.openai import OpenAIEngine
 from teacherlm_core.errors import EngineError
-
-
-class FakeCompletions(ThreadingHTTPServer):
-    """Speaks ``POST /v1/completions``; the first ``flaky`` answers per prompt are 429 then 503."""
-
-    daemon_threads = True
-
-    def __init__(self, flaky: int = 2, delay: float = 0.02):
-        self.flaky, self.delay = flaky, delay
-        self.seen: dict[str, int] = {}
-        self.auth: set[str] = set()
-        self.in_flight = self.max_in_flight = 0
-        self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        srv: FakeCompletions = self.server
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with srv.lock:
-            srv.auth.add(self.headers.get("Authorization", ""))
-            n = srv.seen[body["prompt"]] = srv.seen.get(body["prompt"], 0) + 1
-            srv.in_flight += 1
-            srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
-        time.sleep(srv.delay)
-        with srv.lock:
-            srv.in_flight -= 1
-        if body["prompt"] == "bad request":
-            return self._send(400, {"error": "bad"})
-        if n <= srv.flaky:
-            return self._send(429 if n == 1 else 503, {"error": "busy"})
-        text = f" echo {body['prompt'][-5:]} seed {body.get('seed')}."
-        self._send(
-            200, {"choices": [{"text": text, "finish_reason": "stop"}], "usage": {"completion_tokens": 7}}
-        )
-
-    def _send(self, code, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 @pytest.fixture
@@ -94,10 +43,19 @@ def test_gives_up_with_a_clear_error(fake_server):
     engine = OpenAIEngine("teacher", base_url=fake_server.url, max_attempts=2, backoff=0.01)
     with pytest.raises(EngineError, match="failed after 2 attempts"):
         engine.generate(["x"], GenerationParams())
-    with pytest.raises(EngineError, match="HTTP 400"):
-        engine.generate(["bad request"], GenerationParams())
+    with pytest.raises(EngineError, match="HTTP 401"):  # the whole run's problem: stop
+        engine.generate(["unauthorised"], GenerationParams())
     with pytest.raises(EngineError, match="base-url"):
         OpenAIEngine("teacher")
+
+
+def test_a_request_the_server_refuses_is_that_requests_problem(fake_server):
+    """HTTP 400 for one prompt (too long for the model) fails that request alone, with the server's reason."""
+    fake_server.flaky = 0
+    engine = OpenAIEngine("teacher", base_url=fake_server.url, backoff=0.01)
+    gens = engine.generate(["short one", "word " * 200, "short two"], GenerationParams())
+    assert [g.finish_reason for g in gens] == ["stop", "error", "stop"]
+    assert "HTTP 400" in gens[1].error and "maximum context length is 64 tokens" in gens[1].error
 
 
 @pytest.mark.integration

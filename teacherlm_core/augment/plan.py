@@ -1,0 +1,124 @@
+"""An augmentation run's plan: its identity and its columns, fixed when the run starts.
+
+``OUT/plan.json`` holds:
+
+* ``identity``: everything the generated text depends on: the input's content
+  (:func:`~teacherlm_core.storage.content_id`: sha256 locally, ETag + size on S3), the teacher
+  (:func:`~teacherlm_core.models.model_identity`: its files' content, or hub id + revision), the
+  engine and its endpoint (credentials removed), and every generation setting;
+* ``fingerprint``: a hash of the identity; every part marker and ``_SUCCESS`` carries it;
+* ``columns``: the Parquet type of every column the merged dataset will have
+  (:mod:`teacherlm_core.parquet`'s rule, computed from the whole input before any generation).
+
+A re-run with any part of the identity changed is refused, naming what changed; nothing of an
+old run is ever served for a changed input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .. import storage
+from ..errors import ConfigError, TeacherLMError
+from ..models import model_identity
+from ..parquet import ColumnKinds
+from ..schema import FIELDS, iter_raw_records
+from .config import AugmentConfig, public_endpoint
+
+__all__ = [
+    "SETTINGS",
+    "check_plan",
+    "identity",
+    "load_plan_record",
+    "new_plan",
+    "plan_fingerprint",
+    "public_endpoint",
+]
+
+# The settings that shape the generated text (not where the run writes, nor how fast it goes).
+SETTINGS = (
+    "fields",
+    "num_shards",
+    "part_size",
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "max_retries",
+)
+OUTPUT_COLUMNS = {
+    **dict.fromkeys(FIELDS, "string"),
+    "teacher": "string",
+    "generation": "struct",
+    "cot_consistent": "bool",
+}
+
+
+def identity(cfg: AugmentConfig) -> dict[str, Any]:
+    """What the run's output depends on (see the module docstring)."""
+    return {
+        "input": {"uri": cfg.input, **storage.content_id(cfg.input)},
+        "teacher": model_identity(cfg.model, cfg.revision),
+        "engine": {
+            "name": cfg.engine,
+            "endpoint": public_endpoint(cfg.base_url) if cfg.engine == "openai" else None,
+        },
+        "settings": {k: getattr(cfg, k) for k in SETTINGS} | {"fields": list(cfg.fields)},
+    }
+
+
+def plan_fingerprint(ident: dict[str, Any]) -> str:
+    """A short hash of an identity: what every part marker and ``_SUCCESS`` of the run carries."""
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def new_plan(cfg: AugmentConfig, local_input: str, ident: dict[str, Any]) -> dict[str, Any]:
+    """The plan of a new run: its identity, fingerprint and the columns of the whole input."""
+    kinds = ColumnKinds()
+    for _, item, _ in iter_raw_records(local_input):
+        if isinstance(item, dict):
+            kinds.add(item)
+    columns = kinds.types() | OUTPUT_COLUMNS
+    return {"fingerprint": plan_fingerprint(ident), "identity": ident, "num_shards": cfg.num_shards,
+            "config": cfg.public(), "columns": columns}  # fmt: skip
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and key != "files":
+            out += _changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}" if key == "files" else f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
+def load_plan_record(output: str) -> dict[str, Any] | None:
+    """``OUT/plan.json`` as written (``None`` when there is none)."""
+    uri = storage.join(output, "plan.json")
+    return json.loads(storage.read_text(uri)) if storage.exists(uri) else None
+
+
+def check_plan(cfg: AugmentConfig, ident: dict[str, Any]) -> dict[str, Any] | None:
+    """The recorded plan when it matches ``ident``; ``None`` when there is none yet.
+
+    Raises:
+        ConfigError: the output holds a run of another input, teacher, engine or settings.
+    """
+    old = load_plan_record(cfg.output)
+    if old is None:
+        return None
+    if "identity" not in old:
+        raise TeacherLMError(f"{cfg.plan_uri}: written by an older teacherlm; use a new --output")
+    if old["fingerprint"] != plan_fingerprint(ident):
+        changed = _changes(old["identity"], ident)
+        what = "; ".join(c.replace("files", "weights (files changed)") for c in changed) or "the plan"
+        raise ConfigError(
+            cfg.plan_uri,
+            [f"{cfg.output} holds a run of another input, teacher, engine or settings (changed: {what}); "
+             f"nothing of it is reused: write to a new --output, or delete {cfg.output} to start over"],
+        )  # fmt: skip
+    return old
