@@ -214,7 +214,9 @@ def detect_format(path: str | os.PathLike[str]) -> Literal["jsonl", "parquet"]:
     if not text:
         raise DataError(path, None, None, "file holds no records (only blank space)")
     what = "a JSON array (write one object a line)" if text.startswith(b"[") else f"starts with {head[:8]!r}"
-    raise DataError(path, None, None, f"unsupported file type: expected JSON lines or Parquet, this file {what}")
+    raise DataError(
+        path, None, None, f"unsupported file type: expected JSON lines or Parquet, this file {what}"
+    )
 
 
 def iter_raw_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any] | DataError, Any]]:

@@ -79,7 +79,9 @@ def merge(output: str) -> dict[str, Any]:
         records_by_shard.append(records)
         rejected_by_shard.append(rejected)
         if rejected:
-            blob = b"".join(json.dumps(r, ensure_ascii=False, allow_nan=False).encode() + b"\n" for r in rejected)
+            blob = b"".join(
+                json.dumps(r, ensure_ascii=False, allow_nan=False).encode() + b"\n" for r in rejected
+            )
             rel = f"quarantine/{shard_name(i, cfg.num_shards)}.jsonl"
             storage.write_bytes(storage.join(output, rel), blob)
             files[rel] = {"records": len(rejected), "sha256": hashlib.sha256(blob).hexdigest()}
@@ -94,7 +96,9 @@ def merge(output: str) -> dict[str, Any]:
         files[rel] = {"records": len(records), "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
     # Every augmented record exactly as it came in and out (JSON keeps what Parquet types cannot).
     blob = b"".join(
-        json.dumps(r, ensure_ascii=False, allow_nan=False).encode() + b"\n" for records in records_by_shard for r in records
+        json.dumps(r, ensure_ascii=False, allow_nan=False).encode() + b"\n"
+        for records in records_by_shard
+        for r in records
     )
     storage.write_bytes(storage.join(output, "train.jsonl"), blob)
     files["train.jsonl"] = {

@@ -144,7 +144,9 @@ def generate_servable(
                 refused[i] = Generation(text="", num_tokens=0, finish_reason="error", error=reason)
     served = [i for i in range(len(prompts)) if i not in refused]
     kwargs = {"progress": progress} if progress else {}
-    out = engine.generate([prompts[i] for i in served], [params[i] for i in served], **kwargs) if served else []
+    out = (
+        engine.generate([prompts[i] for i in served], [params[i] for i in served], **kwargs) if served else []
+    )
     if len(out) != len(served):
         raise EngineError(f"engine {engine.name!r} returned {len(out)} generations for {len(served)} prompts")
     if progress and refused:

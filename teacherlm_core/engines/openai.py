@@ -126,7 +126,11 @@ class OpenAIEngine:
                     resp = await client.post(f"{self.base_url}/completions", json=body)
                     if resp.status_code == 429 or resp.status_code >= 500:
                         raise RetryableHTTPError(f"HTTP {resp.status_code}")
-                    if resp.status_code in (400, 413, 422):  # this request alone (e.g. too long): its record's problem
+                    if resp.status_code in (
+                        400,
+                        413,
+                        422,
+                    ):  # this request alone (e.g. too long): its record's problem
                         return Generation(
                             text="", num_tokens=0, finish_reason="error",
                             error=f"the server refused the request: HTTP {resp.status_code}: {_message(resp)}",
