@@ -7,7 +7,8 @@ duplicates a test item it is the training copy that goes: the evaluation sets st
 training data is decontaminated.
 
 * exact: identical question and choices; removed.
-* normalised: equal after casefolding, dropping punctuation and collapsing whitespace; removed.
+* normalised: equal after casefolding, dropping punctuation (but not numbers, signs, operators or
+  comparison symbols: :func:`normalize_text`) and collapsing whitespace; removed.
 * near: estimated Jaccard similarity of word 3-gram shingles >= ``threshold`` (MinHash LSH,
   ``datasketch``). Across splits it is contamination and the lower-priority copy is removed;
   inside one split it is only *flagged* (templated data legitimately has close variants).
@@ -33,14 +34,22 @@ NUM_PERM = 128
 SHINGLE = 3
 SPLIT_PRIORITY = ("test", "validation", "train")  # who keeps the item when two splits share it
 
-_SPACE = re.compile(r"\s+")
+# Numbers (with their decimal point), words, and the symbols that change a question's meaning.
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+|!=|[-+*×/÷=≠<>≤≥%^]")
+_WORD_HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_])")
 
 
 def normalize_text(text: str) -> str:
-    """Casefold, drop punctuation and symbols, collapse whitespace: ``"Is it  TRUE?"`` -> ``"is it true"``."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
-    return _SPACE.sub(" ", text).strip()
+    """Casefold, drop punctuation, keep what changes meaning, collapse whitespace.
+
+    ``"Is it  TRUE?"`` -> ``"is it true"``, but numbers (``3.5`` is not ``35``, ``-4`` is not ``4``),
+    arithmetic and comparison operators (``7 + 2`` is not ``7 - 2``, ``x < y`` is not ``x > y``)
+    and negation words stay: two questions that differ in them are different questions. A hyphen
+    between two letters (``full-width``) is punctuation; anywhere else it is a minus sign.
+    """
+    text = unicodedata.normalize("NFKC", text).casefold().replace("\u2212", "-")
+    text = _WORD_HYPHEN.sub(" ", text)
+    return " ".join(_TOKEN.findall(text))
 
 
 def record_text(record: dict[str, Any]) -> str:

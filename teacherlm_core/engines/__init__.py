@@ -12,6 +12,7 @@ Log-likelihood requests follow lm-evaluation-harness's HF backend exactly: no sp
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -24,6 +25,7 @@ __all__ = [
     "GenerationParams",
     "LoglikelihoodRequest",
     "encode_pair",
+    "encode_requests",
     "generate_servable",
     "get_engine",
     "request_seed",
@@ -153,6 +155,22 @@ def generate_servable(
         progress(len(refused))
     result = dict(zip(served, out, strict=True)) | refused
     return [result[i] for i in range(len(prompts))]
+
+
+def encode_requests(tokenizer, requests, max_length: int, engine: str) -> list[EncodedRequest]:
+    """:func:`encode_pair` of every request with the engine's ``max_length``; one warning for the truncated.
+
+    Every engine keeps the same last ``max_length`` input tokens (``context_window - 1``: vLLM must
+    fit one more position to score the last token), so truncated requests score the same on each.
+    """
+    encoded = [encode_pair(tokenizer, r.context, r.continuation, max_length) for r in requests]
+    cut = sum(len(e.context) + len(e.continuation) - 1 > len(e.inputs) for e in encoded)
+    if cut:
+        logging.getLogger(__name__).warning(
+            "%s: %d of %d scoring requests are longer than the model's window; their contexts keep the "
+            "last %d tokens (the same truncation on every engine)", engine, cut, len(encoded), max_length,
+        )  # fmt: skip
+    return encoded
 
 
 def get_engine(kind: Literal["vllm", "hf", "openai"], model: str, **kwargs) -> Engine:

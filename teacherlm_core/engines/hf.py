@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest, encode_pair
+from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest, encode_requests
 
 __all__ = ["HFEngine", "shared_prefix_plan"]
 
@@ -63,10 +63,12 @@ class HFEngine:
         torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
         self.model = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=torch_dtype)
         self.model.to(self.device).eval()
-        self.max_length = max_length or getattr(self.model.config, "max_position_embeddings", 2048)
+        window = getattr(self.model.config, "max_position_embeddings", 2048)
+        # Scoring keeps window - 1 input tokens, as the vLLM engine must: the same scores on both.
+        self.max_length = max_length or window - 1
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.context_window = self.max_length
+        self.context_window = window
 
     def count_tokens(self, prompts: Sequence[str]) -> list[int]:
         """Tokens of each prompt as :meth:`generate` feeds it (no special tokens added)."""
@@ -74,7 +76,7 @@ class HFEngine:
 
     # -- scoring -----------------------------------------------------------------------------
     def encode(self, requests: Sequence[LoglikelihoodRequest]) -> list[EncodedRequest]:
-        return [encode_pair(self.tokenizer, r.context, r.continuation, self.max_length) for r in requests]
+        return encode_requests(self.tokenizer, requests, self.max_length, self.name)
 
     def loglikelihood(
         self, requests: Sequence[LoglikelihoodRequest], progress: Callable[[int], None] | None = None

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest, encode_pair
+from ..errors import EngineError
+from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest, encode_requests
 
 __all__ = ["VLLMEngine"]
 
@@ -69,15 +70,31 @@ class VLLMEngine:
             # vLLM 0.32 on CPU: a seeded request whose prompt is split by chunked prefill
             # crashes the engine ("CPU Generator does not use offset"); whole prompts avoid it.
             llm_kwargs.setdefault("enable_chunked_prefill", False)
-        self.llm = LLM(
-            model=model,
-            revision=revision,
-            dtype=dtype,
-            tensor_parallel_size=tensor_parallel_size,
-            max_model_len=max_model_len,
-            seed=seed,
-            **llm_kwargs,
-        )
+        try:
+            self.llm = LLM(
+                model=model,
+                revision=revision,
+                dtype=dtype,
+                tensor_parallel_size=tensor_parallel_size,
+                max_model_len=max_model_len,
+                seed=seed,
+                **llm_kwargs,
+            )
+            # Some shapes (e.g. a head size the CPU attention kernels lack) fail only at the first
+            # forward pass: make it here, where the reason can still be told plainly.
+            from vllm import SamplingParams
+
+            self.llm.generate(["probe"], SamplingParams(max_tokens=1), use_tqdm=False)
+        except (
+            RuntimeError,
+            ValueError,
+            NotImplementedError,
+        ) as exc:  # a shape or setting vLLM cannot run here
+            where = "on this CPU" if not torch.cuda.is_available() else "on this GPU"
+            raise EngineError(
+                f"vLLM cannot run {model} {where}: {str(exc).splitlines()[0][:300]}; "
+                "use --engine hf (the same scores and greedy tokens, slower on GPUs)"
+            ) from exc
         self.tokenizer = self.llm.get_tokenizer()
         self.max_length = max_model_len - 1
         self.context_window = max_model_len
@@ -126,9 +143,7 @@ class VLLMEngine:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        encoded: list[EncodedRequest] = [
-            encode_pair(self.tokenizer, r.context, r.continuation, self.max_length) for r in requests
-        ]
+        encoded: list[EncodedRequest] = encode_requests(self.tokenizer, requests, self.max_length, self.name)
         # Single-token continuations with the same input: one request scoring all candidates.
         single: dict[tuple[int, ...], list[int]] = {}
         multi: list[int] = []
@@ -148,9 +163,13 @@ class VLLMEngine:
             )
             plan.append(("single", idx))
         for i in multi:
+            # The inputs (window - 1 tokens at most) end with all continuation tokens but the last,
+            # scored as prompt tokens; the last is scored as the one generated position, so the
+            # request fits the window exactly as the HF engine's does.
             e = encoded[i]
-            prompts.append(TokensPrompt(prompt_token_ids=e.inputs + e.continuation[-1:]))
-            params.append(SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0))
+            prompts.append(TokensPrompt(prompt_token_ids=list(e.inputs)))
+            params.append(SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, logprobs=1,
+                                         logprob_token_ids=e.continuation[-1:]))  # fmt: skip
             plan.append(("multi", [i]))
         results = [0.0] * len(encoded)
         outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
@@ -161,10 +180,9 @@ class VLLMEngine:
                     results[i] = float(scores[encoded[i].continuation[0]].logprob)
             else:
                 e = encoded[idx[0]]
-                rows = out.prompt_logprobs[-len(e.continuation) :]
-                results[idx[0]] = float(
-                    sum(row[t].logprob for row, t in zip(rows, e.continuation, strict=True))
-                )
+                rows = out.prompt_logprobs[-(len(e.continuation) - 1) :]
+                head = sum(row[t].logprob for row, t in zip(rows, e.continuation[:-1], strict=True))
+                results[idx[0]] = float(head + out.outputs[0].logprobs[0][e.continuation[-1]].logprob)
         if progress:
             progress(len(encoded))
         return results

@@ -32,6 +32,31 @@ def test_normalize_text_casefolds_strips_punctuation_and_collapses_whitespace():
     assert shingles("a b c d") == {b"a b c", b"b c d"}
 
 
+MEANING_PAIRS = [
+    ("What is 7 + 2?", "What is 7 - 2?"),
+    ("What is 6 * 3?", "What is 6 / 3?"),
+    ("Is x < y?", "Is x > y?"),
+    ("Is x <= 3?", "Is x >= 3?"),
+    ("Is x ≤ 3?", "Is x ≥ 3?"),
+    ("Is a = b?", "Is a != b?"),
+    ("Does it weigh 3.5 kg?", "Does it weigh 35 kg?"),
+    ("Is it -4 degrees outside?", "Is it 4 degrees outside?"),
+    ("Is 5−3 equal to 2?", "Is 53 equal to 2?"),
+    ("Is the claim true?", "Is the claim not true?"),
+    ("Can a cat swim?", "Can't a cat swim?"),
+    ("Is 20% of 50 equal to 10?", "Is 20 of 50 equal to 10?"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), MEANING_PAIRS)
+def test_normalisation_keeps_what_changes_meaning(a, b):
+    """Digits, signs, operators, comparisons and negation words survive normalisation."""
+    assert normalize_text(a) != normalize_text(b)
+    across = deduplicate([rec("t", a, split="test"), rec("x", b, split="train")])
+    assert [r["id"] for r in across.kept] == ["t", "x"]  # not removed as contamination
+    assert across.report == [] and across.counts["removed"]["total"] == 0
+
+
 def test_exact_duplicate_is_removed_and_reported_with_the_kept_id():
     records = [rec("a", "Is the sky blue?"), rec("b", "Is the sky blue?"), rec("c", "Is grass green?")]
     result = deduplicate(records)

@@ -82,3 +82,52 @@ def test_many_long_seeded_requests_do_not_crash_vllm_on_cpu(vllm_engine):
     prompts = [f"Q: question number {i} " * 20 for i in range(300)]
     params = [GenerationParams(max_new_tokens=4, temperature=0.7, top_p=0.95, seed=i) for i in range(300)]
     assert len(vllm_engine.generate(prompts, params)) == 300
+
+
+LONG_REQUESTS = [
+    LoglikelihoodRequest("Count: " + " ".join(f"one{i} two{i}" for i in range(400)), " three"),
+    LoglikelihoodRequest("Q: " + "why is it so " * 300 + "A: The answer is (", "B"),
+    LoglikelihoodRequest("Q: short one. A: The answer is (", "A"),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_truncation_is_identical_on_every_engine(hf, vllm_engine, tiny_model, caplog):
+    """Contexts longer than the window keep the same last tokens on HF, vLLM and lm-evaluation-harness."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    assert hf.max_length == vllm_engine.max_length == hf.context_window - 1
+    assert len(hf.tokenizer(LONG_REQUESTS[0].context)["input_ids"]) > hf.context_window  # really truncated
+    with caplog.at_level("WARNING"):
+        got_hf = hf.loglikelihood(LONG_REQUESTS)
+    assert "2 of 3 scoring requests are longer than the model's window" in caplog.text
+    got_vllm = vllm_engine.loglikelihood(LONG_REQUESTS)
+    lm = HFLM(pretrained=tiny_model, batch_size=2, device="cpu", dtype="float32", max_length=hf.max_length)
+    ref = [ll for ll, _ in lm.loglikelihood(
+        [Instance("loglikelihood", {}, (r.context, r.continuation), i) for i, r in enumerate(LONG_REQUESTS)]
+    )]  # fmt: skip
+    assert got_hf == pytest.approx(ref, abs=1e-4)
+    assert got_vllm == pytest.approx(ref, abs=1e-4)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_a_model_vllm_cannot_run_exits_2_naming_the_alternative(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from teacherlm_core.tiny import TinySpec, build_tiny_model
+
+    odd = build_tiny_model(tmp_path / "odd", spec=TinySpec(hidden_size=40, intermediate_size=64), seed=0)
+    data = tmp_path / "eval.jsonl"
+    data.write_text(json.dumps({"id": "a", "task": "t", "question": "Is ice cold?", "choices": ["yes", "no"],
+                                "answer": "yes"}) + "\n")  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "teacherlm_core", "evaluate", "--model", str(odd), "--data", str(data),
+         "--output", str(tmp_path / "r.json"), "--engine", "vllm"], capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "vLLM cannot run" in res.stderr and "head_dim=20" in res.stderr and "use --engine hf" in res.stderr
