@@ -18,7 +18,15 @@ from pathlib import Path
 
 from .prompts import FIELD_SUFFIX
 
-__all__ = ["PRESETS", "TinySpec", "build_tiny_model", "build_tokenizer", "builtin_corpus"]
+__all__ = [
+    "PRESETS",
+    "TinySpec",
+    "build_tiny_model",
+    "build_tiny_teacher",
+    "build_tokenizer",
+    "builtin_corpus",
+    "teacher_texts",
+]
 
 
 @dataclass(frozen=True)
@@ -269,3 +277,50 @@ def build_tiny_model(
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def teacher_texts(per_task: int = 60, seed: int = 7) -> list[str]:
+    """The built-in suite's gold explanations in the teacher's format: ``teacher prompt + " " + explanation``."""
+    from .data.builtin import generate_builtin
+    from .prompts import teacher_prompt
+    from .schema import FIELDS, Sample
+
+    texts = []
+    for record in generate_builtin(per_task=per_task, seed=seed):
+        sample = Sample.model_validate(record)
+        texts += [f"{teacher_prompt(sample, f)} {record[f].strip()}" for f in FIELDS]
+    return texts
+
+
+def build_tiny_teacher(out_dir: str | Path, *, steps: int = 200, seed: int = 0) -> Path:
+    """A tiny Llama trained for ``steps`` on :func:`teacher_texts`: a stand-in teacher that writes sentences.
+
+    About 25 s on two CPU cores for 200 steps (32 blocks of 128 tokens each). Greedy decoding then
+    continues teacher prompts with well-formed English explanations (largely the suite's own, so
+    it is a test double for a teacher, not a model of one). Saved like :func:`build_tiny_model`.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    texts = teacher_texts()
+    path = build_tiny_model(out_dir, seed=seed, corpus=texts)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    flat = [
+        t
+        for text in texts
+        for t in tokenizer(text + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    ]
+    block = 128
+    blocks = torch.tensor(flat[: len(flat) // block * block]).view(-1, block)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        batch = blocks[torch.randint(0, len(blocks), (32,), generator=generator)]
+        model(input_ids=batch, labels=batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    model.save_pretrained(path)
+    return path

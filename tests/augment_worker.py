@@ -1,8 +1,12 @@
-"""Run an augmentation with the scripted engine in its own process (for kill -9 tests).
+"""Run an augmentation in its own process (for kill -9 tests): the scripted engine, or a real one.
 
 python tests/augment_worker.py INPUT OUTPUT NUM_SHARDS PART_SIZE DELAY [SHARD_INDEX]
+
+With ``TEACHERLM_WORKER_MODEL`` set, the real HF engine runs that model (greedy, so a resumed
+run must reproduce the uninterrupted one token for token); DELAY is then ignored.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,13 +19,15 @@ from teacherlm_core.augment import AugmentConfig, augment
 if __name__ == "__main__":
     inp, out, shards, part_size, delay = sys.argv[1:6]
     shard = int(sys.argv[6]) if len(sys.argv) > 6 else None
+    real = os.environ.get("TEACHERLM_WORKER_MODEL")
     cfg = AugmentConfig(
-        model="scripted-teacher",
+        model=real or "scripted-teacher",
         input=inp,
         output=out,
         num_shards=int(shards),
         part_size=int(part_size),
         engine="hf",
+        **({"temperature": 0.0, "max_new_tokens": 40} if real else {}),
     )
-    engine = ScriptedEngine(delay=float(delay), empty_rate=0.1)
-    augment(cfg, shard, engine=lambda: engine)
+    engine = None if real else ScriptedEngine(delay=float(delay), empty_rate=0.1)
+    augment(cfg, shard, engine=None if real else (lambda: engine))

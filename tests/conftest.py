@@ -24,6 +24,15 @@ def tiny_model(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory) -> str:
+    """A tiny model trained (about 25 s) to write the built-in suite's explanations: a teacher whose
+    augmentations pass the quality checks, so tests can show records actually augmented."""
+    from teacherlm_core.tiny import build_tiny_teacher
+
+    return str(build_tiny_teacher(tmp_path_factory.mktemp("tiny-teacher"), steps=200, seed=0))
+
+
+@pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     server = S3Server(tmp_path_factory.mktemp("s3")).start()
     yield server

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, TeacherLMError
-from .config import KEPT, TRAIN_COMMAND, TrainFn
+from .config import KEPT, TrainFn
 
 __all__ = ["subprocess_train_fn"]
 
@@ -50,7 +50,7 @@ def _trained_model(out: Path) -> str | None:
     return (cot or stages)[-1]["output"] if stages else None
 
 
-def subprocess_train_fn(config: str | Path, command: Sequence[str] = TRAIN_COMMAND) -> TrainFn:
+def subprocess_train_fn(config: str | Path, command: Sequence[str] | None = None) -> TrainFn:
     """A ``train_fn`` that runs ``teacherlm train teacher --config ROUND_CONFIG --output DIR``.
 
     ``ROUND_CONFIG`` (written to ``KEPT_DIR/teacher.yaml``) is ``config`` with the first stage's
@@ -64,6 +64,9 @@ def subprocess_train_fn(config: str | Path, command: Sequence[str] = TRAIN_COMMA
     """
     import yaml
 
+    from . import config as star_config
+
+    command = tuple(command or star_config.TRAIN_COMMAND)  # read now: a test may point it elsewhere
     path, raw = _train_config(config)
     shown = " ".join(command[2:] if command[:1] == (sys.executable,) else command)
     try:

@@ -276,7 +276,7 @@ def test_cli_unreachable_host_is_one_line(tmp_path):
 # -- local runs ----------------------------------------------------------------------------------
 @pytest.mark.integration
 @pytest.mark.timeout(240)
-def test_augment_pipeline_runs_locally(tmp_path, tiny_model):
+def test_augment_pipeline_runs_locally(tmp_path, tiny_teacher):
     """The published augment pipeline as is (importers, ParallelFor, Collected), on the local runner."""
     import mlflow
 
@@ -285,14 +285,17 @@ def test_augment_pipeline_runs_locally(tmp_path, tiny_model):
     build_builtin(tmp_path / "data", ["claims", "dates"], per_task=6, seed=0)
     result = kfp_local.run_local(
         "augment",
-        {"teacher": tiny_model, "data": str(tmp_path / "data"), "num_shards": "2", "engine": "hf",
-         "max_new_tokens": "8", "temperature": "0"},
+        {"teacher": tiny_teacher, "data": str(tmp_path / "data"), "num_shards": "2", "engine": "hf",
+         "max_new_tokens": "40", "temperature": "0"},
         workdir=tmp_path / "w",
     )  # fmt: skip
     out = Path(result["outputs"]["Output"].path)
     manifest = json.loads((out / "manifest.json").read_text())
     c = manifest["counts"]
-    assert c["input"] == 8 == c["output"] + c["quarantined"]  # a random tiny teacher: mostly quarantined
+    assert c["input"] == 8 == c["output"] + c["quarantined"]
+    augmented = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+    assert len(augmented) == c["output"] >= 7  # a teacher that writes: records really augmented
+    assert all(len(r["chain_of_thought"].split()) >= 3 for r in augmented)
     assert len(manifest["shards"]) == 2 and (out / "train.jsonl").is_file() and not (out / "shards").exists()
     assert sorted(t["task"] for t in result["tasks"]) == [
         "augment-merge", "augment-plan", "augment-shard [0]", "augment-shard [1]",
