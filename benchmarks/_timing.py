@@ -1,0 +1,37 @@
+"""Side-by-side timing: every side warm, the order alternated, the best of several runs.
+
+    times = side_by_side({"a": run_a, "b": run_b}, repeats=3, warm_up={"a": warm_a, "b": warm_b})
+
+Each side is a callable taking the repeat number and returning whatever it produced (the last
+result is kept, for checks); ``warm_up`` callables run once, untimed, before any timing. Repeat
+``r`` runs the sides in order on even ``r`` and reversed on odd ``r``, so neither side always
+follows the other on a machine whose load drifts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["side_by_side"]
+
+
+def side_by_side(
+    sides: dict[str, Callable[[int], Any]],
+    repeats: int = 3,
+    warm_up: dict[str, Callable[[], Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``{side: {"best": s, "all": [s, ...], "result": last result}}`` with seconds per run."""
+    for fn in (warm_up or {}).values():
+        fn()
+    out: dict[str, dict[str, Any]] = {name: {"all": [], "result": None} for name in sides}
+    names = list(sides)
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t = time.perf_counter()
+            out[name]["result"] = sides[name](r)
+            out[name]["all"].append(time.perf_counter() - t)
+    for v in out.values():
+        v["best"] = min(v["all"])
+    return out
