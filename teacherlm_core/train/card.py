@@ -6,12 +6,17 @@ Hub-style YAML front matter, then what the model was trained on (data, text kind
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..models import provenance
+
 __all__ = ["write_model_card"]
+
+ORIGIN = "origin.json"  # a named base model's provenance, kept with every model trained from it
 
 
 def _row(key: str, value: Any) -> str:
@@ -22,10 +27,12 @@ def write_model_card(local_dir: str | Path, spec, record: dict[str, Any]) -> Pat
     """Write ``README.md`` for the stage ``spec`` (a :class:`~.stage.StageSpec`) and its result."""
     card = spec.card
     name = card.get("name") or Path(spec.output).name
+    origin = provenance(spec.start_model)  # a named base model's origin and licence, carried to every descendant
     front = {
         "library_name": "transformers",
         "pipeline_tag": "text-generation",
         "tags": ["teacherlm", spec.name],
+        **({"license": origin["licence"].lower()} if origin else {}),
     }
     packing = card.get("packing", {})
     texts = ", ".join(f"{k} x{n}" for k, n in card.get("texts", {}).items())
@@ -58,7 +65,8 @@ def write_model_card(local_dir: str | Path, spec, record: dict[str, Any]) -> Pat
         "",
         "| | |",
         "|---|---|",
-        _row("start model", f"`{card.get('start')}`"),
+        _row("start model", f"`{spec.start_model}`"),
+        *([_row("base model", f"{origin['origin']}; licence {origin['licence']}")] if origin else []),
         _row("data", f"`{card.get('data')}` (sha256 `{str(card.get('data_sha256', ''))[:16]}…`)"),
         _row("samples", card.get("samples")),
         _row("training texts", texts),
@@ -94,4 +102,6 @@ def write_model_card(local_dir: str | Path, spec, record: dict[str, Any]) -> Pat
     ]
     path = Path(local_dir) / "README.md"
     path.write_text("\n".join(lines), encoding="utf-8")
+    if origin:
+        Path(local_dir, ORIGIN).write_text(json.dumps(origin, indent=1, sort_keys=True))
     return path

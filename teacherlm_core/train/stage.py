@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .. import __version__, storage
 from ..errors import ConfigError
+from ..models import resolve_model as resolve_named
 from .config import TextsConfig, TrainConfig
 from .ds_config import zero_stage
 from .outputs import CHECKPOINT_MARKER, STATE, SUCCESS, StageOutput, fingerprint
@@ -76,11 +77,13 @@ def fetch_data(uri: str) -> Path:
 
 
 def resolve_model(model: str) -> str:
-    """A path ``from_pretrained`` can load: a local dir as is, ``s3://`` downloaded, a hub id as is.
+    """A path ``from_pretrained`` can load: a local dir as is, ``s3://`` downloaded, a named model
+    converted (:func:`teacherlm_core.models.resolve_model`), a hub id as is.
 
     Raises:
         ConfigError: a local-looking path that does not exist, or an empty ``s3://`` prefix.
     """
+    model = resolve_named(model)  # a named local model: its converted directory
     if storage.is_remote(model):
         local = _cache_dir("models", model)
         if not storage.download_dir(model, local):
