@@ -6,6 +6,11 @@ client: create / get / delete a ``TrainJob`` (``trainer.kubeflow.org/v1alpha1``)
 TrainJobs are validated with ``kubeflow-trainer-api``'s models and the CRD's name rule (422 if
 invalid); a taken name is a 409, as on a real API server.
 
+Every request is authorised against the Role that ``manifests/`` grants the pipeline runner
+(``teacherlm-trainjob-runner``, rendered with ``kubectl kustomize``), as RBAC would: a call the
+Role does not allow gets the API server's 403, so the code and the manifests cannot drift apart.
+``FakeK8s(role=None)`` turns this off (only for tests about the fake itself).
+
 Each job follows a script, advanced by every GET of the job (so tests never sleep)::
 
     "succeed": Created -> pods Pending -> Running (log lines) -> Complete / Succeeded
@@ -23,7 +28,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-__all__ = ["FakeK8s"]
+__all__ = ["FakeK8s", "runner_role"]
+
+RUNNER_ROLE = "teacherlm-trainjob-runner"
+
+
+def runner_role(env: str = "dev") -> dict[str, Any]:
+    """The Role the rendered manifests give the pipeline runner (what the launcher may do)."""
+    import deploy_helpers as dh
+
+    (role,) = [d for d in dh.render(env)[1] if d["kind"] == "Role" and d["metadata"]["name"] == RUNNER_ROLE]
+    return role
+
 
 _KINDS = {
     ("trainer.kubeflow.org", "v1alpha1", "trainjobs"): (
@@ -49,8 +65,10 @@ def _now() -> str:
 class FakeK8s:
     """``with FakeK8s() as k8s: client = k8s.api_client()``; ``k8s.script[name] = "fail"``."""
 
-    def __init__(self, default_script: str = "succeed"):
+    def __init__(self, default_script: str = "succeed", role: dict[str, Any] | str | None = "manifests"):
         self.default_script = default_script
+        self.role = runner_role() if role == "manifests" else role
+        self.forbidden: list[str] = []
         self.script: dict[str, str] = {}
         self.jobs: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, ns, name) -> object
         self.polls: dict[tuple[str, str, str], int] = {}
@@ -83,7 +101,8 @@ class FakeK8s:
                 body = json.loads(self.rfile.read(length)) if length else None
                 with fake.lock:
                     fake.requests.append((method, url.path))
-                    code, payload, ctype = fake.route(method, url.path, parse_qs(url.query), body)
+                    denied = fake.authorise(method, url.path, parse_qs(url.query))
+                    code, payload, ctype = denied or fake.route(method, url.path, parse_qs(url.query), body)
                 self._send(code, payload, ctype)
 
             def do_GET(self):
@@ -128,6 +147,34 @@ class FakeK8s:
             "code": code,
         }
         return code, body, "application/json"
+
+    def authorise(self, method: str, path: str, query: dict[str, list[str]]):
+        """``None`` when the Role allows the request, else the 403 a real API server answers."""
+        if self.role is None:
+            return None
+        parts = path.strip("/").split("/")
+        if parts[0] == "api":  # /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
+            group, rest = "", parts[2:]
+        else:  # /apis/{group}/{version}/namespaces/{ns}/{resource}[/{name}[/{sub}]]
+            group, rest = parts[1], parts[3:]
+        ns, resource = rest[1], rest[2]
+        name = rest[3] if len(rest) > 3 else None
+        if len(rest) > 4:
+            resource = f"{resource}/{rest[4]}"
+        verb = {"POST": "create", "DELETE": "delete", "PUT": "update", "PATCH": "patch"}.get(method)
+        verb = verb or ("get" if name else "watch" if query.get("watch") == ["true"] else "list")
+        for rule in self.role.get("rules", []):
+            if (
+                group in rule.get("apiGroups", [])
+                and resource in rule.get("resources", [])
+                and (verb in rule.get("verbs", []) or "*" in rule.get("verbs", []))
+            ):
+                return None
+        what = f"{resource.split('/')[0]}{'.' + group if group else ''}"
+        message = (f'{what} "{name or ""}" is forbidden: User "system:serviceaccount:{ns}:teacherlm-pipeline-runner" '
+                   f'cannot {verb} resource "{resource}" in API group "{group}" in the namespace "{ns}"')  # fmt: skip
+        self.forbidden.append(message)
+        return self._status(403, "Forbidden", message)
 
     def route(self, method: str, path: str, query: dict[str, list[str]], body: Any):
         parts = path.strip("/").split("/")

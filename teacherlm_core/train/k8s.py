@@ -6,7 +6,7 @@
     outcome = run_job(render_trainjob(job), timeout_s=86400)   # submit, stream, raise JobFailed on failure
 
 The ``TrainJob`` is built with the typed models of ``kubeflow-trainer-api`` (``trainer.kubeflow.org/v1alpha1``):
-N nodes x G GPUs on the ``torch-distributed`` runtime, the image and command, plain env and env
+N nodes x G GPUs on teacherlm's ``TrainingRuntime`` (:data:`TEACHERLM_RUNTIME`), the image and command, plain env and env
 from Secrets, and a runtime patch that puts the ``node`` pods on the GPU pool (node selector,
 ``nvidia.com/gpu`` toleration). The runtime's torch plugin sets ``PET_NNODES``, ``PET_NODE_RANK``,
 ``PET_NPROC_PER_NODE``, ``PET_MASTER_ADDR``/``PORT``, which ``teacherlm train`` reads as its launch
@@ -31,11 +31,13 @@ from ..errors import TeacherLMError
 
 __all__ = [
     "PYTORCHJOB",
+    "TEACHERLM_RUNTIME",
     "TRAINJOB",
     "ClusterJob",
     "JobFailed",
     "JobKind",
     "JobOutcome",
+    "RuntimeRef",
     "SecretEnv",
     "create_or_follow",
     "follow",
@@ -47,6 +49,23 @@ __all__ = [
 
 GPU = "nvidia.com/gpu"
 MANAGER = "teacherlm.io/launcher"  # owner of our runtime patch
+
+
+@dataclass(frozen=True)
+class RuntimeRef:
+    """Which Kubeflow Trainer runtime a TrainJob runs on (``spec.runtimeRef``)."""
+
+    name: str
+    kind: str = "TrainingRuntime"  # namespaced; "ClusterTrainingRuntime" for a cluster-wide one
+    api_group: str = "trainer.kubeflow.org"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"apiGroup": self.api_group, "kind": self.kind, "name": self.name}
+
+
+# The runtime manifests/base/trainingruntime.yaml ships (larger /dev/shm, non-root, GPU priority):
+# the one definition the launcher uses; tests/deploy checks the rendered manifests define it.
+TEACHERLM_RUNTIME = RuntimeRef(name="teacherlm-deepspeed")
 
 
 class JobFailed(TeacherLMError):
@@ -104,7 +123,9 @@ class ClusterJob(BaseModel):
     gpus_per_node: int = Field(1, ge=0, description="0: a CPU job (one rank per node).")
     cpu: str | None = Field(None, description="CPU request and limit per node, e.g. '16'.")
     memory: str | None = Field(None, description="Memory request and limit per node, e.g. '128Gi'.")
-    runtime: str = Field("torch-distributed", description="The ClusterTrainingRuntime to run on.")
+    runtime: RuntimeRef = Field(
+        TEACHERLM_RUNTIME, description="The Trainer runtime to run on (kind and name)."
+    )
     env: dict[str, str] = Field(default_factory=dict)
     secret_env: list[SecretEnv] = Field(default_factory=list)
     node_selector: dict[str, str] = Field(default_factory=dict, description="e.g. the GPU pool's label.")
@@ -182,7 +203,9 @@ def render_trainjob(job: ClusterJob) -> dict[str, Any]:
             labels={"app.kubernetes.io/part-of": "teacherlm"} | job.labels,
         ),
         spec=m.TrainerV1alpha1TrainJobSpec(
-            runtime_ref=m.TrainerV1alpha1RuntimeRef(name=job.runtime),
+            runtime_ref=m.TrainerV1alpha1RuntimeRef(
+                api_group=job.runtime.api_group, kind=job.runtime.kind, name=job.runtime.name
+            ),
             trainer=m.TrainerV1alpha1Trainer(
                 image=job.image,
                 command=list(job.command),

@@ -35,7 +35,9 @@ SECRETS = {
     "teacherlm-postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD"},
 }
 RUNNER_RULES = {
-    ("trainer.kubeflow.org", "trainjobs"): {"create", "get", "list", "watch"},
+    # delete: the follower removes a job past its timeout, so it does not keep its GPUs
+    ("trainer.kubeflow.org", "trainjobs"): {"create", "get", "list", "watch", "delete"},
+    ("kubeflow.org", "pytorchjobs"): {"create", "get", "list", "watch", "delete"},
     ("trainer.kubeflow.org", "trainjobs/status"): {"get", "list", "watch"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "pods/log"): {"get", "list", "watch"},
@@ -513,3 +515,67 @@ def test_deploy_doc_matches_the_manifests():
     assert {"teacherlm-mlflow", "teacherlm-minio"} <= mentioned
     for image in dh.IMAGE_NAMES:
         assert dh.IMAGE_REPOSITORY.format(name=image) in doc
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_the_launchers_training_runtime_is_the_one_the_manifests_define(env):
+    """One definition (TEACHERLM_RUNTIME): a TrainJob the launcher renders names a runtime that exists,
+    of that kind, in the namespace the pipeline's TrainJobs are created in."""
+    from teacherlm_core.train.k8s import TEACHERLM_RUNTIME, ClusterJob, render_trainjob
+
+    runtimes = by_kind(env, TEACHERLM_RUNTIME.kind)
+    assert TEACHERLM_RUNTIME.name in runtimes, f"{env}: no {TEACHERLM_RUNTIME.kind}/{TEACHERLM_RUNTIME.name}"
+    runtime = runtimes[TEACHERLM_RUNTIME.name]
+    job = ClusterJob(name="t", namespace=runtime["metadata"]["namespace"], image="i", command=["x"])
+    ref = render_trainjob(job)["spec"]["runtimeRef"]
+    assert ref == {"apiGroup": runtime["apiVersion"].split("/")[0], "kind": runtime["kind"],
+                   "name": runtime["metadata"]["name"]}  # fmt: skip
+
+
+def _spec_references() -> dict[str, set[str]]:
+    """The ConfigMaps, Secrets and ConfigMap/Secret keys the compiled specs map into their tasks."""
+    import yaml
+
+    refs: dict[str, set[str]] = {
+        "configmaps": set(),
+        "secrets": set(),
+        "configmap_keys": set(),
+        "secret_keys": set(),
+    }
+    for spec_file in (dh.REPO / "pipelines").glob("*/*.yaml"):
+        docs = list(yaml.safe_load_all(spec_file.read_text()))
+        for executor in docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
+            for cm in executor.get("configMapAsEnv", []):
+                refs["configmaps"].add(cm["configMapName"])
+                refs["configmap_keys"] |= {kv["configMapKey"] for kv in cm["keyToEnv"]}
+            for sec in executor.get("secretAsEnv", []):
+                refs["secrets"].add(sec["secretName"])
+                refs["secret_keys"] |= {kv["secretKey"] for kv in sec["keyToEnv"]}
+    return refs
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_every_configmap_and_secret_the_specs_read_is_provided(env):
+    """The specs read ConfigMap teacherlm-env and Secret teacherlm-minio: each environment defines the
+    ConfigMap with every key the specs read, and its workloads use the Secret with those keys (the
+    Secret itself is created by hand, never committed: README "Create the Secrets")."""
+    refs = _spec_references()
+    assert refs["configmaps"] and refs["secrets"]
+    configmaps = by_kind(env, "ConfigMap")
+    for name in refs["configmaps"]:
+        assert name in configmaps, f"{env}: ConfigMap {name} is read by the pipelines but not defined"
+        assert refs["configmap_keys"] <= set(configmaps[name]["data"]), (env, name)
+    used = {}
+    for doc in docs(env):
+        for _, pod in dh.pod_specs(doc):
+            for c in pod.get("containers", []) + pod.get("initContainers", []):
+                for e in c.get("env", []):
+                    ref = e.get("valueFrom", {}).get("secretKeyRef")
+                    if ref:
+                        used.setdefault(ref["name"], set()).add(ref["key"])
+    readme = DEPLOY_DOC.read_text()
+    for name in refs["secrets"]:
+        assert refs["secret_keys"] <= used.get(name, set()), (
+            f"{env}: no workload reads Secret {name} with those keys"
+        )
+        assert f"secret generic {name}" in readme, f"the README does not say how to create Secret {name}"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import yaml
-from fake_k8s import FakeK8s
+from fake_k8s import FakeK8s, runner_role
 
 from teacherlm_core.train.k8s import (
     PYTORCHJOB,
@@ -66,7 +66,9 @@ def test_trainjob_is_typed_and_carries_nodes_gpus_secrets_and_the_gpu_pool():
         "secretKeyRef": {"name": "minio-creds", "key": "accesskey"}
     }
     assert "value" not in env["AWS_SECRET_ACCESS_KEY"]  # secrets travel by reference only
-    assert body["spec"]["runtimeRef"] == {"name": "torch-distributed"}
+    # The namespaced runtime manifests/ ships, never Trainer's default ClusterTrainingRuntime.
+    assert body["spec"]["runtimeRef"] == {"apiGroup": "trainer.kubeflow.org", "kind": "TrainingRuntime",
+                                          "name": "teacherlm-deepspeed"}  # fmt: skip
     (patch,) = body["spec"]["runtimePatches"]
     (node,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
     pod = node["template"]["spec"]["template"]["spec"]
@@ -177,3 +179,19 @@ def test_cli_submit_dry_run_prints_the_manifest():
         "name": "minio",
         "key": "accesskey",
     }
+
+
+def test_the_fake_api_server_enforces_the_rendered_role():
+    """A call the manifests' Role does not grant gets the 403 a cluster gives (here: deleting pods)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    with FakeK8s() as k8s:
+        core = client.CoreV1Api(k8s.api_client())
+        with pytest.raises(ApiException) as err:
+            core.delete_namespaced_pod("p", "ml")
+        assert err.value.status == 403 and 'cannot delete resource "pods"' in k8s.forbidden[0]
+        core.list_namespaced_pod("ml")  # granted: list pods
+    role = {"rules": [r for r in runner_role()["rules"] if "trainjobs" not in r["resources"]]}
+    with FakeK8s(role=role) as k8s, pytest.raises(JobFailed, match="403"):
+        run_job(render_trainjob(job()), api_client=k8s.api_client(), poll_s=0, echo=lambda _: None)
