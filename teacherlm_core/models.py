@@ -87,11 +87,6 @@ def resolve_model(model: str) -> str:
     return str(_ensure_converted(named)) if named else model
 
 
-def _sha256(path: Path) -> str:
-    st = path.stat()
-    return storage._sha256_file(str(path), st.st_size, st.st_mtime_ns)
-
-
 def _source(named: NamedModel) -> Path:
     spec = importlib.util.find_spec(named.package)
     if spec is None or not spec.submodule_search_locations:
@@ -99,7 +94,7 @@ def _source(named: NamedModel) -> Path:
             "model", [f"{named.name}: the {named.package} wheel is not installed ({named.install})"]
         )
     path = Path(spec.submodule_search_locations[0], named.filename)
-    if not path.is_file() or _sha256(path) != named.sha256:
+    if not path.is_file() or storage.sha256_file(path) != named.sha256:
         raise ConfigError("model", [f"{named.name}: {path} is missing or fails its sha256 ({named.install})"])
     return path
 
@@ -112,7 +107,7 @@ def _ensure_converted(named: NamedModel) -> Path:
         changed = [
             f
             for f, digest in recorded["files"].items()
-            if not (out / f).is_file() or _sha256(out / f) != digest
+            if not (out / f).is_file() or storage.sha256_file(out / f) != digest
         ]
         if changed:
             raise ConfigError("model", [f"{named.name}: {out} was changed since its conversion ({', '.join(changed)}); "
@@ -123,7 +118,7 @@ def _ensure_converted(named: NamedModel) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{named.name}.", dir=out.parent))
     try:
         _convert(source, tmp)
-        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        files = {p.name: storage.sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         info = asdict(named) | {"files": files}
         (tmp / MARKER).write_text(json.dumps(info, indent=1, sort_keys=True))  # last: a complete conversion
         if out.exists():  # another process finished first: keep its copy

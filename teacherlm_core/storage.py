@@ -123,7 +123,7 @@ class LocalStore:
         if not Path(key).is_file():
             raise StorageError(f"{key}: no such file")
         st = Path(key).stat()
-        return {"size": st.st_size, "sha256": _sha256_file(key, st.st_size, st.st_mtime_ns)}
+        return {"size": st.st_size, "sha256": sha256_file(key)}
 
 
 @dataclass(frozen=True)
@@ -340,9 +340,15 @@ def content_id(uri: str | os.PathLike[str]) -> dict[str, Any]:
     return store_for(uri).content_id(uri)
 
 
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a local file's bytes (cached in this process while its inode, size and times stay the same)."""
+    st = os.stat(path)
+    return _sha256_file(os.fspath(path), (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+
+
 @functools.lru_cache(maxsize=256)
-def _sha256_file(path: str, size: int, mtime_ns: int) -> str:
-    """sha256 of a local file, read in 1 MiB blocks; cached per (path, size, mtime) in this process."""
+def _sha256_file(path: str, stamp: tuple[int, int, int, int]) -> str:
+    """sha256 of a local file, read in 1 MiB blocks; ``stamp`` (inode, size, mtime, ctime) keys the cache."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -14,7 +14,6 @@ The manifest is written last and atomically: its presence marks a complete build
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..schema import write_jsonl, write_parquet
+from ..storage import sha256_file
 from .tasks.base import SPLITS
 
 __all__ = [
@@ -44,15 +44,6 @@ FORMATS = ("jsonl", "parquet")
 MANIFEST = "manifest.json"
 DEDUP_REPORT = "dedup.jsonl"
 QUARANTINE = "quarantine/rejected.jsonl"
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_entry(root: Path, path: Path, records: int) -> dict[str, Any]:

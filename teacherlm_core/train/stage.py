@@ -99,14 +99,6 @@ def resolve_model(model: str) -> str:
     return model  # a hub id; from_pretrained fetches it
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     keys = []
     for key in sorted(set(old) | set(new)):
@@ -159,7 +151,7 @@ def prepare_stage(
     samples = load_training_samples(str(local_data), kinds, display=data)
     identity = {
         "start": start,
-        "data_sha256": _sha256(local_data),
+        "data_sha256": storage.sha256_file(local_data),
         "texts": texts.model_dump(),
         "train": train.model_dump(exclude=_STEP_KEYS),
         "deepspeed": deepspeed,
