@@ -67,7 +67,7 @@ def choices_problem(choices: list[str]) -> str | None:
     if len(choices) < 2:
         return f"needs two or more options, got {len(choices)}"
     if len(choices) > MAX_CHOICES:
-        return f"{len(choices)} options, but the prompt format letters at most {MAX_CHOICES} (A-Z)"
+        return f"{len(choices)} options, but the prompt format can letter at most {MAX_CHOICES}, (A) to (Z)"
     for i, option in enumerate(choices, start=1):
         if not option.strip():
             return f"option {i} is empty"
@@ -182,12 +182,22 @@ UTF8_BOM = b"\xef\xbb\xbf"
 PARQUET_MAGIC = b"PAR1"
 
 
-class _NonStandard(ValueError):
-    pass
+class _NonStandard:
+    """Stands in for a NaN/Infinity while parsing, so the record can say which field held it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
 
-def _no_constant(name: str):
-    raise _NonStandard(f"non-standard JSON value {name} (JSON has no NaN or Infinity; use null)")
+def _non_standard_field(value: Any, where: str = "") -> tuple[str, str] | None:
+    """``(field, "NaN")`` for the first non-standard constant in a parsed record."""
+    if isinstance(value, _NonStandard):
+        return where, value.name
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if (found := _non_standard_field(item, f"{where}.{key}" if where else str(key))) is not None:
+            return found
+    return None
 
 
 def detect_format(path: str | os.PathLike[str]) -> Literal["jsonl", "parquet"]:
@@ -248,16 +258,17 @@ def iter_raw_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[s
                 )
                 continue
             try:
-                record = json.loads(text, parse_constant=_no_constant)
-            except _NonStandard as exc:
-                yield lineno, DataError(path, lineno, None, str(exc)), text.rstrip("\r\n")
-                continue
+                record = json.loads(text, parse_constant=_NonStandard)
             except json.JSONDecodeError as exc:
                 yield (
                     lineno,
                     DataError(path, lineno, None, f"malformed JSON: {exc.msg} at column {exc.colno}"),
                     text.rstrip("\n"),
                 )
+                continue
+            if (bad := _non_standard_field(record)) is not None:
+                reason = f"non-standard JSON value {bad[1]} (JSON has no NaN or Infinity; use null)"
+                yield lineno, DataError(path, lineno, bad[0] or None, reason), text.rstrip("\r\n")
                 continue
             if not isinstance(record, dict):
                 yield (

@@ -89,7 +89,7 @@ def test_nan_and_infinity_are_rejected_with_their_line(tmp_path):
     lines[2] = lines[2].replace('"task": "t"', '"task": "t", "score": -Infinity')
     path.write_text("\n".join(lines) + "\n")
     code, stderr = _evaluate(path, tmp_path)
-    assert code == 2 and f"{path}:2:" in stderr and "non-standard JSON value NaN" in stderr
+    assert code == 2 and f"{path}:2: field 'score': non-standard JSON value NaN" in stderr
     cfg = AugmentConfig(
         model="t", input=str(path), output=str(tmp_path / "run"), engine="hf", temperature=0.0
     )
@@ -115,7 +115,7 @@ def test_nan_in_a_parquet_row_is_rejected(tmp_path):
     ("choices", "answer", "reason"),
     [(["Paris", "Paris"], "Paris", "options are not distinct: 'Paris' appears twice"),
      (["Paris", " "], "Paris", "option 2 is empty"),
-     ([f"o{i}" for i in range(27)], "o3", "27 options, but the prompt format letters at most 26")],
+     ([f"o{i}" for i in range(27)], "o3", "27 options, but the prompt format can letter at most 26")],
     ids=["repeated", "empty", "27"],
 )  # fmt: skip
 def test_the_contract_on_options_holds_on_every_path(tmp_path, choices, answer, reason):
@@ -145,3 +145,12 @@ def test_no_records_at_all_exit_2(tmp_path, content):
     code, stderr = cli("augment", "--teacher", "t", "--input", str(path), "--output", str(tmp_path / "o"),
                        "--engine", "hf", "--no-track")  # fmt: skip
     assert code == 2 and "Traceback" not in stderr
+
+
+def test_a_model_that_cannot_be_found_exits_2_naming_what_a_model_can_be(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    code, stderr = cli("evaluate", "--model", str(tmp_path / "no-such-model"), "--data", str(path), "--engine",
+                       "hf", "--output", str(tmp_path / "r.json"))  # fmt: skip
+    assert code == 2 and "Traceback" not in stderr
+    assert "cannot load model" in stderr and "teacherlm models list" in stderr

@@ -157,7 +157,9 @@ def plan_cmd(
     ),
     num_shards: int = typer.Option(P.num_shards, help="How many shards to split it into."),
 ) -> None:
-    """Check the dataset to augment and print the shard indices a pipeline fans out over."""
+    """Check that the dataset to augment has a non-empty train split; print the shard indices a pipeline fans out over.
+
+    The plan itself (identity and column types, plan.json) is fixed by the first shard that runs."""
     from ..stages.augment_plan import augment_plan
 
     console.print(" ".join(map(str, augment_plan(data, num_shards))))

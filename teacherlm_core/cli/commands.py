@@ -27,7 +27,9 @@ def tiny_model(
 
 
 def evaluate(
-    model: str = typer.Option(..., help="Model path or hub id (a local path needs no network)."),
+    model: str = typer.Option(
+        ..., help="Model: a local path, a hub id, or a named local model (`teacherlm models list`)."
+    ),
     data: str = typer.Option(
         ..., help="Multiple-choice data: a JSONL/Parquet file, or a dataset directory (its --split file)."
     ),

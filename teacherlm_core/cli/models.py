@@ -1,7 +1,7 @@
 """``teacherlm models``: the named local models (real models shipped inside PyPI wheels).
 
-    teacherlm models list
-    teacherlm models convert smollm2-135m-instruct     # once; prints the directory every command can use
+teacherlm models list
+teacherlm models convert smollm2-135m-instruct     # once; prints the directory every command can use
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def list_models() -> None:
     table = Table("name", "origin", "licence", "converted")
     for named in NAMED.values():
         where = model_cache() / named.name
-        table.add_row(named.name, named.origin, named.licence, str(where) if (where / MARKER).is_file() else "no")
+        table.add_row(
+            named.name, named.origin, named.licence, str(where) if (where / MARKER).is_file() else "no"
+        )
     console.print(table)
 
 
@@ -42,4 +44,6 @@ def convert(name: str = typer.Argument(..., help="A named model, e.g. smollm2-13
         raise ConfigError("name", [f"{name!r}: choose one of {', '.join(NAMED)}"])
     path = resolve_model(name)
     origin = provenance(name)
-    console.print(f"[green]{name}[/] at {path}\n{origin['origin']}; licence {origin['licence']}", soft_wrap=True)
+    console.print(
+        f"[green]{name}[/] at {path}\n{origin['origin']}; licence {origin['licence']}", soft_wrap=True
+    )

@@ -183,14 +183,20 @@ def get_engine(kind: Literal["vllm", "hf", "openai"], model: str, **kwargs) -> E
         from ..models import resolve_model
 
         model = resolve_model(model)
-    if kind == "hf":
-        from .hf import HFEngine
+    try:
+        if kind == "hf":
+            from .hf import HFEngine
 
-        return HFEngine(model, **kwargs)
-    if kind == "vllm":
-        from .vllm import VLLMEngine
+            return HFEngine(model, **kwargs)
+        if kind == "vllm":
+            from .vllm import VLLMEngine
 
-        return VLLMEngine(model, **kwargs)
+            return VLLMEngine(model, **kwargs)
+    except OSError as exc:  # transformers' "not a local folder and not reachable on the hub"
+        raise EngineError(
+            f"cannot load model {model!r}: {str(exc).splitlines()[0][:300]} (a model is a local directory, "
+            "a hub id this machine can reach, or a named local model: `teacherlm models list`)"
+        ) from exc
     if kind == "openai":
         from .openai import OpenAIEngine
 

@@ -27,7 +27,9 @@ def write_model_card(local_dir: str | Path, spec, record: dict[str, Any]) -> Pat
     """Write ``README.md`` for the stage ``spec`` (a :class:`~.stage.StageSpec`) and its result."""
     card = spec.card
     name = card.get("name") or Path(spec.output).name
-    origin = provenance(spec.start_model)  # a named base model's origin and licence, carried to every descendant
+    origin = provenance(
+        spec.start_model
+    )  # a named base model's origin and licence, carried to every descendant
     front = {
         "library_name": "transformers",
         "pipeline_tag": "text-generation",

@@ -148,4 +148,4 @@ def test_evaluate_rejects_27_options_before_loading_a_model(tmp_path):
          "--output", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert f"{src}:4: field 'choices': 27 options, but the prompt format letters at most 26" in res.stderr
+    assert f"{src}:4: field 'choices': 27 options, but the prompt format can letter at most 26" in res.stderr
