@@ -92,7 +92,8 @@ def publish(
     specs: Path = typer.Option(None, help=SPECS_HELP),
     namespace: str = typer.Option(None, help="Namespace of the pipelines (multi-user Kubeflow)."),
 ) -> None:
-    """Upload each compiled pipeline as version <package version>; an existing version is left as it is."""
+    """Upload each compiled pipeline as version <package version>. An existing version holding the same spec
+    (content hash) is left as it is; one holding another spec is refused: bump the version when a spec changes."""
     from ..kfp_support.client import publish as do_publish
     from ..kfp_support.specs import NAMES
 

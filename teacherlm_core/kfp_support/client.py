@@ -4,14 +4,18 @@
     teacherlm pipeline submit end_to_end --host URL --experiment demo --param num_shards=16
 
 The pipeline version is the package version: ``publish`` uploads each compiled spec as version
-``teacherlm_core.__version__`` of its pipeline (creating the pipeline first), and leaves an
-existing version as it is. Both read the specs shipped in the ``pipelines`` package (:mod:`.specs`).
+``teacherlm_core.__version__`` of its pipeline (creating the pipeline first), recording the spec's
+content hash; an existing version with another spec is refused, and ``submit`` runs a published
+version only when it holds the very spec whose parameters it checked. Both read the specs shipped
+in the ``pipelines`` package (:mod:`.specs`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,12 +52,33 @@ def _display_name(spec: dict[str, Any]) -> str:
     return spec["pipelineInfo"]["name"]
 
 
-def _version_id(c, pipeline_id: str, version: str) -> str | None:
+def _published(c, pipeline_id: str, version: str) -> tuple[str | None, str | None]:
+    """``(version id, spec hash it was published with)`` of ``version`` of ``pipeline_id``; Nones when absent."""
     query = json.dumps(
         {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": version}]}
     )
     found = c.list_pipeline_versions(pipeline_id, page_size=1, filter=query).pipeline_versions or []
-    return found[0].pipeline_version_id if found else None
+    if not found:
+        return None, None
+    recorded = _SPEC_HASH.search(found[0].description or "")
+    return found[0].pipeline_version_id, recorded.group(1) if recorded else None
+
+
+_SPEC_HASH = re.compile(r"spec sha256 ([0-9a-f]{16})")
+
+
+def spec_hash(path: str | Path) -> str:
+    """The content hash of a compiled spec file (the first 16 hex digits of its sha256)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _mismatch(display: str, recorded: str | None, local: str) -> TeacherLMError:
+    what = f"spec sha256 {recorded}" if recorded else "a spec of unknown content"
+    return TeacherLMError(
+        f"pipeline {display!r} version {__version__} on the server holds {what}, not this spec ({local}): "
+        "a spec changed without a version bump; bump teacherlm's version (or delete that pipeline version) "
+        "and publish again"
+    )
 
 
 def publish(
@@ -63,10 +88,17 @@ def publish(
     specs: str | Path | None = None,
     namespace: str | None = None,
 ) -> list[dict[str, str]]:
-    """Upload each compiled spec as version ``__version__`` of its pipeline; an existing version is a no-op.
+    """Upload each compiled spec as version ``__version__`` of its pipeline.
+
+    The version's description records the spec's content hash. An existing version with the same
+    hash is left as it is (``exists``); one with another hash is refused: a spec recompiled without
+    a version bump would otherwise stay stale on the server.
 
     Returns one ``{"pipeline", "pipeline_id", "version", "version_id", "status"}`` per pipeline;
     status is ``created`` (new pipeline), ``uploaded`` (new version) or ``exists``.
+
+    Raises:
+        TeacherLMError: specs compiled with another version, or a version holding another spec.
     """
     import kfp_server_api
 
@@ -83,7 +115,9 @@ def publish(
     results = []
     for name, path in files.items():
         display = _display_name(loaded[name])
-        description = f"{loaded[name]['pipelineInfo'].get('description', '')} (teacherlm {__version__})"
+        local = spec_hash(path)
+        description = (f"{loaded[name]['pipelineInfo'].get('description', '')} "
+                       f"(teacherlm {__version__}; spec sha256 {local})")  # fmt: skip
         status = "uploaded"
         pipeline_id = c.get_pipeline_id(display)
         if pipeline_id is None:
@@ -94,11 +128,13 @@ def publish(
                 )
             )
             pipeline_id, status = made.pipeline_id, "created"
-        version_id = _version_id(c, pipeline_id, __version__)
+        version_id, recorded = _published(c, pipeline_id, __version__)
         if version_id is None:
             version_id = c.upload_pipeline_version(
                 str(path), pipeline_version_name=__version__, pipeline_id=pipeline_id, description=description
             ).pipeline_version_id
+        elif recorded != local:  # never leave a stale spec behind an existing version
+            raise _mismatch(display, recorded, local)
         elif status == "uploaded":
             status = "exists"
         results.append(
@@ -121,6 +157,9 @@ def submit(
 ) -> dict[str, str]:
     """Start a run of pipeline ``name``: its published version ``__version__``, else the local spec.
 
+    Exactly the spec whose parameters were checked runs: the published version only when it holds
+    the same spec (content hash), else the run is refused rather than started from another spec.
+
     Returns ``{"run_id", "experiment_id", "source"}`` where source is ``version <id>`` or ``package``.
     """
     spec_file = find_spec(name, specs)
@@ -129,7 +168,9 @@ def submit(
     c = client(host, namespace)
     run_name = run_name or f"{name} {__version__} {time.strftime('%Y-%m-%d %H-%M-%S')}"
     pipeline_id = c.get_pipeline_id(_display_name(spec))
-    version_id = _version_id(c, pipeline_id, __version__) if pipeline_id else None
+    version_id, recorded = _published(c, pipeline_id, __version__) if pipeline_id else (None, None)
+    if version_id and recorded != spec_hash(spec_file):
+        raise _mismatch(_display_name(spec), recorded, spec_hash(spec_file))
     exp = c.create_experiment(experiment, namespace=namespace)  # get or create
     if version_id:
         run = c.run_pipeline(

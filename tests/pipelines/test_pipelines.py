@@ -235,6 +235,34 @@ def test_publish_uses_the_projected_token_and_refuses_stale_specs(fake_kfp, monk
         kfp_client.publish(fake_kfp.url, ("teacher",), specs=tmp_path / "specs")
 
 
+def _changed_spec(tmp_path, name: str) -> Path:
+    """The committed spec of ``name`` recompiled with a change but no version bump (another CPU pool)."""
+    return compile_pipelines(tmp_path / "changed", names=(name,), settings={"cpu_pool": "pool=other"})[
+        0
+    ].parents[1]
+
+
+def test_publish_refuses_a_changed_spec_under_an_existing_version(fake_kfp, tmp_path):
+    kfp_client.publish(fake_kfp.url, ("augment",))
+    changed = _changed_spec(tmp_path, "augment")
+    with pytest.raises(TeacherLMError, match=r"changed without a version bump") as err:
+        kfp_client.publish(fake_kfp.url, ("augment",), specs=changed)
+    assert kfp_client.spec_hash(changed / "augment" / "augment.yaml") in str(err.value)
+    assert len(fake_kfp.calls("POST", "/pipelines/upload_version")) == 1  # nothing replaced, nothing added
+    assert [r["status"] for r in kfp_client.publish(fake_kfp.url, ("augment",))] == [
+        "exists"
+    ]  # same spec: fine
+
+
+def test_submit_runs_exactly_the_spec_it_checked(fake_kfp, tmp_path):
+    kfp_client.publish(fake_kfp.url, ("augment",))
+    with pytest.raises(TeacherLMError, match=r"changed without a version bump"):
+        kfp_client.submit(
+            "augment", fake_kfp.url, {"num_shards": "3"}, specs=_changed_spec(tmp_path, "augment")
+        )
+    assert not fake_kfp.state.runs  # refused before any run was started
+
+
 def test_submit_runs_the_published_version_else_the_package(fake_kfp):
     first = kfp_client.submit("augment", fake_kfp.url, {"num_shards": "3"}, experiment="exp")
     assert first["source"] == "package"
