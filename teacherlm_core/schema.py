@@ -189,13 +189,13 @@ class _NonStandard:
         self.name = name
 
 
-def _non_standard_field(value: Any, where: str = "") -> tuple[str, str] | None:
-    """``(field, "NaN")`` for the first non-standard constant in a parsed record."""
-    if isinstance(value, _NonStandard):
-        return where, value.name
+def _find_value(value: Any, match, where: str = "") -> tuple[str, Any] | None:
+    """``(field path, value)`` of the first value in a record, nested ones included, for which ``match`` holds."""
+    if match(value):
+        return where, value
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        if (found := _non_standard_field(item, f"{where}.{key}" if where else str(key))) is not None:
+        if (found := _find_value(item, match, f"{where}.{key}" if where else str(key))) is not None:
             return found
     return None
 
@@ -266,8 +266,8 @@ def iter_raw_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[s
                     text.rstrip("\n"),
                 )
                 continue
-            if (bad := _non_standard_field(record)) is not None:
-                reason = f"non-standard JSON value {bad[1]} (JSON has no NaN or Infinity; use null)"
+            if (bad := _find_value(record, lambda v: isinstance(v, _NonStandard))) is not None:
+                reason = f"non-standard JSON value {bad[1].name} (JSON has no NaN or Infinity; use null)"
                 yield lineno, DataError(path, lineno, bad[0] or None, reason), text.rstrip("\r\n")
                 continue
             if not isinstance(record, dict):
@@ -295,22 +295,11 @@ def _iter_parquet(path: str) -> Iterator[tuple[int, dict[str, Any] | DataError, 
             path, None, missing[0], f"column missing from the Parquet file (has: {', '.join(names)})"
         )
     for row, record in enumerate(read_records(path), start=1):
-        if (bad := _non_finite(record)) is not None:
+        if (bad := _find_value(record, lambda v: isinstance(v, float) and not math.isfinite(v))) is not None:
             reason = f"non-standard number {bad[1]} (JSON has no NaN or Infinity; use null)"
             yield row, DataError(path, row, bad[0], reason), repr(record)
             continue
         yield row, record, record
-
-
-def _non_finite(value: Any, where: str = "") -> tuple[str, float] | None:
-    """``(field, value)`` of the first NaN or infinity in a record (nested values included)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return where, value
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        if (found := _non_finite(item, f"{where}.{key}" if where else str(key))) is not None:
-            return found
-    return None
 
 
 def read_samples(
