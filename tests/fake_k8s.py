@@ -184,8 +184,10 @@ class FakeK8s:
             ns, name = parts[4], parts[6] if len(parts) > 6 else None
             if method == "POST":
                 return self._create(key, ns, body)
+            if name is None and method == "GET":
+                return self._list(key, ns, query)
             if name is None:
-                return self._status(405, "MethodNotAllowed", "list is not implemented")
+                return self._status(405, "MethodNotAllowed", f"{method} on a collection")
             job_key = (parts[5], ns, name)
             if job_key not in self.jobs:
                 return self._status(404, "NotFound", f'{parts[5]}.{parts[1]} "{name}" not found')
@@ -220,6 +222,30 @@ class FakeK8s:
                     return self._status(400, "BadRequest", f"container in pod {parts[5]} is waiting to start")
                 return 200, "".join(line + "\n" for line in self.logs[parts[5]]), "text/plain"
         return self._status(404, "NotFound", f"the fake has no route for {method} {path}")
+
+    @staticmethod
+    def _selected(labels: dict[str, str], selector: str) -> bool:
+        """Equality-based label selectors (``a=b,c!=d``), as the API server reads them."""
+        for term in filter(None, selector.split(",")):
+            if "!=" in term:
+                k, v = term.split("!=", 1)
+                if labels.get(k.strip()) == v.strip():
+                    return False
+            else:
+                k, _, v = term.replace("==", "=").partition("=")
+                if labels.get(k.strip()) != v.strip():
+                    return False
+        return True
+
+    def _list(self, key, ns: str, query: dict[str, list[str]]):
+        kind = _KINDS[key][0]
+        selector = query.get("labelSelector", [""])[0]
+        items = [
+            obj for (plural, obj_ns, _), obj in sorted(self.jobs.items())
+            if plural == key[2] and obj_ns == ns and self._selected(obj["metadata"].get("labels") or {}, selector)
+        ]  # fmt: skip
+        body = {"apiVersion": f"{key[0]}/{key[1]}", "kind": f"{kind}List", "metadata": {}, "items": items}
+        return 200, body, "application/json"
 
     def _create(self, key, ns: str, body: dict[str, Any]):
         kind = _KINDS[key][0]

@@ -30,15 +30,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import TeacherLMError
 
 __all__ = [
+    "ATTEMPT_LABEL",
     "PYTORCHJOB",
+    "TASK_LABEL",
     "TEACHERLM_RUNTIME",
     "TRAINJOB",
     "ClusterJob",
+    "JobExists",
     "JobFailed",
     "JobKind",
     "JobOutcome",
     "RuntimeRef",
     "SecretEnv",
+    "attempt_name",
     "create_or_follow",
     "follow",
     "render_pytorchjob",
@@ -70,6 +74,10 @@ TEACHERLM_RUNTIME = RuntimeRef(name="teacherlm-deepspeed")
 
 class JobFailed(TeacherLMError):
     """A cluster training job failed, vanished or ran past its timeout."""
+
+
+class JobExists(JobFailed):
+    """The job's name is taken (409 AlreadyExists): another process created it."""
 
 
 @dataclass(frozen=True)
@@ -311,7 +319,8 @@ def submit(body: dict[str, Any], *, api_client=None) -> str:
     try:
         created = api.create_namespaced_custom_object(kind.group, kind.version, ns, kind.plural, body)
     except ApiException as exc:
-        raise JobFailed(f"{kind.kind} {body['metadata']['name']}: creation refused ({exc.status} {exc.reason}): "
+        error = JobExists if exc.status == 409 else JobFailed
+        raise error(f"{kind.kind} {body['metadata']['name']}: creation refused ({exc.status} {exc.reason}): "
                         f"{_api_message(exc)}") from None  # fmt: skip
     return created["metadata"]["name"]
 
@@ -451,23 +460,78 @@ def run_job(
     )  # fmt: skip
 
 
+TASK_LABEL = "teacherlm.io/task"  # the same value on every attempt of one training task
+ATTEMPT_LABEL = "teacherlm.io/attempt"  # 1, 2, ...: one TrainJob per attempt
+
+
+def attempt_name(task: str, attempt: int) -> str:
+    """``{task}-a{attempt}``, the task cut so the name stays a 63-character DNS label."""
+    suffix = f"-a{attempt}"
+    return task[: 63 - len(suffix)].rstrip("-") + suffix
+
+
+def _attempts(custom, kind: JobKind, namespace: str, task: str) -> list[dict[str, Any]]:
+    """The jobs of ``task`` in ``namespace``, oldest attempt first."""
+    listed = custom.list_namespaced_custom_object(
+        kind.group, kind.version, namespace, kind.plural, label_selector=f"{TASK_LABEL}={task}"
+    )
+    items = listed.get("items") or []
+    return sorted(items, key=lambda o: int((o["metadata"].get("labels") or {}).get(ATTEMPT_LABEL, 0)))
+
+
 def create_or_follow(
     body: dict[str, Any], *, api_client=None, timeout_s: float = 86400, poll_s: float = 10, echo=print
 ) -> JobOutcome:
-    """Follow the job named in ``body`` if it exists (a retried task), else submit it; then follow it to the end."""
+    """Run one attempt of a training task; a retried task resumes the task, never an old failure.
+
+    ``body``'s ``metadata.name`` names the *task* (stable across KFP retries); each attempt is its
+    own job ``{task}-a{n}``, labelled :data:`TASK_LABEL` = task and :data:`ATTEMPT_LABEL` = n. Of
+    the task's existing jobs the latest attempt decides:
+
+    * none: create attempt 1;
+    * still running (or pending): follow it (the pod that followed it died, the job did not);
+    * complete: return at once (the training is done; a later step of the task failed);
+    * failed: create attempt n+1, which runs the same command on the same output, so the recipe
+      resumes from the last complete checkpoint (:mod:`teacherlm_core.train.outputs`).
+
+    Two retries racing for the same attempt: the second create gets 409 and follows the first.
+
+    Raises:
+        JobFailed: this attempt failed, vanished or timed out.
+    """
     from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
 
     kind = _kind_of(body)
     api_client = _client(api_client)
-    name, namespace = body["metadata"]["name"], body["metadata"].get("namespace", "default")
+    custom = client.CustomObjectsApi(api_client)
+    task, namespace = body["metadata"]["name"], body["metadata"].get("namespace", "default")
+    previous = _attempts(custom, kind, namespace, task)
+    attempt = 1
+    if previous:
+        last = previous[-1]
+        attempt = int(last["metadata"]["labels"][ATTEMPT_LABEL])
+        name = last["metadata"]["name"]
+        state, detail = _state(last, kind)
+        if state == kind.succeeded:
+            echo(f"{kind.kind} {namespace}/{name} (attempt {attempt}) already complete")
+            return JobOutcome(name, kind.kind, state, 0.0)
+        if state != kind.failed:
+            echo(f"{kind.kind} {namespace}/{name} (attempt {attempt}) is {state}: following it")
+            return follow(name, kind, namespace, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s,
+                          echo=echo)  # fmt: skip
+        echo(f"{kind.kind} {namespace}/{name} (attempt {attempt}) failed ({detail or 'no reason given'}): "
+             f"starting attempt {attempt + 1}, resuming from the last checkpoint")  # fmt: skip
+        attempt += 1
+    body = copy.deepcopy(body)
+    name = attempt_name(task, attempt)
+    body["metadata"]["name"] = name
+    body["metadata"]["labels"] = (body["metadata"].get("labels") or {}) | {
+        TASK_LABEL: task,
+        ATTEMPT_LABEL: str(attempt),
+    }
     try:
-        client.CustomObjectsApi(api_client).get_namespaced_custom_object(
-            kind.group, kind.version, namespace, kind.plural, name
-        )
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
         return run_job(body, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo)
-    echo(f"{kind.kind} {namespace}/{name} exists: following it")
+    except JobExists:
+        pass
+    echo(f"{kind.kind} {namespace}/{name} was created by a concurrent retry: following it")
     return follow(name, kind, namespace, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo)

@@ -65,7 +65,11 @@ def recipe_trainjob(
     api_client=None,
     poll_s: float = 10,
 ) -> None:
-    """Run a recipe as a ``TrainJob`` and follow it to the end; a retried task follows the job it already started.
+    """Run a recipe as a ``TrainJob`` and follow it to the end.
+
+    A retried KFP task (same ``run_id`` and output) follows its TrainJob if that is still running,
+    returns if it completed, and starts a new attempt if it failed; the new attempt resumes from
+    the output's last complete checkpoint (:func:`~teacherlm_core.train.k8s.create_or_follow`).
 
     The config goes next to the output on shared storage; every node runs ``teacherlm train KIND
     --config URI`` on the GPU pool (``TEACHERLM_GPU_POOL``), with this pod's tracking and S3
@@ -83,7 +87,7 @@ def recipe_trainjob(
     config_uri = cfg.output.rstrip("/") + ".config.yaml"
     storage.write_text(config_uri, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     tag = Path(cfg.output.rstrip("/")).name.replace("_", "-").lower()
-    name = f"tlm-{kind}-{run_id[:8]}-{tag}"[:63].rstrip("-")
+    task = f"tlm-{kind}-{run_id[:8]}-{tag}"[:63].rstrip("-")  # each attempt is a TrainJob {task}-a{n}
     env = {
         k: os.environ[k]
         for k in ("MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL_S3", PARENT_ENV)
@@ -97,7 +101,7 @@ def recipe_trainjob(
     )
     key, _, value = os.environ.get("TEACHERLM_GPU_POOL", "nvidia.com/gpu.present=true").partition("=")
     job = ClusterJob(
-        name=name, namespace=_namespace(), image=image, num_nodes=cfg.launch.nnodes,
+        name=task, namespace=_namespace(), image=image, num_nodes=cfg.launch.nnodes,
         gpus_per_node=cfg.launch.nproc, command=["teacherlm", "train", kind, "--config", config_uri],
         env=env, secret_env=secret_env, node_selector={key: value} if key else {},
         labels={"teacherlm.io/kfp-run": run_id[:63]},

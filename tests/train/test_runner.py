@@ -60,8 +60,8 @@ def test_training_on_a_cluster_submits_and_follows_a_trainjob(tmp_path, monkeypa
             api_client=k8s.api_client(),
             poll_s=0,
         )
-        assert len(k8s.jobs) == 1  # the retry followed the existing job
-    assert (plural, ns, name) == ("trainjobs", "ml", "tlm-student-01234567-plain")
+        assert len(k8s.jobs) == 1  # the retry found the job complete and started none
+    assert (plural, ns, name) == ("trainjobs", "ml", "tlm-student-01234567-plain-a1")
     trainer = job["spec"]["trainer"]
     config_uri = str(shared / "students" / "plain.config.yaml")
     assert trainer["command"] == ["teacherlm", "train", "student", "--config", config_uri]
@@ -77,3 +77,60 @@ def test_training_on_a_cluster_submits_and_follows_a_trainjob(tmp_path, monkeypa
     assert pod["template"]["spec"]["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     written = yaml.safe_load(Path(config_uri).read_text())
     assert written["data"] == str(shared / "train.jsonl") and written["launch"]["deepspeed"] == "zero3"
+
+
+def _student_cfg(tmp_path):
+    from teacherlm_core.train import load_config
+
+    shared = tmp_path / "shared"
+    return load_config(
+        "student",
+        "student_tiny",
+        {"model": "org/base", "data": str(shared / "train.jsonl"), "output": str(shared / "students" / "plain"),
+         **launch_overrides(1, 1, "zero2", 0)},
+    )  # fmt: skip
+
+
+def test_a_retried_task_starts_a_new_attempt_after_a_failure_and_never_rereports_it(tmp_path, monkeypatch):
+    """KFP retries a training task whose TrainJob failed: the retry runs a new TrainJob (same command,
+    same output, so the recipe resumes from the last checkpoint) instead of re-reading the old failure;
+    a further retry after success starts nothing."""
+    from fake_k8s import FakeK8s
+
+    from teacherlm_core.train.k8s import JobFailed
+
+    monkeypatch.setenv("TEACHERLM_NAMESPACE", "ml")
+    cfg = _student_cfg(tmp_path)
+    run = dict(image=IMAGES["train"], run_id="0123456789abcdef", poll_s=0)
+    with FakeK8s() as k8s:
+        k8s.script["tlm-student-01234567-plain-a1"] = "fail"
+        with pytest.raises(JobFailed, match="a1 failed"):
+            recipe_trainjob("student", cfg, api_client=k8s.api_client(), **run)
+        recipe_trainjob("student", cfg, api_client=k8s.api_client(), **run)  # the KFP retry succeeds
+        names = [name for (_, _, name) in k8s.jobs]
+        assert names == ["tlm-student-01234567-plain-a1", "tlm-student-01234567-plain-a2"]
+        first, second = (k8s.jobs[("trainjobs", "ml", n)] for n in names)
+        assert second["spec"]["trainer"]["command"] == first["spec"]["trainer"]["command"]  # same output
+        assert second["metadata"]["labels"]["teacherlm.io/attempt"] == "2"
+        recipe_trainjob("student", cfg, api_client=k8s.api_client(), **run)  # retried after success
+        assert len(k8s.jobs) == 2
+
+
+def test_a_retried_task_follows_its_still_running_attempt():
+    """The pod following a TrainJob died, the TrainJob did not: the retry follows it, starting no other."""
+    from fake_k8s import FakeK8s
+
+    from teacherlm_core.train.k8s import ClusterJob, attempt_name, create_or_follow, render_trainjob, submit
+
+    with FakeK8s() as k8s:
+        client = k8s.api_client()
+        task = ClusterJob(name="tlm-student-01234567-plain", namespace="ml", image=IMAGES["train"],
+                          command=["teacherlm", "train", "student"], gpus_per_node=0)  # fmt: skip
+        body = render_trainjob(task)
+        first = render_trainjob(task.model_copy(update={"name": attempt_name(task.name, 1)}))
+        first["metadata"]["labels"] |= {"teacherlm.io/task": task.name, "teacherlm.io/attempt": "1"}
+        submit(first, api_client=client)
+        lines: list[str] = []
+        outcome = create_or_follow(body, api_client=client, poll_s=0, echo=lines.append)
+        assert outcome.name == "tlm-student-01234567-plain-a1" and outcome.state == "Complete"
+        assert len(k8s.jobs) == 1 and "following it" in lines[0]
