@@ -3,9 +3,16 @@
 A record belongs to shard ``sha256(id) % num_shards`` (records without a usable id: by line),
 so every occurrence of an id lands in the same shard, where duplicates are caught, and the
 result does not depend on input order. A shard's records are cut into parts of ``part_size``
-input records; each part is written as ``part-NNNNN.jsonl`` (+ ``.quarantine.jsonl``) and then
-its marker ``part-NNNNN.json``; the shard ends with ``_SUCCESS``. A re-run skips finished shards
+input records; each part is written as ``part-NNNNN.W.jsonl`` (+ ``.W.quarantine.jsonl``) and then
+its marker ``part-NNNNN.W.json``; the shard ends with ``_SUCCESS``. A re-run skips finished shards
 and, inside a shard, finished parts; a kill at any moment loses nothing and duplicates nothing.
+
+Fencing: ``W`` is the writer, unique to each :func:`run_shard` call (start time, then random), so
+two pods running the same shard (a retry racing a slow original) never write the same key, and
+a marker always describes its own writer's files. When several complete markers exist for one
+part, the smallest ``W`` (the earliest writer) wins, and ``_SUCCESS`` lists the winners: every
+version of ``_SUCCESS`` either writer leaves names files that match their checksums, and each
+record once. This needs no conditional writes, so any S3 server (or a local dir) will do.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +40,15 @@ from .config import AugmentConfig
 from .plan import check_plan, identity, new_plan, plan_fingerprint
 from .quality import clean_generation, is_consistent
 
-__all__ = ["PartStats", "local_input", "owner_shard", "run_shard", "shard_entries"]
+__all__ = [
+    "PartStats",
+    "local_input",
+    "new_writer_id",
+    "owner_shard",
+    "run_shard",
+    "shard_entries",
+    "winning_markers",
+]
 
 STOP = ("\nQ:",)  # a teacher that starts a new question has finished its explanation
 
@@ -179,6 +196,30 @@ def _process_part(cfg: AugmentConfig, engine: Engine, entries: list[Entry], stat
     return out, rejected
 
 
+_PART_MARKER = re.compile(r"/part-(\d{5})\.([0-9a-f]{16}-[0-9a-f]{8})\.json$")
+
+
+def new_writer_id() -> str:
+    """A writer id: start time in ns (fixed-width hex, so ids sort by start), then 32 random bits."""
+    return f"{time.time_ns():016x}-{secrets.token_hex(4)}"
+
+
+def winning_markers(shard_dir: str, fingerprint: str) -> dict[int, dict[str, Any]]:
+    """``{part: marker}``: for each part, the complete marker of the smallest writer id (of this plan)."""
+    found: dict[int, tuple[str, str]] = {}
+    for uri in storage.list_files(shard_dir):
+        m = _PART_MARKER.search(uri)
+        if m and (int(m[1]) not in found or m[2] < found[int(m[1])][0]):
+            found[int(m[1])] = (m[2], uri)
+    # Markers of another plan are never here: a plan change is refused before any write.
+    winners = {}
+    for part, (_, uri) in sorted(found.items()):
+        marker = _load_marker(uri, fingerprint)
+        if marker is not None:
+            winners[part] = marker
+    return winners
+
+
 def _load_marker(uri: str, fingerprint: str) -> dict[str, Any] | None:
     if not storage.exists(uri):
         return None
@@ -215,12 +256,16 @@ def run_shard(
             storage.write_text(cfg.plan_uri, json.dumps(new_plan(cfg, path, ident), indent=1, sort_keys=True))
         entries = shard_entries(path, index, cfg.num_shards, source=cfg.input)
     engine: Engine | None = None
+    writer = new_writer_id()
+    finished = winning_markers(shard_dir, fingerprint)
     parts = []
     for p, start in enumerate(range(0, len(entries), cfg.part_size)):
         chunk = entries[start : start + cfg.part_size]
-        name = f"part-{p:05d}"
-        marker_uri = storage.join(shard_dir, f"{name}.json")
-        marker = _load_marker(marker_uri, fingerprint)
+        name = f"part-{p:05d}.{writer}"
+        marker = finished.get(p)
+        if marker is None:  # another writer of this shard may have finished it meanwhile
+            finished = winning_markers(shard_dir, fingerprint)
+            marker = finished.get(p)
         if marker is None:
             stats = PartStats(shard=index, part=p)
             t0 = time.perf_counter()
@@ -238,10 +283,10 @@ def run_shard(
                     }
             stats.samples, stats.quarantined = len(out), len(rejected)
             stats.seconds = time.perf_counter() - t0
-            marker = {"fingerprint": fingerprint, "part": p, "in": len(chunk), "out": len(out), "quarantined": len(rejected),
+            marker = {"fingerprint": fingerprint, "part": p, "writer": writer, "in": len(chunk), "out": len(out), "quarantined": len(rejected),
                       "tokens": stats.tokens, "seconds": round(stats.seconds, 3), "cot_checked": stats.cot_checked,
                       "cot_consistent": stats.cot_consistent, "files": stats.files}  # fmt: skip
-            storage.write_text(marker_uri, json.dumps(marker, sort_keys=True))
+            storage.write_text(storage.join(shard_dir, f"{name}.json"), json.dumps(marker, sort_keys=True))
         else:
             stats = PartStats(
                 shard=index, part=p, samples=marker["out"], quarantined=marker["quarantined"], skipped=True
@@ -249,6 +294,9 @@ def run_shard(
         parts.append(marker)
         if on_part:
             on_part(stats)
+    # Another writer of this shard may have finished parts meanwhile: list the winners, whoever wrote them.
+    finished = winning_markers(shard_dir, fingerprint)
+    parts = [finished.get(p, marker) for p, marker in enumerate(parts)]
     success = {
         "fingerprint": fingerprint, "shard": index, "num_shards": cfg.num_shards,
         "in": len(entries), "out": sum(m["out"] for m in parts), "quarantined": sum(m["quarantined"] for m in parts),
