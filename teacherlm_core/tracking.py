@@ -3,14 +3,14 @@
 The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else a local SQLite store under the work
 dir (``$TEACHERLM_WORKDIR``, default ``./teacherlm-work``). Tracking never stops the work: if
 the server is unreachable, or any MLflow call fails, the tracker logs one warning and turns
-itself off. Parameters whose name or value looks like a secret are redacted before logging.
+itself off. Params and tags are redacted before logging (:mod:`teacherlm_core.redaction`: secret
+names, URL credentials, known secret values).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -28,7 +28,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SECRET_NAME = re.compile(r"(secret|password|passwd|token|api[_-]?key|access[_-]?key|credential|auth)", re.I)
 PARENT_ENV = "TEACHERLM_MLFLOW_PARENT_RUN_ID"  # the parent run a process's runs nest under
 EXPERIMENT = "teacherlm"  # stages and recipes of one pipeline run share one parent, so one experiment
 PIPELINE_RUN_TAG = "teacherlm.kfp_run_id"
@@ -48,27 +47,11 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
-def _secret_values() -> set[str]:
-    return {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 4}
-
-
 def redact(params: Mapping[str, Any]) -> dict[str, str]:
-    """Flatten ``params`` to strings and replace anything that looks like a secret."""
-    secrets = _secret_values()
-    out: dict[str, str] = {}
+    """``params`` flattened to MLflow params with secrets redacted (:func:`~teacherlm_core.redaction.redact_params`)."""
+    from .redaction import redact_params
 
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-            return
-        text = str(value)
-        if _SECRET_NAME.search(prefix) or any(s in text for s in secrets):
-            text = "<redacted>"
-        out[prefix] = text[:6000]  # MLflow's param value limit
-
-    walk("", params)
-    return out
+    return redact_params(params)
 
 
 class Tracker:
@@ -134,7 +117,9 @@ class Tracker:
             with suppress(Exception):  # created meanwhile by a concurrent stage
                 mlflow.create_experiment(self.experiment, artifact_location=(store / "mlartifacts").as_uri())
         mlflow.set_experiment(self.experiment)
-        run = mlflow.start_run(run_name=self.run_name, parent_run_id=self.parent_run_id, tags=self.tags)
+        run = mlflow.start_run(
+            run_name=self.run_name, parent_run_id=self.parent_run_id, tags=redact(self.tags)
+        )
         self.run_id = run.info.run_id
         self._depth = 1
 
@@ -193,7 +178,7 @@ class Tracker:
     def set_tags(self, tags: Mapping[str, str]) -> None:
         import mlflow
 
-        self._guard("set_tags", mlflow.set_tags, dict(tags))
+        self._guard("set_tags", mlflow.set_tags, redact(tags))
 
 
 def pipeline_parent_run(pipeline_run_id: str, experiment: str = EXPERIMENT) -> str:

@@ -17,6 +17,7 @@ from .. import __version__, storage
 from ..errors import DataError, TeacherLMError
 from ..models import provenance
 from ..parquet import table
+from ..redaction import redact_document
 from ..schema import SCHEMA_VERSION
 from .config import AugmentConfig, shard_name
 from .plan import load_plan_record
@@ -146,6 +147,7 @@ def merge(output: str) -> dict[str, Any]:
         raise AssertionError(
             f"counts do not reconcile: in={n_in} out={n_out} quarantined={quarantined_total}"
         )
+    manifest = redact_document(manifest)  # nothing secret in a manifest or card (URL credentials, keys)
     storage.write_text(storage.join(output, "manifest.json"), json.dumps(manifest, indent=1, sort_keys=True))
     storage.write_text(storage.join(output, "README.md"), dataset_card(manifest))
     if n_out == 0:  # a complete record of the failure is written; nothing downstream can use it

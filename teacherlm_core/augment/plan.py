@@ -24,6 +24,7 @@ from .. import storage
 from ..errors import ConfigError, TeacherLMError
 from ..models import model_identity
 from ..parquet import ColumnKinds
+from ..redaction import redact_document, strip_url_credentials
 from ..schema import FIELDS, iter_raw_records
 from .config import AugmentConfig, public_endpoint
 
@@ -59,7 +60,7 @@ OUTPUT_COLUMNS = {
 def identity(cfg: AugmentConfig) -> dict[str, Any]:
     """What the run's output depends on (see the module docstring)."""
     return {
-        "input": {"uri": cfg.input, **storage.content_id(cfg.input)},
+        "input": {"uri": strip_url_credentials(cfg.input), **storage.content_id(cfg.input)},
         "teacher": model_identity(cfg.model, cfg.revision),
         "engine": {
             "name": cfg.engine,
@@ -81,8 +82,9 @@ def new_plan(cfg: AugmentConfig, local_input: str, ident: dict[str, Any]) -> dic
         if isinstance(item, dict):
             kinds.add(item)
     columns = kinds.types() | OUTPUT_COLUMNS
-    return {"fingerprint": plan_fingerprint(ident), "identity": ident, "num_shards": cfg.num_shards,
+    plan = {"fingerprint": plan_fingerprint(ident), "identity": ident, "num_shards": cfg.num_shards,
             "config": cfg.public(), "columns": columns}  # fmt: skip
+    return redact_document(plan)
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -50,6 +50,11 @@ def _root(
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    from ..redaction import RedactingFilter
+
+    for handler in logging.getLogger().handlers:  # no secret reaches a log line (URL credentials, keys)
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 def _register() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ..models import provenance
+from ..redaction import redact_text
 
 __all__ = ["write_model_card"]
 
@@ -103,7 +104,7 @@ def write_model_card(local_dir: str | Path, spec, record: dict[str, Any]) -> Pat
         "",
     ]
     path = Path(local_dir) / "README.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    path.write_text(redact_text("\n".join(lines)), encoding="utf-8")  # no URL credentials or keys in a card
     if origin:
         Path(local_dir, ORIGIN).write_text(json.dumps(origin, indent=1, sort_keys=True))
     return path

@@ -365,6 +365,13 @@ def follow(
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
+    from ..redaction import known_secrets, redact_text
+
+    secrets, raw_echo = known_secrets(), echo
+
+    def echo(line: str) -> None:  # pod logs and events may print URLs with credentials
+        raw_echo(redact_text(line, secrets))
+
     api_client = _client(api_client)
     custom, core = client.CustomObjectsApi(api_client), client.CoreV1Api(api_client)
     started, deadline = time.monotonic(), time.monotonic() + timeout_s
