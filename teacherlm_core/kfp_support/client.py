@@ -52,12 +52,41 @@ def _display_name(spec: dict[str, Any]) -> str:
     return spec["pipelineInfo"]["name"]
 
 
+def _equals(key: str, value: str) -> str:
+    return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "stringValue": value}]})
+
+
+def _pipeline_id(c, display: str, namespace: str | None) -> str | None:
+    """The id of pipeline ``display`` in ``namespace`` (``None``: the shared pipelines).
+
+    ``kfp.Client.get_pipeline_id`` lists without a namespace, which on a multi-user server sees
+    only shared pipelines: a pipeline published into a namespace would never be found again.
+    """
+    found = c.list_pipelines(
+        filter=_equals("display_name", display), namespace=namespace, page_size=2
+    ).pipelines
+    if found and len(found) > 1:
+        raise TeacherLMError(
+            f"{len(found)} pipelines named {display!r} in namespace {namespace or '(shared)'}"
+        )
+    return found[0].pipeline_id if found else None
+
+
+def _run_namespace(c, host: str, namespace: str | None) -> str | None:
+    """The namespace runs go to: ``namespace``, else the client's; a multi-user server requires one."""
+    namespace = namespace or c.get_user_namespace() or None
+    if namespace is None and c.get_kfp_healthz().multi_user:
+        raise TeacherLMError(
+            f"Kubeflow Pipelines at {host} runs in multi-user mode: pass --namespace "
+            "(the profile namespace to run in)"
+        )
+    return namespace
+
+
 def _published(c, pipeline_id: str, version: str) -> tuple[str | None, str | None]:
     """``(version id, spec hash it was published with)`` of ``version`` of ``pipeline_id``; Nones when absent."""
-    query = json.dumps(
-        {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": version}]}
-    )
-    found = c.list_pipeline_versions(pipeline_id, page_size=1, filter=query).pipeline_versions or []
+    found = c.list_pipeline_versions(pipeline_id, page_size=1, filter=_equals("display_name", version))
+    found = found.pipeline_versions or []
     if not found:
         return None, None
     recorded = _SPEC_HASH.search(found[0].description or "")
@@ -119,7 +148,7 @@ def publish(
         description = (f"{loaded[name]['pipelineInfo'].get('description', '')} "
                        f"(teacherlm {__version__}; spec sha256 {local})")  # fmt: skip
         status = "uploaded"
-        pipeline_id = c.get_pipeline_id(display)
+        pipeline_id = _pipeline_id(c, display, namespace)
         if pipeline_id is None:
             # Created empty, so that its only version is named after the package version.
             made = c._pipelines_api.pipeline_service_create_pipeline(
@@ -166,8 +195,12 @@ def submit(
     spec = load_spec(spec_file)
     arguments = coerce_params(spec, params or {})  # bad parameters fail before any call
     c = client(host, namespace)
+    namespace = _run_namespace(c, host, namespace)
     run_name = run_name or f"{name} {__version__} {time.strftime('%Y-%m-%d %H-%M-%S')}"
-    pipeline_id = c.get_pipeline_id(_display_name(spec))
+    # Published into the run's namespace, else shared (published without one).
+    pipeline_id = _pipeline_id(c, _display_name(spec), namespace) or (
+        _pipeline_id(c, _display_name(spec), None) if namespace else None
+    )
     version_id, recorded = _published(c, pipeline_id, __version__) if pipeline_id else (None, None)
     if version_id and recorded != spec_hash(spec_file):
         raise _mismatch(_display_name(spec), recorded, spec_hash(spec_file))
