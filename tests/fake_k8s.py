@@ -11,15 +11,25 @@ Every request is authorised against the Role that ``manifests/`` grants the pipe
 Role does not allow gets the API server's 403, so the code and the manifests cannot drift apart.
 ``FakeK8s(role=None)`` turns this off (only for tests about the fake itself).
 
+Events carry a ``resourceVersion`` and can be watched from one (``watch=true&resourceVersion=N``:
+the events after N, one JSON object a line, then the stream ends; too old a version answers the
+410 Gone a real server gives once it dropped them, see ``oldest_watchable``). Pod logs are
+timestamped lines and honour ``timestamps``, ``sinceTime``, ``sinceSeconds``, ``tailLines`` and
+``limitBytes``.
+``served`` counts the bytes and objects each kind of read returned, so tests can check that a
+follower reads only what is new.
+
 Each job follows a script, advanced by every GET of the job (so tests never sleep)::
 
     "succeed": Created -> pods Pending -> Running (log lines) -> Complete / Succeeded
     "fail":    Created -> pods Pending -> Running -> Failed (pod 0 Failed with a traceback)
     "hang":    Created -> pods Pending -> Running, forever
+    "long":    like "succeed", but runs ``long_polls`` polls, logging ``lines_per_poll`` lines each
 """
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import threading
@@ -58,6 +68,11 @@ _KINDS = {
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    """A boolean query parameter as the API server reads it (Go's strconv.ParseBool: true, True, 1...)."""
+    return query.get(name, ["false"])[0] in ("1", "t", "T", "TRUE", "true", "True")
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -73,9 +88,14 @@ class FakeK8s:
         self.jobs: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, ns, name) -> object
         self.polls: dict[tuple[str, str, str], int] = {}
         self.pods: dict[str, dict[str, Any]] = {}
-        self.logs: dict[str, list[str]] = {}
+        self.logs: dict[str, list[tuple[int, str]]] = {}  # pod -> (unix time in ns, line)
         self.events: list[dict[str, Any]] = []
+        self.resource_version = 0
+        self.oldest_watchable = 0  # a watch from an older resourceVersion gets 410 Gone
+        self.served: dict[str, int] = {"log_bytes": 0, "event_objects": 0}
+        self.long_polls, self.lines_per_poll = 20, 5
         self.requests: list[tuple[str, str]] = []
+        self.queries: list[tuple[str, str, dict[str, list[str]]]] = []
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -101,6 +121,7 @@ class FakeK8s:
                 body = json.loads(self.rfile.read(length)) if length else None
                 with fake.lock:
                     fake.requests.append((method, url.path))
+                    fake.queries.append((method, url.path, parse_qs(url.query)))
                     denied = fake.authorise(method, url.path, parse_qs(url.query))
                     code, payload, ctype = denied or fake.route(method, url.path, parse_qs(url.query), body)
                 self._send(code, payload, ctype)
@@ -162,7 +183,7 @@ class FakeK8s:
         if len(rest) > 4:
             resource = f"{resource}/{rest[4]}"
         verb = {"POST": "create", "DELETE": "delete", "PUT": "update", "PATCH": "patch"}.get(method)
-        verb = verb or ("get" if name else "watch" if query.get("watch") == ["true"] else "list")
+        verb = verb or ("get" if name else "watch" if _flag(query, "watch") else "list")
         for rule in self.role.get("rules", []):
             if (
                 group in rule.get("apiGroups", [])
@@ -200,9 +221,20 @@ class FakeK8s:
             ns, what = parts[3], parts[4]
             if what == "events":
                 items = [e for e in self.events if e["metadata"]["namespace"] == ns]
+                if _flag(query, "watch"):
+                    since = int(query.get("resourceVersion", ["0"])[0] or 0)
+                    if since < self.oldest_watchable:
+                        gone = self._status(410, "Expired", f"too old resource version: {since}")[1]
+                        return 200, json.dumps({"type": "ERROR", "object": gone}) + "\n", "application/json"
+                    new = [e for e in items if int(e["metadata"]["resourceVersion"]) > since]
+                    self.served["event_objects"] += len(new)
+                    lines = "".join(json.dumps({"type": "ADDED", "object": e}) + "\n" for e in new)
+                    return 200, lines, "application/json"
+                self.served["event_objects"] += len(items)
+                meta = {"resourceVersion": str(self.resource_version)}
                 return (
                     200,
-                    {"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": items},
+                    {"kind": "EventList", "apiVersion": "v1", "metadata": meta, "items": items},
                     "application/json",
                 )
             if what == "pods" and len(parts) == 5:
@@ -220,7 +252,7 @@ class FakeK8s:
             if what == "pods" and len(parts) == 7 and parts[6] == "log":
                 if parts[5] not in self.logs:
                     return self._status(400, "BadRequest", f"container in pod {parts[5]} is waiting to start")
-                return 200, "".join(line + "\n" for line in self.logs[parts[5]]), "text/plain"
+                return 200, self._log_text(parts[5], query), "text/plain"
         return self._status(404, "NotFound", f"the fake has no route for {method} {path}")
 
     @staticmethod
@@ -277,12 +309,51 @@ class FakeK8s:
         self._event(ns, kind, name, "Normal", "Created", f"{kind} {name} created")
         return 201, obj, "application/json"
 
+    def _log_text(self, pod: str, query: dict[str, list[str]]) -> str:
+        """The pod's log as the kubelet serves it: ``sinceSeconds``, then ``tailLines``, then ``limitBytes``."""
+        lines = self.logs[pod]
+        if "sinceSeconds" in query:
+            since = time.time_ns() - int(query["sinceSeconds"][0]) * 10**9
+            lines = [(t, line) for t, line in lines if t >= since]
+        if "sinceTime" in query:  # RFC 3339; the kubelet keeps lines at or after it
+            whole, _, frac = query["sinceTime"][0].rstrip("Z").partition(".")
+            since = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) * 10**9 + int(f"{frac:0<9}")
+            lines = [(t, line) for t, line in lines if t >= since]
+        if "tailLines" in query:
+            lines = lines[-int(query["tailLines"][0]) :] if int(query["tailLines"][0]) else []
+        stamps = _flag(query, "timestamps")
+        text = "".join((self._stamp(t) + " " if stamps else "") + line + "\n" for t, line in lines)
+        if "limitBytes" in query:
+            text = text.encode()[: int(query["limitBytes"][0])].decode(errors="ignore")
+        self.served["log_bytes"] += len(text.encode())
+        return text
+
+    @staticmethod
+    def _stamp(t: int) -> str:
+        """RFC 3339 with nanoseconds (``t`` in ns), trailing zeros dropped (Go's RFC3339Nano, as the kubelet writes)."""
+        frac = f"{t % 10**9:09d}".rstrip("0")
+        return (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 10**9)) + (f".{frac}" if frac else "") + "Z"
+        )
+
+    def _log(self, pod: str, lines: list[str]) -> None:
+        """The pod has now logged ``lines`` (the ones it had are kept with their times)."""
+        have = self.logs.setdefault(pod, [])
+        for line in lines[len(have) :]:
+            have.append((time.time_ns(), line))
+
     # -- the life cycle --------------------------------------------------------------------------
     def _event(self, ns: str, kind: str, name: str, type_: str, reason: str, message: str) -> None:
         n = len(self.events)
+        self.resource_version += 1
         self.events.append(
             {
-                "metadata": {"name": f"{name}.{n}", "namespace": ns, "uid": f"ev-{n}"},
+                "metadata": {
+                    "name": f"{name}.{n}",
+                    "namespace": ns,
+                    "uid": f"ev-{n}",
+                    "resourceVersion": str(self.resource_version),
+                },
                 "involvedObject": {"kind": kind, "name": name, "namespace": ns},
                 "type": type_,
                 "reason": reason,
@@ -322,6 +393,17 @@ class FakeK8s:
         conditions: list[dict[str, Any]] = []
         if step == 2:
             self._set_pods(key, obj, "Pending")
+        elif step >= 3 and script == "long":
+            done = step >= 3 + self.long_polls
+            self._set_pods(key, obj, "Succeeded" if done else "Running")
+            n = (step - 2) * self.lines_per_poll
+            self._log(pods[0], [f"[student] step {i} loss {7 - 0.001 * i:.4f}" for i in range(1, n + 1)])
+            if step % 3 == 0:
+                self._event(ns, "Pod", pods[0], "Normal", "Progress", f"poll {step}")
+            if done:
+                conditions.append(
+                    self._condition(succeeded, "JobSetCompleted", "jobset completed successfully")
+                )
         elif step >= 3:
             terminal = step >= 4 and script in ("succeed", "fail")
             phase = "Running" if not terminal else ("Succeeded" if script == "succeed" else "Failed")
@@ -330,24 +412,20 @@ class FakeK8s:
                 conditions.append(
                     self._condition("Running", "PyTorchJobRunning", f"{kind} {name} is running")
                 )
-            self.logs[pods[0]] = [
-                f"[student] step {i}/4 loss {7 - 0.1 * i:.4f}" for i in range(1, min(step - 1, 5))
-            ]
+            lines = [f"[student] step {i}/4 loss {7 - 0.1 * i:.4f}" for i in range(1, min(step - 1, 5))]
             if terminal and script == "succeed":
                 conditions.append(
                     self._condition(succeeded, "JobSetCompleted", "jobset completed successfully")
                 )
-                self.logs[pods[0]].append("training done")
+                lines.append("training done")
             elif terminal:
-                self.logs[pods[0]] += [
-                    "Traceback (most recent call last):",
-                    "RuntimeError: CUDA out of memory",
-                ]
+                lines += ["Traceback (most recent call last):", "RuntimeError: CUDA out of memory"]
                 conditions.append(
                     self._condition("Failed", "JobSetFailed", "jobset failed: node-0 exited with 1")
                 )
                 if step == 4:
                     self._event(ns, "Pod", pods[0], "Warning", "BackOff", "container node exited with code 1")
+            self._log(pods[0], lines)
         obj["status"] = {"conditions": conditions} if conditions else {}
         return obj
 

@@ -195,3 +195,63 @@ def test_the_fake_api_server_enforces_the_rendered_role():
     role = {"rules": [r for r in runner_role()["rules"] if "trainjobs" not in r["resources"]]}
     with FakeK8s(role=role) as k8s, pytest.raises(JobFailed, match="403"):
         run_job(render_trainjob(job()), api_client=k8s.api_client(), poll_s=0, echo=lambda _: None)
+
+
+def test_a_long_job_is_followed_reading_only_what_is_new():
+    """Issue 14 item 6: each poll reads the log since its last line and the events since the last
+    resourceVersion, so following a job costs the same per poll on day 7 as on day 1; every line
+    and event is shown exactly once."""
+    lines: list[str] = []
+    with FakeK8s() as k8s:
+        k8s.script["teacher-r1"] = "long"
+        k8s.long_polls, k8s.lines_per_poll = 30, 5
+        run_job(render_trainjob(job()), api_client=k8s.api_client(), poll_s=0, echo=lines.append)
+        logged = [line for _, line in k8s.logs["teacher-r1-node-0-0"]]
+        log_bytes = sum(len(k8s._stamp(t)) + len(line) + 2 for t, line in k8s.logs["teacher-r1-node-0-0"])
+        n_events, served = len(k8s.events), dict(k8s.served)
+        event_reads = [q for m, p, q in k8s.queries if p.endswith("/events")]
+    shown = [line.split("] ", 1)[1] for line in lines if line.startswith("[teacher-r1-node-0-0]")]
+    assert shown == logged and len(logged) >= 150
+    assert sum(line.startswith("event ") for line in lines) == n_events
+    # Read once each, give or take the line at the boundary of each read: not once per poll.
+    assert served["log_bytes"] <= 1.5 * log_bytes, served
+    assert served["event_objects"] <= n_events + 5, served
+    assert all(q.get("watch") == ["True"] and q.get("resourceVersion") for q in event_reads[1:])
+
+
+def test_events_after_an_expired_resource_version_are_listed_again_without_repeats():
+    from kubernetes import client
+
+    from teacherlm_core.train.k8s import EventFeed
+
+    with FakeK8s() as k8s:
+        feed = EventFeed(client.CoreV1Api(k8s.api_client()), "ml", wait_s=1)
+        k8s._event("ml", "Pod", "p", "Normal", "Scheduled", "one")
+        assert [e.message for e in feed.new()] == ["one"]
+        k8s._event("ml", "Pod", "p", "Normal", "Pulled", "two")
+        assert [e.message for e in feed.new()] == ["two"]
+        assert feed.new() == []
+        k8s._event("ml", "Pod", "p", "Warning", "BackOff", "three")
+        k8s.oldest_watchable = k8s.resource_version + 1  # the server dropped what the feed last saw
+        assert [e.message for e in feed.new()] == ["three"]  # 410 Gone: listed again, nothing repeated
+
+
+def test_log_lines_with_one_timestamp_are_returned_once():
+    """Several lines in one instant, over two reads; fractions of uneven length sort as times."""
+    from kubernetes import client
+
+    from teacherlm_core.train.k8s import LogCursor
+
+    with FakeK8s() as k8s:
+        cursor = LogCursor(client.CoreV1Api(k8s.api_client()), "p", "ml", "node")
+        k8s.logs["p"] = [(1_700_000_000_500_000_000, "a"), (1_700_000_000_500_000_000, "b")]
+        assert cursor.new_lines() == ["a", "b"]
+        k8s.logs["p"] += [
+            (1_700_000_000_500_000_000, "c"),
+            (1_700_000_000_250_000_000, "late"),
+            (1_700_000_000_750_000_000, "d"),
+        ]
+        k8s.logs["p"].sort(key=lambda x: x[0])
+        assert cursor.new_lines() == ["c", "d"]
+        assert cursor.new_lines() == []
+        assert LogCursor._key("2026-01-01T00:00:00.5Z") > LogCursor._key("2026-01-01T00:00:00.25Z")
