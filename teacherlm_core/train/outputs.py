@@ -6,35 +6,51 @@ Layout (the same under a local dir and under ``s3://bucket/prefix``)::
     README.md                                           the model card
     metrics.jsonl                                       one line per logged step: step, loss, lr, tokens_per_s
     train_state.json                                    the resolved config and its fingerprint
-    checkpoints/checkpoint-<step>/ ... _CHECKPOINT.json  HF + DeepSpeed checkpoints; the marker comes last
+    checkpoints/checkpoint-<step>/ ... _CHECKPOINT.json  HF + DeepSpeed checkpoints; the marker comes last,
+                                                        with the sha256 of every file (_SHA256-<node>.json:
+                                                        each uploading node's share)
     _SUCCESS                                            written last: step, loss, world size, fingerprint
 
 Ranks always write a local directory: the output itself, or for ``s3://`` a mirror under the work
 dir that is uploaded as it is written (each checkpoint, then its marker; the model, then
 ``_SUCCESS``). A checkpoint without its marker is incomplete and never resumed from.
+
+Resuming unpickles the checkpoint (DeepSpeed and the HF Trainer ``torch.load`` optimizer, scheduler
+and RNG states with ``weights_only=False``), so whoever can write the bucket could run code in the
+training pods. :func:`verify_checkpoint` therefore refuses a checkpoint whose files are not exactly
+those whose sha256 the marker recorded at save time; with ``TEACHERLM_CHECKPOINT_KEY`` set (from
+a Secret the bucket's writers do not hold), the marker is also HMAC-signed, so a rewritten marker
+is refused too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from .. import storage
+from ..errors import TeacherLMError
 
 __all__ = [
     "CHECKPOINT_MARKER",
     "STATE",
     "SUCCESS",
+    "CheckpointRefused",
     "StageOutput",
     "card_summary",
+    "checkpoint_marker",
     "copy_model",
+    "file_checksums",
     "fingerprint",
+    "verify_checkpoint",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,7 +59,66 @@ SUCCESS = "_SUCCESS"
 STATE = "train_state.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT_MARKER = "_CHECKPOINT.json"
+NODE_SUMS = "_SHA256-{node}.json"  # one per uploading node: {relative path: sha256} of its files
+KEY_ENV = "TEACHERLM_CHECKPOINT_KEY"
 _CKPT = re.compile(r"checkpoint-(\d+)$")
+_OWN = re.compile(r"^(_CHECKPOINT\.json|_SHA256-\d+\.json)$")
+
+
+class CheckpointRefused(TeacherLMError):
+    """A checkpoint that does not match what was saved: it is not loaded (loading runs pickles)."""
+
+
+def file_checksums(ckpt: Path) -> dict[str, str]:
+    """``{path relative to ckpt: sha256}`` of the checkpoint's own files (not its markers)."""
+    return {
+        p.relative_to(ckpt).as_posix(): storage.sha256_file(p)
+        for p in sorted(ckpt.rglob("*"))
+        if p.is_file() and not _OWN.match(p.name)
+    }
+
+
+def _signature(marker: dict[str, Any], key: str) -> str:
+    body = json.dumps({k: v for k, v in marker.items() if k != "hmac"}, sort_keys=True).encode()
+    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+def checkpoint_marker(step: int, fingerprint: str, files: dict[str, str]) -> dict[str, Any]:
+    """The marker of a complete checkpoint: step, run fingerprint, sha256 of each file (and an HMAC
+    over all of it when ``TEACHERLM_CHECKPOINT_KEY`` is set)."""
+    marker: dict[str, Any] = {"step": step, "fingerprint": fingerprint, "time": time.time(), "files": files}
+    if os.environ.get(KEY_ENV):
+        marker["hmac"] = _signature(marker, os.environ[KEY_ENV])
+    return marker
+
+
+def verify_checkpoint(ckpt: Path, marker: dict[str, Any]) -> None:
+    """Refuse ``ckpt`` unless its files are exactly those the marker recorded, byte for byte.
+
+    Raises:
+        CheckpointRefused: no checksums in the marker (saved by an older teacherlm), a bad or missing
+            signature (with ``TEACHERLM_CHECKPOINT_KEY`` set), or a file added, missing or changed.
+    """
+    where = f"{ckpt}"
+    hint = "delete this checkpoint to resume from an earlier one, or train into a new output"
+    recorded = marker.get("files")
+    if not isinstance(recorded, dict) or not recorded:
+        raise CheckpointRefused(
+            f"{where}: its marker records no checksums (saved by an older teacherlm); {hint}"
+        )
+    key = os.environ.get(KEY_ENV)
+    if key and not hmac.compare_digest(str(marker.get("hmac", "")), _signature(marker, key)):
+        raise CheckpointRefused(f"{where}: its marker is not signed with {KEY_ENV} (rewritten?); {hint}")
+    actual = file_checksums(ckpt)
+    problems = [f"{name}: changed since it was saved" for name in sorted(set(actual) & set(recorded))
+                if actual[name] != recorded[name]]  # fmt: skip
+    problems += [f"{name}: not part of the saved checkpoint" for name in sorted(set(actual) - set(recorded))]
+    problems += [f"{name}: missing" for name in sorted(set(recorded) - set(actual))]
+    if problems:
+        raise CheckpointRefused(
+            f"{where}: refusing to load it (loading unpickles its files): " + "; ".join(problems[:5])
+            + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "") + f"; {hint}"
+        )  # fmt: skip
 
 
 def fingerprint(identity: dict[str, Any]) -> str:
@@ -113,12 +188,27 @@ class StageOutput:
                 storage.copy(self.uri_of(METRICS), self.local / METRICS)
         return local
 
-    def upload_checkpoint(self, local_ckpt: Path) -> None:
-        """Upload one checkpoint's files (the marker is uploaded separately, last)."""
-        for path in sorted(p for p in local_ckpt.rglob("*") if p.is_file()):
-            if path.name != CHECKPOINT_MARKER:
-                rel = path.relative_to(self.local).as_posix()
-                storage.copy(str(path), self.uri_of(rel))
+    def upload_checkpoint(self, local_ckpt: Path, node: int = 0) -> None:
+        """Upload the checkpoint files this node holds, then their checksums as ``_SHA256-<node>.json``
+        (the marker is uploaded separately, last, by the main rank)."""
+        sums = file_checksums(local_ckpt)
+        for rel in sums:
+            storage.copy(str(local_ckpt / rel), self.uri_of("checkpoints", local_ckpt.name, rel))
+        storage.write_text(
+            self.uri_of("checkpoints", local_ckpt.name, NODE_SUMS.format(node=node)),
+            json.dumps(sums, sort_keys=True),
+        )
+
+    def saved_checksums(self, local_ckpt: Path) -> dict[str, str]:
+        """The sha256 of every file of a checkpoint just saved: hashed here for a local output, else
+        merged from each uploading node's ``_SHA256-<node>.json``."""
+        if not self.remote:
+            return file_checksums(local_ckpt)
+        merged: dict[str, str] = {}
+        for uri in storage.list_files(self.uri_of("checkpoints", local_ckpt.name)):
+            if re.search(r"/_SHA256-\d+\.json$", uri):
+                merged |= json.loads(storage.read_text(uri))
+        return merged
 
     def upload_checkpoint_marker(self, local_ckpt: Path) -> None:
         storage.copy(

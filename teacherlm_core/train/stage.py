@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..models import resolve_model as resolve_named
 from .config import TextsConfig, TrainConfig
 from .ds_config import zero_stage
-from .outputs import CHECKPOINT_MARKER, STATE, SUCCESS, StageOutput, fingerprint
+from .outputs import CHECKPOINT_MARKER, STATE, SUCCESS, StageOutput, fingerprint, verify_checkpoint
 
 __all__ = ["Plan", "StageSpec", "fetch_data", "prepare_stage", "resolve_model"]
 
@@ -192,9 +192,12 @@ def prepare_stage(
     if not done:
         output.reset_mirror()
         _drop_incomplete_checkpoints(output)
-        complete = [step for step, marker in output.complete_checkpoints() if marker.get("fingerprint") == fp]
+        complete = [(step, marker) for step, marker in output.complete_checkpoints()
+                    if marker.get("fingerprint") == fp]  # fmt: skip
         if complete:
-            resume_from = str(output.fetch_checkpoint(complete[-1]))
+            step, marker = complete[-1]
+            resume_from = str(output.fetch_checkpoint(step))
+            verify_checkpoint(Path(resume_from), marker)  # before anything unpickles it
     if write_state:
         output.write_json(STATE, {"fingerprint": fp, "identity": identity, "version": __version__})
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .outputs import CHECKPOINT_MARKER, METRICS, SUCCESS, StageOutput
+from .outputs import CHECKPOINT_MARKER, METRICS, SUCCESS, StageOutput, checkpoint_marker
 from .stage import Plan, StageSpec
 
 __all__ = ["main", "run_plan"]
@@ -246,10 +246,10 @@ def _callbacks(trainer, spec: StageSpec, dist: Dist, out: StageOutput) -> list[A
             ckpt = out.checkpoints / f"checkpoint-{state.global_step}"
             _barrier()
             if out.remote and (dist.is_main or (not dist.shared_fs and dist.local_rank == 0)):
-                out.upload_checkpoint(ckpt)  # every node uploads the shards it holds
+                out.upload_checkpoint(ckpt, node=dist.rank)  # every node uploads the shards it holds
             _barrier()
-            if dist.is_main:
-                marker = {"step": state.global_step, "fingerprint": spec.fingerprint, "time": time.time()}
+            if dist.is_main:  # checksums of every file, so a resume can refuse a changed one (pickles)
+                marker = checkpoint_marker(state.global_step, spec.fingerprint, out.saved_checksums(ckpt))
                 (ckpt / CHECKPOINT_MARKER).write_text(json.dumps(marker))
                 if out.remote:
                     out.upload_checkpoint_marker(ckpt)

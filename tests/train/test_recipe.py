@@ -98,6 +98,53 @@ def test_resume_is_exact_and_a_finished_run_is_not_redone(tiny_model, data, tmp_
     assert "changed: texts.loss, train.lr" in str(err.value)
 
 
+def test_a_tampered_checkpoint_is_refused_before_it_is_loaded(tiny_model, data, tmp_path):
+    """Issue 15 item 8: resuming unpickles the checkpoint (torch.load, weights_only=False), so a file
+    changed after the save (here: the optimizer state) is refused, naming it, and nothing is loaded."""
+    from teacherlm_core.train.outputs import CheckpointRefused
+
+    out = tmp_path / "student"
+    train_student(student(tiny_model, data, out))
+    ckpt = out / "checkpoints" / "checkpoint-4"
+    marker = json.loads((ckpt / "_CHECKPOINT.json").read_text())
+    assert marker["files"] and all(len(h) == 64 for h in marker["files"].values())
+    (pickled,) = [p for p in ckpt.iterdir() if p.name == "optimizer.pt"]
+    pickled.write_bytes(pickled.read_bytes() + b"\x00")
+    with pytest.raises(
+        CheckpointRefused, match=r"checkpoint-4: refusing to load it .*optimizer\.pt: changed"
+    ):
+        train_student(student(tiny_model, data, out, **{"train.max_steps": 8}))
+
+
+def test_a_rewritten_marker_is_refused_when_markers_are_signed(tmp_path, monkeypatch):
+    """Someone who can write the bucket can recompute the checksums too; with a key from a Secret
+    the marker is signed, and a marker rewritten to match a changed file is refused."""
+    from teacherlm_core.train.outputs import (
+        CheckpointRefused,
+        checkpoint_marker,
+        file_checksums,
+        verify_checkpoint,
+    )
+
+    monkeypatch.setenv("TEACHERLM_CHECKPOINT_KEY", "k" * 32)
+    ckpt = tmp_path / "checkpoint-2"
+    (ckpt / "global_step2").mkdir(parents=True)
+    (ckpt / "global_step2" / "optim_states.pt").write_bytes(b"state")
+    (ckpt / "rng_state.pth").write_bytes(b"rng")
+    marker = checkpoint_marker(2, "fp", file_checksums(ckpt))
+    verify_checkpoint(ckpt, marker)  # as saved: accepted
+    (ckpt / "global_step2" / "optim_states.pt").write_bytes(b"evil pickle")
+    forged = marker | {"files": file_checksums(ckpt)}
+    with pytest.raises(CheckpointRefused, match="not signed"):
+        verify_checkpoint(ckpt, forged)
+    (ckpt / "extra.pkl").write_bytes(b"x")
+    monkeypatch.delenv("TEACHERLM_CHECKPOINT_KEY")
+    with pytest.raises(CheckpointRefused, match=r"extra\.pkl: not part of the saved checkpoint"):
+        verify_checkpoint(ckpt, checkpoint_marker(2, "fp", marker["files"]))
+    with pytest.raises(CheckpointRefused, match="records no checksums"):
+        verify_checkpoint(ckpt, {"step": 2, "fingerprint": "fp"})
+
+
 def test_the_engaged_check_stops_a_run_that_is_not_distributed_as_planned(tmp_path):
     """A launch that silently fell back to one plain process must not train."""
     import torch
