@@ -14,7 +14,9 @@ from kfp import dsl, kubernetes
 
 from .run_id import RUN_ID_ENV
 
-__all__ = ["Placement", "on_cpu", "on_gpu"]
+__all__ = ["MLFLOW_CLIENT_LABEL", "Placement", "on_cpu", "on_gpu"]
+
+MLFLOW_CLIENT_LABEL = "teacherlm.io/mlflow-client"  # the pods manifests/ lets reach MLflow
 
 
 @dataclass(frozen=True)
@@ -22,13 +24,18 @@ class Placement:
     """Placement and policies of the pipelines' tasks."""
 
     gpu_pool: str = "nvidia.com/gpu.present=true"  # node label of the GPU pool (NVIDIA GPU feature discovery)
-    cpu_pool: str = "teacherlm.io/pool=cpu"  # node label of the CPU pool; "" lets CPU stages run anywhere
+    # Node label KEY=VALUE of a CPU pool; "" (the default): any node without a taint, which keeps CPU
+    # stages off the tainted GPU nodes without a label nobody sets (`compile --cpu-pool` to pin them).
+    cpu_pool: str = ""
     accelerator: str = "nvidia.com/gpu"  # the extended resource a GPU stage asks for
     gpu_taint: str = "nvidia.com/gpu"  # GPU nodes are tainted with this key; GPU stages tolerate it
     parallelism: int = 4  # augmentation shards (and students) running at once
     retries: int = 2  # retries of a transient (GPU, preemptible) stage, with exponential backoff
     env_config_map: str = "teacherlm-env"  # optional ConfigMap: MLFLOW_TRACKING_URI, AWS_ENDPOINT_URL_S3
-    s3_secret: str = "teacherlm-minio"  # optional Secret: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+    # optional Secret: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY of MinIO's scoped pipeline user (never root)
+    s3_secret: str = "teacherlm-pipelines-s3"
+    # optional Secret: MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD (MLflow's basic auth, when enabled)
+    mlflow_secret: str = "teacherlm-mlflow-auth"
 
     def __post_init__(self) -> None:
         problems = [f"{name}: expected KEY=VALUE, got {value!r}" for name, value in
@@ -51,6 +58,12 @@ def _common(task: dsl.PipelineTask, s: Placement, name: str) -> dsl.PipelineTask
     kubernetes.use_config_map_as_env(task, s.env_config_map, env, optional=True)
     keys = {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"}
     kubernetes.use_secret_as_env(task, s.s3_secret, keys, optional=True)
+    auth = {
+        "MLFLOW_TRACKING_USERNAME": "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_PASSWORD",
+    }
+    kubernetes.use_secret_as_env(task, s.mlflow_secret, auth, optional=True)
+    kubernetes.add_pod_label(task, MLFLOW_CLIENT_LABEL, "true")  # NetworkPolicy teacherlm-mlflow lets it in
     return task
 
 

@@ -19,6 +19,7 @@ __all__ = ["LAUNCHERS", "TRAIN_TIMEOUT_S", "recipe_trainjob", "resolve_launcher"
 
 LAUNCHERS = ("auto", "torchrun", "trainjob")
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+MLFLOW_AUTH_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 TRAIN_TIMEOUT_S = 7 * 86400  # a TrainJob is followed for at most a week
 
 
@@ -93,12 +94,15 @@ def recipe_trainjob(
         for k in ("MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL_S3", PARENT_ENV)
         if os.environ.get(k)
     }
-    secret = os.environ.get("TEACHERLM_S3_SECRET", "teacherlm-minio")
+    secret = os.environ.get("TEACHERLM_S3_SECRET", "teacherlm-pipelines-s3")  # MinIO's scoped user, not root
     secret_env = (
         [SecretEnv(name=k, secret=secret, key=k) for k in S3_KEYS]
         if "AWS_ACCESS_KEY_ID" in os.environ
         else []
     )
+    if os.environ.get("MLFLOW_TRACKING_PASSWORD"):  # MLflow's basic auth is on: the nodes log in too
+        auth = os.environ.get("TEACHERLM_MLFLOW_SECRET", "teacherlm-mlflow-auth")
+        secret_env += [SecretEnv(name=k, secret=auth, key=k) for k in MLFLOW_AUTH_KEYS]
     key, _, value = os.environ.get("TEACHERLM_GPU_POOL", "nvidia.com/gpu.present=true").partition("=")
     job = ClusterJob(
         name=task, namespace=_namespace(), image=image, num_nodes=cfg.launch.nnodes,

@@ -32,6 +32,9 @@ CUSTOM_KINDS = {"TrainingRuntime"}
 # The Secrets the manifests expect and never contain (README.md tells how to create them).
 SECRETS = {
     "teacherlm-minio": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+    "teacherlm-pipelines-s3": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+    "teacherlm-mlflow-auth": {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"},
+    "teacherlm-checkpoint-key": {"TEACHERLM_CHECKPOINT_KEY"},
     "teacherlm-postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD"},
 }
 RUNNER_RULES = {
@@ -574,8 +577,142 @@ def test_every_configmap_and_secret_the_specs_read_is_provided(env):
                     if ref:
                         used.setdefault(ref["name"], set()).add(ref["key"])
     readme = DEPLOY_DOC.read_text()
+    keys_of: dict[str, set[str]] = {}  # each Secret with the keys the specs read from it
+    for _, executor in _spec_executors():
+        for sec in executor.get("secretAsEnv", []):
+            keys_of.setdefault(sec["secretName"], set()).update(kv["secretKey"] for kv in sec["keyToEnv"])
     for name in refs["secrets"]:
-        assert refs["secret_keys"] <= used.get(name, set()), (
+        assert keys_of[name] <= used.get(name, set()), (
             f"{env}: no workload reads Secret {name} with those keys"
         )
         assert f"secret generic {name}" in readme, f"the README does not say how to create Secret {name}"
+
+
+# --- least privilege (issue 15 item 8) and node labels --------------------------------------------
+
+
+def _spec_executors():
+    import yaml
+
+    for spec_file in sorted((dh.REPO / "pipelines").glob("*/*.yaml")):
+        platform = list(yaml.safe_load_all(spec_file.read_text()))[1]
+        for label, executor in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].items():
+            yield f"{spec_file.name}/{label}", executor
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_pipeline_pods_use_a_scoped_s3_user_not_minios_root(env):
+    """Pipeline steps and TrainJob nodes read the Secret of a scoped MinIO user, created by a Job of the
+    manifests with a policy on the bucket teacherlm only; MinIO's root Secret is read by MinIO itself,
+    MLflow's artifact proxy and that Job, nothing else."""
+    import json
+
+    (minio,) = [
+        d for d in docs(env) if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "teacherlm-minio"
+    ]
+    root = {v["secret"]["secretName"] for v in minio["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+    assert root == {"teacherlm-minio"}
+    spec_secrets = {s["secretName"] for _, ex in _spec_executors() for s in ex.get("secretAsEnv", [])
+                    if any(kv["envVar"] == "AWS_ACCESS_KEY_ID" for kv in s["keyToEnv"])}  # fmt: skip
+    assert spec_secrets == {"teacherlm-pipelines-s3"}
+    readers = set()
+    for doc in docs(env):
+        for where, pod in dh.pod_specs(doc):
+            text = json.dumps(pod)
+            if '"teacherlm-minio"' in text.replace('"name": "teacherlm-minio"', ""):
+                readers.add(where.split("/")[0] + "/" + doc["metadata"]["name"])
+    assert readers == {
+        "StatefulSet/teacherlm-minio",
+        "Deployment/teacherlm-mlflow",
+        "Job/teacherlm-minio-users",
+    }
+    runtime = dh.pod_specs(by_kind(env, "TrainingRuntime")["teacherlm-deepspeed"])[0][1]
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in runtime["containers"][0]["env"]
+            if e["name"].startswith("AWS_") and "valueFrom" in e}  # fmt: skip
+    assert refs == {"teacherlm-pipelines-s3"}
+
+    job = by_kind(env, "Job")["teacherlm-minio-users"]
+    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PostSync"
+    script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    for command in ("mc admin policy create teacherlm teacherlm-pipelines /policies/teacherlm-pipelines.json",
+                    'mc admin user add teacherlm "$PIPELINES_ACCESS_KEY"',
+                    'mc admin policy attach teacherlm teacherlm-pipelines --user "$PIPELINES_ACCESS_KEY"'):  # fmt: skip
+        assert command in script
+    policy = json.loads(
+        by_kind(env, "ConfigMap")["teacherlm-minio-policies"]["data"]["teacherlm-pipelines.json"]
+    )
+    resources = {r for st in policy["Statement"] for r in st["Resource"]}
+    actions = {a for st in policy["Statement"] for a in st["Action"]}
+    assert resources == {"arn:aws:s3:::teacherlm", "arn:aws:s3:::teacherlm/*"}
+    assert all(a.startswith("s3:") and "*" not in a for a in actions) and "s3:CreateBucket" not in actions
+    assert {st["Effect"] for st in policy["Statement"]} == {"Allow"}
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_mlflow_is_reachable_only_from_what_tracks_runs(env):
+    """MLflow's NetworkPolicy admits only pods labelled teacherlm.io/mlflow-client=true: every pipeline
+    step (the compiled specs) and every TrainJob node (the runtime) carry it; nothing else does."""
+    from teacherlm_core.kfp_support.placement import MLFLOW_CLIENT_LABEL
+
+    ingress = by_kind(env, "NetworkPolicy")["teacherlm-mlflow"]["spec"]["ingress"]
+    assert [rule["from"] for rule in ingress] == [
+        [{"podSelector": {"matchLabels": {MLFLOW_CLIENT_LABEL: "true"}}}]
+    ]
+    for where, executor in _spec_executors():
+        assert executor.get("podMetadata", {}).get("labels", {}).get(MLFLOW_CLIENT_LABEL) == "true", where
+    labelled = set()
+    for doc in docs(env):
+        if doc["kind"] == "TrainingRuntime":
+            for job in doc["spec"]["template"]["spec"]["replicatedJobs"]:
+                if (
+                    job["template"]["spec"]["template"]["metadata"]["labels"].get(MLFLOW_CLIENT_LABEL)
+                    == "true"
+                ):
+                    labelled.add(f"TrainingRuntime/{doc['metadata']['name']}")
+        elif doc["kind"] in ("Deployment", "StatefulSet", "Job") and doc["spec"]["template"]["metadata"][
+            "labels"
+        ].get(MLFLOW_CLIENT_LABEL):
+            labelled.add(f"{doc['kind']}/{doc['metadata']['name']}")
+    assert labelled == {"TrainingRuntime/teacherlm-deepspeed"}
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_mlflow_basic_auth_is_an_option_its_clients_follow(env):
+    """With the optional Secret teacherlm-mlflow-auth, MLflow runs its basic-auth app, and pipeline steps
+    and TrainJob nodes send that Secret's user and password (optional everywhere: no Secret, no auth)."""
+    deployment = by_kind(env, "Deployment")["teacherlm-mlflow"]["spec"]["template"]["spec"]
+    (volume,) = [
+        v for v in deployment["volumes"] if v.get("secret", {}).get("secretName") == "teacherlm-mlflow-auth"
+    ]
+    assert volume["secret"]["optional"] is True
+    assert "auth=(--app-name basic-auth)" in deployment["containers"][0]["args"][0]
+    for where, executor in _spec_executors():
+        (auth,) = [s for s in executor["secretAsEnv"] if s["secretName"] == "teacherlm-mlflow-auth"]
+        assert auth["optional"] is True and {kv["envVar"] for kv in auth["keyToEnv"]} == {
+            "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}, where  # fmt: skip
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_every_node_label_the_specs_select_on_is_provided_or_documented(env):
+    """A node selector nobody can satisfy leaves a step Pending forever: each label the compiled specs
+    (and the TrainJob launcher's default) select on is set in the manifests or documented as a
+    `kubectl label node` step in the README."""
+    from teacherlm_core.kfp_support.placement import Placement
+
+    selected = {
+        (k, v) for _, ex in _spec_executors() for k, v in ex.get("nodeSelector", {}).get("labels", {}).items()
+    }
+    selected.add(tuple(Placement().gpu_pool.split("=", 1)))
+    rendered = {
+        (k, v)
+        for doc in docs(env)
+        for _, pod in dh.pod_specs(doc)
+        for k, v in pod.get("nodeSelector", {}).items()
+    }
+    readme = DEPLOY_DOC.read_text()
+    for key, value in selected:
+        assert (
+            (key, value) in rendered
+            or f"kubectl label node <gpu-node> {key}={value}" in readme
+            or (f"kubectl label node <cpu-node> {key}={value}" in readme)
+        ), f"{env}: node label {key}={value} is selected by the specs but neither provided nor documented"

@@ -71,7 +71,7 @@ def test_training_on_a_cluster_submits_and_follows_a_trainjob(tmp_path, monkeypa
     env = {e["name"]: e for e in trainer["env"]}
     assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow:5000"
     assert (
-        env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "teacherlm-minio"
+        env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "teacherlm-pipelines-s3"
     )  # never the value
     pod = job["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]
     assert pod["template"]["spec"]["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
