@@ -133,8 +133,15 @@ class S3Server:
 class MLflowServer:
     """``mlflow server`` with a SQLite backend and artifacts in the S3 server's bucket."""
 
-    def __init__(self, root: Path, s3: S3Server | None = None):
+    def __init__(
+        self,
+        root: Path,
+        s3: S3Server | None = None,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.root, self.s3 = Path(root), s3
+        self.args, self.env = list(args or []), dict(env or {})  # e.g. the basic-auth app
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -151,6 +158,8 @@ class MLflowServer:
             cmd += ["--artifacts-destination", f"s3://{self.s3.bucket}/mlflow"]
         else:
             cmd += ["--artifacts-destination", str(self.root / "artifacts")]
+        cmd += self.args
+        env |= self.env
         log = open(self.root / "mlflow.log", "ab")  # noqa: SIM115 (lives as long as the server)
         self.proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
