@@ -117,3 +117,49 @@ def test_nothing_written_by_an_augmentation_holds_a_credential(tmp_path, monkeyp
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["config"]["base_url"] == "https://vllm.internal:8000/v1"
     assert manifest["config"]["max_new_tokens"] == cfg.max_new_tokens  # settings stay readable
+
+
+def test_engine_errors_and_cli_errors_never_show_url_credentials(tmp_path):
+    """An OpenAI-compatible endpoint given as https://user:password@host: the engine's errors (shown
+    on stderr, written into quarantine reasons) and the CLI's one-line error name the host only."""
+    import subprocess
+    import sys
+
+    from teacherlm_core.engines import GenerationParams
+    from teacherlm_core.engines.openai import OpenAIEngine
+    from teacherlm_core.errors import EngineError
+
+    engine = OpenAIEngine(
+        "t", base_url="http://alice:hunter2-pass@127.0.0.1:9/v1", max_attempts=1, backoff=0.01
+    )
+    with pytest.raises(EngineError) as err:
+        engine.generate(["x"], GenerationParams())
+    assert "hunter2-pass" not in str(err.value) and "http://127.0.0.1:9/v1/completions" in str(err.value)
+
+    (tmp_path / "in.jsonl").write_text('{"id": "a", "task": "t", "question": "q?", "answer": "yes"}\n')
+    res = subprocess.run(
+        [sys.executable, "-m", "teacherlm_core", "augment", "--teacher", "t", "--engine", "openai",
+         "--base-url", "http://alice:hunter2-pass@127.0.0.1:9/v1", "--input", str(tmp_path / "in.jsonl"),
+         "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode != 0 and "hunter2-pass" not in res.stderr + res.stdout, res.stderr[-2000:]
+
+
+def test_a_trainjob_never_carries_url_credentials(tmp_path, monkeypatch):
+    from fake_k8s import FakeK8s
+
+    from teacherlm_core.errors import ConfigError
+    from teacherlm_core.kfp_support.images import IMAGES
+    from teacherlm_core.stages._training import launch_overrides
+    from teacherlm_core.train import load_config
+    from teacherlm_core.train.runner import recipe_trainjob
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://admin:pw-123456@mlflow:5000")
+    cfg = load_config("student", "student_tiny", {"model": "org/base", "data": str(tmp_path / "t.jsonl"),
+                      "output": str(tmp_path / "out"), **launch_overrides(1, 1, "zero2", 0)})  # fmt: skip
+    with FakeK8s() as k8s, pytest.raises(ConfigError, match=r"MLFLOW_TRACKING_URI: .*credentials"):
+        recipe_trainjob(
+            "student", cfg, image=IMAGES["train"], run_id="r" * 16, api_client=k8s.api_client(), poll_s=0
+        )
+    assert not k8s.jobs

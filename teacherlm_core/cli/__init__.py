@@ -71,5 +71,7 @@ def main() -> None:
     except TeacherLMError as exc:
         if os.environ.get("TEACHERLM_DEBUG") == "1":
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        from ..redaction import redact_text
+
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)  # no URL credentials or keys
         sys.exit(2)

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from ..errors import EngineError
+from ..redaction import strip_url_credentials
 from . import Generation, GenerationParams, LoglikelihoodRequest
 
 __all__ = ["OpenAIEngine", "RetryableHTTPError"]
@@ -56,6 +57,7 @@ class OpenAIEngine:
             )
         self.model_name, self.revision = model, revision
         self.base_url = base_url.rstrip("/")
+        self.where = strip_url_credentials(self.base_url)  # for messages: never the URL's user info
         self._api_key_env = api_key_env
         self.max_concurrency, self.max_attempts, self.timeout, self.backoff = (
             max_concurrency,
@@ -137,11 +139,12 @@ class OpenAIEngine:
                         )  # fmt: skip
                     if resp.status_code != 200:
                         raise EngineError(
-                            f"{self.base_url}/completions answered HTTP {resp.status_code}: {resp.text[:300]}"
+                            f"{self.where}/completions answered HTTP {resp.status_code}: {resp.text[:300]}"
                         )
         except (RetryableHTTPError, httpx.TransportError) as exc:
             raise EngineError(
-                f"{self.base_url}/completions failed after {self.max_attempts} attempts: {exc!r}"
+                f"{self.where}/completions failed after {self.max_attempts} attempts: "
+                f"{strip_url_credentials(repr(exc))}"
             ) from exc
         data = resp.json()
         choice = data["choices"][0]

@@ -94,6 +94,17 @@ def recipe_trainjob(
         for k in ("MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL_S3", PARENT_ENV)
         if os.environ.get(k)
     }
+    from ..redaction import strip_url_credentials
+
+    leaking = [k for k, v in env.items() if strip_url_credentials(v) != v]
+    if leaking:  # a TrainJob's env is readable by anyone who may get TrainJobs
+        raise ConfigError(
+            ", ".join(leaking),
+            [
+                "carries credentials in its URL, which would be written into the TrainJob: use "
+                "MLFLOW_TRACKING_USERNAME/PASSWORD from the Secret teacherlm-mlflow-auth instead"
+            ],
+        )
     secret = os.environ.get("TEACHERLM_S3_SECRET", "teacherlm-pipelines-s3")  # MinIO's scoped user, not root
     secret_env = (
         [SecretEnv(name=k, secret=secret, key=k) for k in S3_KEYS]
