@@ -288,7 +288,7 @@ class JobOutcome:
     kind: str
     state: str
     seconds: float
-    events: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # the last warning events (at most 10)
     log_tail: str = ""
 
 
