@@ -149,14 +149,23 @@ def test_retries_caching_and_fan_out():
 
 
 def test_end_to_end_nests_the_three():
+    """The teacher pipeline, then augmentation of the task data with its teacher, then the students on the task data."""
     spec = _docs(ROOT / "pipelines" / "end_to_end" / "end_to_end.yaml")[0]
     root = spec["root"]["dag"]["tasks"]
     assert {t["componentRef"]["name"] for t in root.values()} == {
-        "comp-teacherlm-teacher", "comp-augment-dataset", "comp-compare-students",
+        "comp-teacherlm-teacher", "comp-data-build-2", "comp-augment-dataset", "comp-compare-students",
     }  # fmt: skip
-    assert root["augment-dataset"]["inputs"]["artifacts"]["teacher"]["taskOutputArtifact"][
-        "producerTask"
-    ] == ("teacherlm-teacher")
+    producer = {
+        (task, name): a["taskOutputArtifact"]["producerTask"]
+        for task in ("augment-dataset", "compare-students")
+        for name, a in root[task]["inputs"]["artifacts"].items()
+    }
+    assert producer[("augment-dataset", "teacher")] == "teacherlm-teacher"
+    (name,) = [n for n, t in root.items() if t["componentRef"]["name"] == "comp-data-build-2"]
+    assert producer[("augment-dataset", "data")] == name == producer[("compare-students", "eval_data")]
+    task_data = root[name]["inputs"]["parameters"]
+    assert task_data["source"]["componentInputParameter"] == "task_data"
+    assert task_data["annotated"]["runtimeValue"]["constant"] is False
 
 
 # -- parameters ----------------------------------------------------------------------------------
