@@ -85,7 +85,9 @@ def _base_models(root: Path, cfg: DemoConfig) -> tuple[str, Path]:
         for r in generate_builtin(per_task=cfg.per_task, seed=cfg.seed)  # every family: one tokenizer for all
     ]
     if cfg.teacher == TINY:
-        teacher = str(build_tiny_model(root / "models" / "teacher-base", preset="tiny", seed=cfg.seed, corpus=corpus))
+        teacher = str(
+            build_tiny_model(root / "models" / "teacher-base", preset="tiny", seed=cfg.seed, corpus=corpus)
+        )
     else:
         from .models import resolve_model
 

@@ -21,12 +21,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, mod
 from .errors import DataError
 
 __all__ = [
-    "AnnotatedSample",
     "FIELDS",
     "MAX_CHOICES",
     "PARQUET_MAGIC",
     "SCHEMA_VERSION",
     "UTF8_BOM",
+    "AnnotatedSample",
     "AugmentedSample",
     "NonBlankStr",
     "QuarantineWriter",

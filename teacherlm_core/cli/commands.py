@@ -113,7 +113,9 @@ def demo(
     tasks: str = typer.Option(_DEMO.tasks, help="Built-in task families, comma-separated (default: all)."),
     seed: int = typer.Option(_DEMO.seed, help="Seed for data, model weights and generation."),
     engine: EngineName = typer.Option(EngineName.hf, help="Engine for STaR, augmentation and evaluation."),
-    teacher_steps: int = typer.Option(_DEMO.teacher_steps, help="Optimizer steps of teacher stage 1 (multi-task)."),
+    teacher_steps: int = typer.Option(
+        _DEMO.teacher_steps, help="Optimizer steps of teacher stage 1 (multi-task)."
+    ),
     student_steps: int = typer.Option(_DEMO.student_steps, help="Optimizer steps of each student."),
     max_new_tokens: int = typer.Option(
         _DEMO.max_new_tokens, help="Token budget of each explanation and STaR rationale."

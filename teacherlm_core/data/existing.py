@@ -73,7 +73,9 @@ def copy_dataset(
         else:
             root = Path(source)
             if not root.exists():
-                raise DataError(source, None, None, "no such dataset (a directory with train.jsonl, or a file)")
+                raise DataError(
+                    source, None, None, "no such dataset (a directory with train.jsonl, or a file)"
+                )
         files = _split_files(root)
         missing = [s for s in require if s not in files]
         if missing:

@@ -34,7 +34,9 @@ def test_a_users_dataset_is_copied_with_every_column_and_bad_records_quarantined
     train = [json.loads(x) for x in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
     assert [r["id"] for r in train] == ["qtrain0", "qtrain1", "qtrain2"]
     assert train[1]["nested"] == {"k": [1]} and train[1]["source_row"] == 1  # every column kept as it was
-    rejected = [json.loads(x) for x in (tmp_path / "out" / "quarantine" / "rejected.jsonl").read_text().splitlines()]
+    rejected = [
+        json.loads(x) for x in (tmp_path / "out" / "quarantine" / "rejected.jsonl").read_text().splitlines()
+    ]
     assert [(r["line"], r["field"]) for r in rejected] == [(4, None), (5, "answer")]
     assert all(r["source"].endswith("train.jsonl") and r["reason"] for r in rejected)
     assert manifest["counts"]["splits"] == {"train": 3, "test": 2}
@@ -50,7 +52,7 @@ def test_seed_data_must_carry_the_explanations_and_a_test_split(tmp_path):
         data_build(tmp_path / "seeds", source=str(src), annotated=True)
     assert data_build(tmp_path / "task", source=str(src), annotated=False)["records"]["out"] == 2
     (src / "test.jsonl").unlink()
-    with pytest.raises(DataError, match="no test.jsonl or test.parquet"):
+    with pytest.raises(DataError, match=r"no test\.jsonl or test\.parquet"):
         data_build(tmp_path / "task2", source=str(src), annotated=False)
 
 
