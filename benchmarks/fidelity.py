@@ -68,11 +68,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--output", type=Path, default=Path("runs/fidelity"))
     ap.add_argument("--teacher", default="smollm2-135m-instruct", help="The teacher's base model.")
     ap.add_argument("--scorer", default="smollm2-135m-instruct", help="The utility scorer.")
-    ap.add_argument("--per-task", type=int, default=40, help="Student items per family (70%% train).")
+    ap.add_argument("--per-task", type=int, default=24, help="Student items per family (70%% train).")
     ap.add_argument("--test-per-task", type=int, default=40, help="Held-out test items per family.")
     ap.add_argument("--teacher-per-task", type=int, default=12, help="Teacher seed items per family.")
     ap.add_argument("--teacher-steps", type=int, default=24)
-    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--max-new-tokens", type=int, default=40)
     ap.add_argument("--student-preset", default="tiny", help="tiny (~0.6M parameters) or small (~20M).")
     ap.add_argument("--student-steps", type=int, default=150)
     ap.add_argument("--seeds", type=int, default=3)
@@ -104,11 +104,11 @@ def main(argv: list[str] | None = None) -> dict:
     seconds: dict[str, float] = {}
     arms = [a for a in args.arms.split(",") if a]
 
-    def timed(name, fn, *a, **k):
+    def timed(step, fn, *a, **k):
         start = time.perf_counter()
         result = fn(*a, **k)
-        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
-        _log(f"{name} done", t0)
+        seconds[step] = seconds.get(step, 0.0) + time.perf_counter() - start
+        _log(f"{step} done", t0)
         return result
 
     data = out / "data"
@@ -137,7 +137,9 @@ def main(argv: list[str] | None = None) -> dict:
     aug_counts = json.loads((aug / "manifest.json").read_text())["counts"] if teacher_needed else {}
     useful = out / "utility-filtered"
     utility = None
-    if "utility-filtered" in arms:
+    if "utility-filtered" in arms and (useful / "utility.json").is_file():
+        utility = json.loads((useful / "utility.json").read_text())
+    elif "utility-filtered" in arms:
         utility = timed("utility scoring", utility_filter, str(aug), args.scorer, str(useful), top_share=0.5)
 
     corpus = [

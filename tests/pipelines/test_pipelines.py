@@ -352,3 +352,40 @@ def test_local_failure_names_the_task_and_the_log(tmp_path):
             "augment", {"teacher": str(tmp_path), "data": str(tmp_path), "num_shards": "2"},
             workdir=tmp_path / "w",
         )  # fmt: skip
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)
+def test_a_stopped_local_run_takes_its_running_task_with_it(tmp_path, tiny_model):
+    """SIGTERM to `teacherlm pipeline run --local` (or `teacherlm demo`) ends the task it is running;
+    the runner's task subprocess once went on as an orphan, holding the CPU and writing into the run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from teacherlm_core.data import build_builtin
+
+    build_builtin(tmp_path / "data", ["claims"], per_task=6, seed=0)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "teacherlm_core", "pipeline", "run", "augment", "--local", "--workdir",
+         str(tmp_path / "w"), "-p", f"teacher={tiny_model}", "-p", f"data={tmp_path / 'data'}", "-p", "engine=hf",
+         "-p", "num_shards=1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    tasks: list[psutil.Process] = []
+    deadline = time.monotonic() + 180
+    while not tasks and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        with __import__("contextlib").suppress(psutil.Error):
+            tasks = [
+                c for c in psutil.Process(proc.pid).children(recursive=True)
+                if "executor_main" in " ".join(c.cmdline())
+            ]  # fmt: skip
+    assert tasks, "no task subprocess seen"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    _, alive = psutil.wait_procs(tasks, timeout=20)
+    assert not alive, [p.pid for p in alive]
