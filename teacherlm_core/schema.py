@@ -26,6 +26,7 @@ __all__ = [
     "PARQUET_MAGIC",
     "SCHEMA_VERSION",
     "UTF8_BOM",
+    "AnnotatedSample",
     "AugmentedSample",
     "NonBlankStr",
     "QuarantineWriter",
@@ -114,12 +115,17 @@ class Sample(BaseModel):
         return record
 
 
-class AugmentedSample(Sample):
-    """A sample with the teacher's three explanations."""
+class AnnotatedSample(Sample):
+    """A sample with its three explanations, whoever wrote them (annotated seed data)."""
 
-    fundamentals: str
-    chain_of_thought: str
-    common_mistakes: str
+    fundamentals: NonBlankStr
+    chain_of_thought: NonBlankStr
+    common_mistakes: NonBlankStr
+
+
+class AugmentedSample(AnnotatedSample):
+    """A sample with the teacher's three explanations, and which teacher wrote them."""
+
     teacher: str
 
 

@@ -1,12 +1,16 @@
 """``end_to_end``: the teacher pipeline, then augmentation with the new teacher, then the student comparison.
 
+The teacher learns from ``seed_data`` (annotated), augments ``task_data``'s train split, and the
+students are evaluated on ``task_data``'s test split; either one left empty is the built-in suite.
+
 teacherlm demo        # runs this pipeline locally on tiny models
 """
 
 from kfp import dsl
 from kfp.dsl import Markdown
 
-from teacherlm_core.kfp_support.placement import Placement
+from components import data_build
+from teacherlm_core.kfp_support.placement import Placement, on_cpu
 from teacherlm_core.stages.params import P, documented
 
 from ..augment.pipeline import graph as augment_graph
@@ -25,8 +29,11 @@ def build(s: Placement = Placement()):
     def end_to_end(
         teacher_base_model: str = P.teacher_base_model,
         student_base_model: str = P.student_base_model,
+        seed_data: str = P.seed_data,
+        task_data: str = P.task_data,
         tasks: str = P.tasks,
         per_task: int = P.per_task,
+        test_per_task: int = P.test_per_task,
         data_seed: int = P.data_seed,
         star_rounds: int = P.star_rounds,
         star_max_new_tokens: int = P.star_max_new_tokens,
@@ -51,19 +58,25 @@ def build(s: Placement = Placement()):
         eval_batch_size: int = P.eval_batch_size,
     ) -> Markdown:
         trained = teacher(
-            teacher_base_model=teacher_base_model, tasks=tasks, per_task=per_task, data_seed=data_seed,
+            teacher_base_model=teacher_base_model, seed_data=seed_data, tasks=tasks, per_task=per_task,
+            test_per_task=test_per_task, data_seed=data_seed,
             star_rounds=star_rounds, star_max_new_tokens=star_max_new_tokens, temperature=temperature, seed=seed,
             engine=engine, teacher_config=teacher_config, personalise_data=personalise_data,
             teacher_max_steps=teacher_max_steps, nnodes=nnodes, nproc_per_node=nproc_per_node, deepspeed=deepspeed,
             launcher=launcher, work_root=work_root, eval_batch_size=eval_batch_size,
         ).set_display_name("teacher")  # fmt: skip
+        task = on_cpu(
+            data_build(source=task_data, annotated=False, tasks=tasks, per_task=per_task, test_per_task=test_per_task,
+                       data_seed=data_seed),
+            s, "task data",
+        )  # fmt: skip
         augmented = augment_dataset(
-            teacher=trained.outputs["teacher"], data=trained.outputs["data"], num_shards=num_shards, fields=fields,
+            teacher=trained.outputs["teacher"], data=task.outputs["data"], num_shards=num_shards, fields=fields,
             max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
             tensor_parallel_size=tensor_parallel_size, work_root=work_root,
         ).set_display_name("augment")  # fmt: skip
         students = compare_students(
-            augmented=augmented.output, eval_data=trained.outputs["data"], student_base_model=student_base_model,
+            augmented=augmented.output, eval_data=task.outputs["data"], student_base_model=student_base_model,
             ablation=ablation, student_config=student_config, student_max_steps=student_max_steps, nnodes=nnodes,
             nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root, seed=seed,
             engine=engine, eval_batch_size=eval_batch_size,

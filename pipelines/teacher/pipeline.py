@@ -1,4 +1,4 @@
-"""``teacher``: built-in annotated data -> STaR -> multi-stage teacher training -> evaluation.
+"""``teacher``: annotated seed data (built-in, or ``seed_data``) -> STaR -> multi-stage teacher training -> evaluation.
 
 teacherlm pipeline run teacher --local --param teacher_base_model=runs/tiny --param teacher_config=teacher_tiny
 """
@@ -21,8 +21,10 @@ def build(s: Placement = Placement()):
     @documented(SUMMARY)
     def teacher(
         teacher_base_model: str = P.teacher_base_model,
+        seed_data: str = P.seed_data,
         tasks: str = P.tasks,
         per_task: int = P.per_task,
+        test_per_task: int = P.test_per_task,
         data_seed: int = P.data_seed,
         star_rounds: int = P.star_rounds,
         star_max_new_tokens: int = P.star_max_new_tokens,
@@ -39,7 +41,11 @@ def build(s: Placement = Placement()):
         work_root: str = P.work_root,
         eval_batch_size: int = P.eval_batch_size,
     ) -> NamedTuple("Outputs", teacher=Model, data=Dataset):
-        data = on_cpu(data_build(tasks=tasks, per_task=per_task, data_seed=data_seed), s, "data build")
+        data = on_cpu(
+            data_build(source=seed_data, annotated=True, tasks=tasks, per_task=per_task, test_per_task=test_per_task,
+                       data_seed=data_seed),
+            s, "data build",
+        )  # fmt: skip
         kept = on_gpu(
             data_star(data=data.outputs["data"], teacher_base_model=teacher_base_model, star_rounds=star_rounds,
                       star_max_new_tokens=star_max_new_tokens, temperature=temperature, seed=seed, engine=engine),

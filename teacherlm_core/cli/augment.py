@@ -209,3 +209,50 @@ def merge_cmd(
     from ..stages.augment_merge import augment_merge
 
     _summary(augment_merge(output, shards), None)
+
+
+@app.command("utility")
+def utility_cmd(
+    data: str = typer.Option(
+        ..., "--data", help="An augmented dataset (directory with train.jsonl/.parquet, or the file)."
+    ),
+    scorer: str = typer.Option(
+        ...,
+        help="Scoring model (path, named model such as smollm2-135m-instruct, or hub id); "
+        "not the teacher, which wrote with the answer in view.",
+    ),
+    output: str = typer.Option(
+        ..., help="Output directory: train.jsonl, quarantine/, utility.json, README.md."
+    ),
+    min_utility: float | None = typer.Option(
+        None, help="Keep records whose utility (mean over fields, nats) is at least this."
+    ),
+    top_share: float | None = typer.Option(
+        None, min=0.0, max=1.0, help="Keep this share (0-1] of the records with the highest utility."
+    ),
+    engine: EngineName = typer.Option(EngineName.hf, help="Engine of the scorer."),
+    batch_size: int = typer.Option(32, help="Sequences per forward pass."),
+) -> None:
+    """Score how much each explanation helps a scorer pick the gold answer, with the answer masked out of
+    the explanation (leakage-aware), flag explanations that state the answer, and optionally keep only
+    the useful records. Utility = log p(gold | question + masked explanation) - log p(gold | question)."""
+    from rich.table import Table
+
+    from ..augment.utility import utility_filter
+    from .progress import progress_bar
+
+    with progress_bar("scoring explanations (log-likelihood requests)", None) as advance:
+        summary = utility_filter(
+            data, scorer, output, engine=engine.value, min_utility=min_utility, top_share=top_share,
+            batch_size=batch_size, progress=advance,
+        )  # fmt: skip
+    table = Table(title=f"explanation utility (nats), scorer {scorer}", title_justify="left")
+    for col in ("field", "scored", "mean", "median", "helped", "leaks"):
+        table.add_column(col, justify="left" if col == "field" else "right")
+    for field, s in summary["fields"].items():
+        cell = lambda v, p=False: "-" if v is None else (f"{v:.0%}" if p else f"{v:+.3f}")  # noqa: E731
+        table.add_row(field, str(s["scored"]), cell(s["mean"]), cell(s["median"]), cell(s["helped"], True),
+                      cell(s["leaks"], True))  # fmt: skip
+    console.print(table)
+    c = summary["counts"]
+    console.print(f"{c['in']} records: {c['kept']} kept in {output}/train.jsonl, {c['filtered']} filtered")

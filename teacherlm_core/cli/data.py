@@ -116,6 +116,15 @@ def build(
             "--per-task", min=3, help="Items per family, split 70/15/15 into train/validation/test."
         ),
     ] = P.per_task,
+    test_per_task: Annotated[
+        int,
+        typer.Option(
+            "--test-per-task",
+            min=0,
+            help="Test items per family instead of 15% of --per-task (0: the 15%); train and validation "
+            "stay the same, so a larger held-out set costs no training data.",
+        ),
+    ] = P.test_per_task,
     seed: Annotated[
         int,
         typer.Option(
@@ -143,6 +152,7 @@ def build(
             output,
             tasks=",".join(f.name for f in families),
             per_task=per_task,
+            test_per_task=test_per_task,
             data_seed=seed,
             formats=_formats(fmt),
             near_threshold=near_threshold,

@@ -38,10 +38,15 @@ TEACHER = f"gold:{GENERATOR}@{GENERATOR_VERSION}"
 Progress = Callable[[str, int], None]
 
 
-def generate_task(family: TaskFamily, per_task: int, seed: int) -> list[dict[str, Any]]:
-    """``per_task`` records of one family (fewer if its held-out pool runs out of distinct questions)."""
+def generate_task(family: TaskFamily, per_task: int, seed: int, test_per_task: int = 0) -> list[dict[str, Any]]:
+    """``per_task`` records of one family (fewer if its held-out pool runs out of distinct questions).
+
+    ``test_per_task > 0`` sets the test split's size instead of 15% of ``per_task`` (see
+    :func:`~teacherlm_core.data.tasks.base.split_sizes`); each split draws from its own seed, so
+    the train and validation records do not change.
+    """
     records: list[dict[str, Any]] = []
-    for split, want in split_sizes(per_task).items():
+    for split, want in split_sizes(per_task, test_per_task).items():
         rng = random.Random(f"{seed}/{family.name}/{split}")
         seen: set[str] = set()
         attempts = 0
@@ -72,12 +77,16 @@ def generate_task(family: TaskFamily, per_task: int, seed: int) -> list[dict[str
 
 
 def generate_builtin(
-    tasks: Sequence[str] | None = None, per_task: int = 100, seed: int = 0, progress: Progress | None = None
+    tasks: Sequence[str] | None = None,
+    per_task: int = 100,
+    seed: int = 0,
+    progress: Progress | None = None,
+    test_per_task: int = 0,
 ) -> list[dict[str, Any]]:
     """All records of the chosen families, in family order (no dedup, nothing written)."""
     records: list[dict[str, Any]] = []
     for family in get_families(list(tasks) if tasks else None):
-        records += generate_task(family, per_task, seed)
+        records += generate_task(family, per_task, seed, test_per_task)
         if progress:
             progress(family.name, 1)
     return records
@@ -89,6 +98,7 @@ def build_builtin(
     per_task: int = 100,
     seed: int = 0,
     *,
+    test_per_task: int = 0,
     formats: Sequence[str] = ("jsonl",),
     near_threshold: float = NEAR_THRESHOLD,
     progress: Progress | None = None,
@@ -100,6 +110,8 @@ def build_builtin(
         tasks: family names (default: all of :data:`~teacherlm_core.data.tasks.FAMILIES`).
         per_task: items requested per family, before the 70/15/15 split.
         seed: the random seed; a different seed gives different items from the same pools.
+        test_per_task: test items per family instead of 15% of ``per_task`` (0: the 15%); train
+            and validation stay as they are, so a larger held-out set costs no training data.
         formats: ``"jsonl"`` and/or ``"parquet"``.
         near_threshold: MinHash Jaccard threshold for near-duplicates (see :mod:`.dedup`).
         progress: optional ``callback(step_name, advance)``, called once per family and once
@@ -109,16 +121,20 @@ def build_builtin(
         from ..errors import ConfigError
 
         raise ConfigError("--per-task", [f"must be at least 3 (one item per split), got {per_task}"])
+    if test_per_task < 0:
+        from ..errors import ConfigError
+
+        raise ConfigError("--test-per-task", [f"must be 0 (15% of --per-task) or more, got {test_per_task}"])
     families = get_families(list(tasks) if tasks else None)
     names = [f.name for f in families]
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     clean_outputs(out)
 
-    records = generate_builtin(names, per_task, seed, progress)
+    records = generate_builtin(names, per_task, seed, progress, test_per_task)
     result = deduplicate(records, threshold=near_threshold)
     counts = count_records(result.kept)
-    requested = {n: split_sizes(per_task) for n in names}
+    requested = {n: split_sizes(per_task, test_per_task) for n in names}
     generated = count_records(records)["tasks"]
     shortfall = {
         n: {
@@ -142,6 +158,7 @@ def build_builtin(
         },
         "seed": seed,
         "per_task": per_task,
+        "test_per_task": test_per_task,
         "tasks": names,
         "requested": requested,
         # a family whose held-out pool has fewer distinct questions than asked for gives fewer

@@ -9,6 +9,7 @@ data that is one forward pass per question instead of one per choice.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest, encode_requests
 
@@ -145,8 +146,8 @@ class HFEngine:
             raise ValueError(f"{len(prompts)} prompts but {len(plist)} params")
         out: list[Generation | None] = [None] * len(prompts)
         groups: dict[GenerationParams, list[int]] = {}
-        for i, p in enumerate(plist):  # equal params batch together
-            groups.setdefault(p, []).append(i)
+        for i, p in enumerate(plist):  # equal params batch together; a greedy result ignores its seed
+            groups.setdefault(p if p.temperature > 0 else replace(p, seed=None), []).append(i)
         for p, idx in groups.items():
             step = self.batch_size if p.temperature == 0 else 1
             for start in range(0, len(idx), step):

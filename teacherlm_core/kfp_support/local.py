@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,7 @@ def run_local(
     t0 = time.perf_counter()
     try:
         # The parent run first: it also creates the MLflow store before tasks race to.
-        with Tracker(run_name=run_name or f"pipeline {name}", tags={"teacherlm.pipeline": name}) as tracker:
+        with _tasks_end_with_the_run(), Tracker(run_name=run_name or f"pipeline {name}", tags={"teacherlm.pipeline": name}) as tracker:
             tracker.log_params({"pipeline": name, "version": __version__, **arguments})
             if tracker.run_id:
                 os.environ[PARENT_ENV] = tracker.run_id
@@ -210,6 +210,40 @@ def run_local(
         "tasks": clock.tasks,
         "log": str(log_path),
     }
+
+
+@contextmanager
+def _tasks_end_with_the_run() -> Iterator[None]:
+    """A local run that is killed (SIGTERM) or interrupted takes its running task with it.
+
+    The local runner starts each task as a subprocess; without this, stopping ``teacherlm demo``
+    left the task running as an orphan, holding the CPU and writing into the stopped run.
+    """
+    import signal
+    import threading
+
+    import psutil
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if in_main else None
+    try:
+        yield
+    except BaseException:
+        children = psutil.Process().children(recursive=True)
+        for child in children:
+            with suppress(psutil.Error):
+                child.terminate()
+        _, alive = psutil.wait_procs(children, timeout=10)
+        for child in alive:
+            with suppress(psutil.Error):
+                child.kill()
+        raise
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _without_retries(spec_file: Path, tmp_dir: Path) -> Path:

@@ -49,9 +49,17 @@ class PipelineParams(BaseModel):
     eval_data: str = _p("s3://teacherlm/datasets/eval",
                         "Held-out multiple-choice data: a directory with test.jsonl, or the file, as a URI.",
                         "evaluate")  # fmt: skip
+    seed_data: str = _p("", "Annotated seed data of the teacher (a dataset directory URI with train and test "
+                        "splits, as `teacherlm data import` writes it); empty: the built-in suite.",
+                        "data_build")  # fmt: skip
+    task_data: str = _p("", "The dataset the teacher augments and the students are evaluated on (a dataset "
+                        "directory URI with train and test splits); empty: the built-in suite.",
+                        "data_build")  # fmt: skip
     # -- built-in data and STaR
     tasks: str = _p("", "Built-in task families, comma-separated; empty for all.", "data_build")
     per_task: int = _p(200, "Built-in samples per task family (split 70/15/15).", "data_build")
+    test_per_task: int = _p(0, "Built-in test items per task family instead of 15% of per_task (0: the 15%); "
+                            "train and validation stay the same.", "data_build")  # fmt: skip
     data_seed: int = _p(0, "Seed of the built-in data.", "data_build")
     star_rounds: int = _p(2, "Most STaR rounds.", "data_star")
     star_max_new_tokens: int = _p(128, "Token budget of each STaR rationale.", "data_star")
@@ -71,7 +79,7 @@ class PipelineParams(BaseModel):
     seed: int = _p(0, "Seed of generation (each request's seed derives from it) and of training.",
                    "data_star", "augment_shard", *TRAINING)  # fmt: skip
     # -- training
-    teacher_config: str = _p("teacher", "Teacher training config: a shipped name (teacher, teacher_tiny) or a YAML URI.",
+    teacher_config: str = _p("teacher", "Teacher training config: a shipped name (teacher, teacher_smollm2, teacher_tiny) or a YAML URI.",
                              "train_teacher")  # fmt: skip
     personalise_data: str = _p("", "A user's domain data (JSONL/Parquet URI) for teacher stage 2; empty: stage 1 only.",
                                "train_teacher")  # fmt: skip

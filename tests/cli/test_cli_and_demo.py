@@ -72,14 +72,15 @@ def test_demo_runs_the_end_to_end_pipeline_locally(tmp_path):
     import mlflow
 
     res = cli(
-        "demo", "--workdir", str(tmp_path / "w"), "--tasks", "claims,syllogisms", "--per-task", "8",
-        "--teacher-steps", "60", "--student-steps", "3", "--max-new-tokens", "32",
+        "demo", "--workdir", str(tmp_path / "w"), "--teacher", "tiny", "--tasks", "claims,syllogisms",
+        "--per-task", "8", "--test-per-task", "6", "--teacher-steps", "60", "--student-steps", "3", "--max-new-tokens", "32",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "w").glob("demo-*")
     summary = json.loads((run / "summary.json").read_text())
     r = summary["records"]
     assert r["in"] == r["out"] + r["quarantined"] + r["duplicates"]
+    assert summary["test_items"] == 12  # --test-per-task 6 for each of the two families
     a = summary["augmented"]
     assert a["input"] == a["output"] + a["quarantined"] and a["output"] > 0
     assert set(summary["accuracy"]) == {"plain", "augmented", "teacher"}

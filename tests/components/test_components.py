@@ -59,7 +59,7 @@ def test_a_component_runs_with_the_local_runner(tmp_path):
     from kfp import local
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"))
-    task = components.data_build(tasks="claims", per_task=3, data_seed=0)
+    task = components.data_build(source="", annotated=True, tasks="claims", per_task=3, test_per_task=0, data_seed=0)
     data = Path(task.outputs["data"].path)
     assert (data / "train.jsonl").is_file() and json.loads((data / "manifest.json").read_text())["records"][
         "out"

@@ -106,7 +106,8 @@ def check_records(name, records):
     if name == "ecqa":
         assert first["id"] == "ecqa0" and first["answer"] == "refrigerator" and len(first["choices"]) == 5
         assert (
-            first["explanation"] == "Food 0 is kept cold in a refrigerator." and first["concept"] == "kitchen"
+            first["chain_of_thought"] == "Food 0 is kept cold in a refrigerator." and first["concept"] == "kitchen"
+            and first["fundamentals"] == "A refrigerator keeps food cold." and first["common_mistakes"] == "An oven is hot."
         )
     elif name == "strategyqa":
         assert [r["answer"] for r in records[:2]] == ["no", "yes"] and first["choices"] == ["yes", "no"]

@@ -131,3 +131,21 @@ def test_a_model_vllm_cannot_run_exits_2_naming_the_alternative(tmp_path):
     )  # fmt: skip
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "vLLM cannot run" in res.stderr and "head_dim=20" in res.stderr and "use --engine hf" in res.stderr
+
+
+def test_greedy_requests_batch_together_whatever_their_seeds(hf, monkeypatch):
+    """Augmentation and STaR give every request its own seed; greedy decoding ignores it, so those
+    requests must still share batches (they once went one at a time: batch size 1, the paper's slow recipe)."""
+    from teacherlm_core.engines import GenerationParams
+
+    sizes = []
+    real = hf._generate_batch
+    monkeypatch.setattr(
+        hf, "_generate_batch", lambda prompts, p: sizes.append(len(prompts)) or real(prompts, p)
+    )
+    prompts = [f"Q: item {i} A: The answer is" for i in range(6)]
+    params = [GenerationParams(max_new_tokens=4, temperature=0.0, seed=1000 + i) for i in range(6)]
+    batched = hf.generate(prompts, params)
+    assert sizes == [2, 2, 2]  # batches of the engine's batch_size (2 here), not one request each
+    alone = [hf.generate([x], [p])[0] for x, p in zip(prompts, params, strict=True)]
+    assert [g.token_ids for g in batched] == [g.token_ids for g in alone]  # greedy: batching changes nothing

@@ -149,14 +149,23 @@ def test_retries_caching_and_fan_out():
 
 
 def test_end_to_end_nests_the_three():
+    """The teacher pipeline, then augmentation of the task data with its teacher, then the students on the task data."""
     spec = _docs(ROOT / "pipelines" / "end_to_end" / "end_to_end.yaml")[0]
     root = spec["root"]["dag"]["tasks"]
     assert {t["componentRef"]["name"] for t in root.values()} == {
-        "comp-teacherlm-teacher", "comp-augment-dataset", "comp-compare-students",
+        "comp-teacherlm-teacher", "comp-data-build-2", "comp-augment-dataset", "comp-compare-students",
     }  # fmt: skip
-    assert root["augment-dataset"]["inputs"]["artifacts"]["teacher"]["taskOutputArtifact"][
-        "producerTask"
-    ] == ("teacherlm-teacher")
+    producer = {
+        (task, name): a["taskOutputArtifact"]["producerTask"]
+        for task in ("augment-dataset", "compare-students")
+        for name, a in root[task]["inputs"]["artifacts"].items()
+    }
+    assert producer[("augment-dataset", "teacher")] == "teacherlm-teacher"
+    (name,) = [n for n, t in root.items() if t["componentRef"]["name"] == "comp-data-build-2"]
+    assert producer[("augment-dataset", "data")] == name == producer[("compare-students", "eval_data")]
+    task_data = root[name]["inputs"]["parameters"]
+    assert task_data["source"]["componentInputParameter"] == "task_data"
+    assert task_data["annotated"]["runtimeValue"]["constant"] is False
 
 
 # -- parameters ----------------------------------------------------------------------------------
@@ -343,3 +352,41 @@ def test_local_failure_names_the_task_and_the_log(tmp_path):
             "augment", {"teacher": str(tmp_path), "data": str(tmp_path), "num_shards": "2"},
             workdir=tmp_path / "w",
         )  # fmt: skip
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)
+def test_a_stopped_local_run_takes_its_running_task_with_it(tmp_path, tiny_model):
+    """SIGTERM to `teacherlm pipeline run --local` (or `teacherlm demo`) ends the task it is running;
+    the runner's task subprocess once went on as an orphan, holding the CPU and writing into the run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from teacherlm_core.data import build_builtin
+
+    build_builtin(tmp_path / "data", ["claims"], per_task=6, seed=0)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "teacherlm_core", "pipeline", "run", "augment", "--local", "--workdir",
+         str(tmp_path / "w"), "-p", f"teacher={tiny_model}", "-p", f"data={tmp_path / 'data'}", "-p", "engine=hf",
+         "-p", "num_shards=1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    tasks: list[psutil.Process] = []
+    deadline = time.monotonic() + 180
+    while not tasks and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        with __import__("contextlib").suppress(psutil.Error):
+            tasks = [
+                c for c in psutil.Process(proc.pid).children(recursive=True)
+                if "executor_main" in " ".join(c.cmdline())
+            ]  # fmt: skip
+    assert tasks, "no task subprocess seen"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    # gone by the time the run has exited (an orphan would still be importing torch or generating)
+    _, alive = psutil.wait_procs(tasks, timeout=1)
+    assert not alive, [p.pid for p in alive]

@@ -111,11 +111,15 @@ def split_of(item: T, parts: dict[str, list[T]]) -> str:
     raise KeyError(item)
 
 
-def split_sizes(n: int) -> dict[str, int]:
-    """How many of ``n`` items go to each split (70/15/15, rounding into train)."""
+def split_sizes(n: int, test: int = 0) -> dict[str, int]:
+    """How many of ``n`` items go to each split (70/15/15, rounding into train).
+
+    ``test > 0`` asks for that many test items instead of 15% of ``n``; train and validation keep
+    their sizes, so a larger held-out set leaves the training data exactly as it was.
+    """
     val = round(n * SPLIT_FRACTIONS["validation"])
-    test = round(n * SPLIT_FRACTIONS["test"])
-    return {"train": n - val - test, "validation": val, "test": test}
+    share = round(n * SPLIT_FRACTIONS["test"])
+    return {"train": n - val - share, "validation": val, "test": test or share}
 
 
 def conclude(answer: str) -> str:
