@@ -166,8 +166,57 @@ def register(app: typer.Typer) -> None:
     app.command("eval", hidden=True)(evaluate)  # the earlier name
     app.command("compare")(compare)
     app.command("demo")(demo)
+    app.command("runs")(runs)
     app.add_typer(data_app, name="data")
     app.add_typer(models_app, name="models")
     app.add_typer(train_app, name="train")
     app.add_typer(augment_app, name="augment")
     app.add_typer(pipeline_app, name="pipeline")
+
+
+def runs(
+    limit: int = typer.Option(10, "--limit", "-n", min=1, help="How many pipeline runs, newest first."),
+    tracking_uri: str = typer.Option(
+        "", "--tracking-uri", help="MLflow store; default MLFLOW_TRACKING_URI, else WORKDIR/mlflow.db."
+    ),
+) -> None:
+    """Recent pipeline runs from the MLflow store: each stage's status, key results, datasets and registered model version."""
+    from rich.table import Table
+
+    from ..errors import TeacherLMError
+    from rich.console import Console
+
+    from ..runs import recent_runs
+
+    console = Console()  # the table is the command's output: stdout
+
+    from ..tracking import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise TeacherLMError(f"no MLflow store at {uri[len('sqlite:///') :]} (run `teacherlm demo`, or pass --tracking-uri)")
+    try:
+        found = recent_runs(limit, tracking_uri=uri)
+    except Exception as exc:
+        raise TeacherLMError(f"cannot read the MLflow store {uri}: {type(exc).__name__}: {str(exc)[:300]}") from None
+    if not found:
+        console.print("no pipeline runs in this MLflow store yet (run `teacherlm demo`)")
+        return
+    table = Table(
+        "pipeline run", "stage", "status", "result", "datasets", "registered model", title="teacherlm runs"
+    )
+    for r in found:
+        table.add_row(
+            f"[bold]{r['name']}[/]",
+            f"started {r['started']} UTC",
+            r["status"],
+            "",
+            "",
+            "",
+            end_section=not r["stages"],
+        )
+        for i, s in enumerate(r["stages"]):
+            model = s["registered_model"] + (f" (champion: {s['champion']})" if s["champion"] else "")
+            table.add_row("", s["name"], s["status"], s["result"], ", ".join(s["datasets"]), model,
+                          end_section=i == len(r["stages"]) - 1)  # fmt: skip
+    console.print(table)

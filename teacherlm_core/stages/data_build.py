@@ -31,13 +31,20 @@ def data_build(
         The manifest (``records``: in, out, quarantined, duplicates; ``counts`` per split and task).
     """
     from ..data import build_builtin
+    from ..lineage import describe_dataset, log_datasets
 
     names = [t.strip() for t in tasks.split(",") if t.strip()] or None
     with stage_run(
-        "data build", {"tasks": tasks or "all", "per_task": per_task, "data_seed": data_seed}
+        "data build",
+        {"tasks": tasks or "all", "per_task": per_task, "data_seed": data_seed},
+        stage="data_build",
     ) as t:
         manifest = build_builtin(data, names, per_task, data_seed, **options)
         t.log_metrics(
             {"records": manifest["records"]["out"], "duplicates": manifest["records"]["duplicates"]}
+        )
+        log_datasets(
+            t.run_id,
+            outputs=[describe_dataset(data, f"built-in {s}", s) for s in ("train", "validation", "test")],
         )
     return manifest
