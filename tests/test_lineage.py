@@ -238,3 +238,62 @@ def test_lineage_on_a_real_mlflow_server_with_weights_on_s3(mlflow_server, s3_en
     _check_store(
         mlflow.MlflowClient(mlflow_server.uri), tmp_path, monkeypatch, root, lambda rel: f"{root}/{rel}"
     )
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_mlflow_ui_opens_on_the_runs_with_their_datasets(tmp_path, monkeypatch):
+    """`mlflow ui` on a pipeline's store, in a real headless browser: the experiment opens on its runs
+    (not the GenAI traces view), and the stage runs show their datasets."""
+    import mlflow
+    from browser import dump_dom
+    from servers import free_port
+
+    db = tmp_path / "work" / "mlflow.db"
+    _pipeline(tmp_path, monkeypatch, "ui-run", {"plain": 0.5, "augmented": 0.7}, str(tmp_path / "w"),
+                             [f"e{i}" for i in range(10)])  # fmt: skip
+    exp = mlflow.MlflowClient(f"sqlite:///{db}").get_experiment_by_name("teacherlm")
+    port = free_port()
+    log = open(tmp_path / "ui.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{db}", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        import time
+        import urllib.parse
+        import urllib.request
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except Exception:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"mlflow ui did not come up; see {tmp_path / 'ui.log'}") from None
+                time.sleep(0.5)
+        page = f"http://127.0.0.1:{port}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
+        dom = dump_dom(page, wait_ms=20000)
+        # The stages' runs (children of the pipeline run), found by their stage tag, with their datasets.
+        query = urllib.parse.quote("tags.`teacherlm.stage` = 'augment_merge'")
+        stages = dump_dom(f"{page}&searchFilter={query}", wait_ms=20000)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+    (tmp_path / "ui.html").write_text(dom)
+    (tmp_path / "ui-stage.html").write_text(stages)
+    text = _text(dom)
+    assert "Run Name" in text and "ui-run" in text, "the experiment page does not open on the runs"
+    assert "augment merge" in _text(stages) and "augmented data" in _text(stages), (
+        "the stage run shows no dataset"
+    )
+
+
+def _text(dom: str) -> str:
+    """The visible text of a dumped DOM (styles and scripts left out)."""
+    import re
+
+    dom = re.sub(r"<(style|script)\b.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))

@@ -149,7 +149,9 @@ def demo(
     )
     console.print(
         f"took {summary['seconds']['total']:.0f} s; MLflow: {default_tracking_uri()} (parent run "
-        f"{summary['mlflow_run_id']}); browse with `mlflow ui --backend-store-uri {default_tracking_uri()}`",
+        f"{summary['mlflow_run_id']}); browse with `mlflow ui --backend-store-uri {default_tracking_uri()}` "
+        "and open http://127.0.0.1:5000/#/experiments/<id>/runs?workflowType=machine_learning "
+        "(MLflow 3's UI starts in its GenAI view); `teacherlm runs` lists the runs here",
         soft_wrap=True,
     )
 
@@ -181,11 +183,10 @@ def runs(
     ),
 ) -> None:
     """Recent pipeline runs from the MLflow store: each stage's status, key results, datasets and registered model version."""
+    from rich.console import Console
     from rich.table import Table
 
     from ..errors import TeacherLMError
-    from rich.console import Console
-
     from ..runs import recent_runs
 
     console = Console()  # the table is the command's output: stdout
@@ -194,11 +195,15 @@ def runs(
 
     uri = tracking_uri or default_tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
-        raise TeacherLMError(f"no MLflow store at {uri[len('sqlite:///') :]} (run `teacherlm demo`, or pass --tracking-uri)")
+        raise TeacherLMError(
+            f"no MLflow store at {uri[len('sqlite:///') :]} (run `teacherlm demo`, or pass --tracking-uri)"
+        )
     try:
         found = recent_runs(limit, tracking_uri=uri)
     except Exception as exc:
-        raise TeacherLMError(f"cannot read the MLflow store {uri}: {type(exc).__name__}: {str(exc)[:300]}") from None
+        raise TeacherLMError(
+            f"cannot read the MLflow store {uri}: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
     if not found:
         console.print("no pipeline runs in this MLflow store yet (run `teacherlm demo`)")
         return

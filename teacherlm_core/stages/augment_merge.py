@@ -47,12 +47,14 @@ def augment_merge(
 
     started = time.perf_counter()
     roots = list(shards) or [output]
-    cfg, _ = load_plan(roots[0])
-    accelerators = cfg.tensor_parallel_size if cfg.engine == "vllm" else 1
+    plan_uri = storage.join(roots[0], "plan.json")  # read loosely: the merge itself checks the plans
+    config = json.loads(storage.read_text(plan_uri)).get("config", {}) if storage.exists(plan_uri) else {}
+    accelerators = int(config.get("tensor_parallel_size") or 1) if config.get("engine") == "vllm" else 1
     cost = augment_cost(roots, accelerators)  # before merging: a gathered shard's markers go with it
     teacher_version = next((v for v in map(registered_version, roots) if v), "")
     with stage_run("augment merge", {"shards": len(shards) or "in place"}, stage="augment_merge") as t:
         manifest = merge_gathered(list(shards), output) if shards else merge(output)
+        cfg, _ = load_plan(output)
         t.log_metrics(manifest["counts"])
         cost.wall_seconds += time.perf_counter() - started
         write_cost(output, {"augmentation": cost})
