@@ -222,7 +222,7 @@ def write_comparison(
     gain = gain_plot(loaded, out / "gain.png")
     md = write_report(loaded, out, title=title, notes=notes.strip())
     extra = ["", "![gain over the plain student](gain.png)"] if gain is not None else []
-    if price_per_accelerator_hour is not None:
+    if price_per_accelerator_hour is not None and any(r.cost for r in loaded.values()):
         costs = {
             name: {k: Cost.model_validate(v) for k, v in (r.cost or {}).items()} for name, r in loaded.items()
         }

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..stages.params import P
 from .options import EngineName
 from .progress import console, progress_bar
 
@@ -69,11 +70,25 @@ def compare(
         ..., "--output", "-o", help="Directory for report.md/.html, plots, summary.json."
     ),
     title: str = typer.Option("teacherlm: plain vs augmented students", help="Report title."),
+    augmented: str = typer.Option(
+        "",
+        "--augmented",
+        help="The augmented dataset (merge output dir or URI): the report then shows its summary.",
+    ),
+    price_per_accelerator_hour: float = typer.Option(
+        P.price_per_accelerator_hour,
+        "--price-per-accelerator-hour",
+        min=0,
+        help="Price of one accelerator-hour, for each model's cost per 1,000 samples (from the reports' cost).",
+    ),
 ) -> None:
     """Compare models' eval reports: accuracy per task and the gain of each over the plain student."""
     from ..stages.compare import compare as compare_stage
 
-    summary = compare_stage([str(r) for r in reports], str(output), title=title)
+    summary = compare_stage(
+        [str(r) for r in reports], str(output), title=title, augmented=augmented,
+        price_per_accelerator_hour=price_per_accelerator_hour,
+    )  # fmt: skip
     for key, value in summary["metrics"].items():
         console.print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     console.print(f"report: {output / 'report.md'}")

@@ -22,6 +22,7 @@ def cli(*args, timeout=600, **kw):
         ["train", "variants"],
         ["tiny-model"],
         ["demo"],
+        ["runs"],
         ["data"],
         ["data", "build"],
         ["data", "import"],
