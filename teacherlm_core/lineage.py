@@ -172,7 +172,10 @@ def _mlflow_dataset(ref: Mapping[str, Any]):
 def log_datasets(
     run_id: str | None, inputs: Iterable[DatasetRef] = (), outputs: Iterable[DatasetRef] = ()
 ) -> None:
-    """Log datasets as inputs of run ``run_id``, with context ``input`` (read) or ``output`` (written)."""
+    """Log datasets as inputs of run ``run_id``, with context ``input`` (read) or ``output`` (written).
+
+    The run's parent (the pipeline run) gets them as well, once per dataset.
+    """
     if not run_id:
         return
 
@@ -187,7 +190,12 @@ def log_datasets(
             for ref in refs
         ]
         if entries:
-            _client().log_inputs(run_id, datasets=entries)
+            client = _client()
+            client.log_inputs(run_id, datasets=entries)
+            # The pipeline run lists them too: its row in `mlflow ui` shows the data from seed to student
+            # without expanding the stages (MLflow keeps one entry per dataset and run).
+            if parent := client.get_run(run_id).data.tags.get("mlflow.parentRunId"):
+                client.log_inputs(parent, datasets=entries)
 
     _guarded("log_inputs", go)
 

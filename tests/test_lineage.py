@@ -136,6 +136,10 @@ def _check_store(client, tmp_path, monkeypatch, weights_root, expect_source):
     # The best student of the comparison is the champion.
     champ = client.get_model_version_by_alias("t-student", "champion")
     assert champ.tags["teacherlm.variant"] == "augmented" and summary["champion"]["promoted"]
+    # The pipeline run lists the datasets of its stages too, once each.
+    parent_inputs = [(d.dataset.name, d.dataset.digest) for d in client.get_run(parent).inputs.dataset_inputs]
+    assert {"teacher data", "data to augment", "augmented data"} <= {n for n, _ in parent_inputs}
+    assert len(parent_inputs) == len(set(parent_inputs))
     # Each child run names its stage, its datasets and its registered version.
     children = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
     by_name = {c.info.run_name: c for c in children}
@@ -286,9 +290,10 @@ def test_mlflow_ui_opens_on_the_runs_with_their_datasets(tmp_path, monkeypatch):
     (tmp_path / "ui-stage.html").write_text(stages)
     text = _text(dom)
     assert "Run Name" in text and "ui-run" in text, "the experiment page does not open on the runs"
-    assert "augment merge" in _text(stages) and "augmented data" in _text(stages), (
-        "the stage run shows no dataset"
-    )
+    # The pipeline run's row lists the data it went through, seed to augmented, without expanding it.
+    assert "data to augment" in text and "augmented data" in text, "the runs table shows no dataset"
+    # Searching by stage tag finds the stage run (MLflow nests it under its pipeline run).
+    assert "2 matching runs" in _text(stages)
 
 
 def _text(dom: str) -> str:
