@@ -118,7 +118,7 @@ def summary_markdown(summary: dict[str, Any], heading: str = "##") -> str:
             "",
             f"{t['records']} records; the chain of thought reaches the gold answer in {t['cot_reaches_gold']}.",
             "",
-            "| question | answer | " + " | ".join(summary["fields"]) + " | chain of thought |",
+            "| question | answer | " + " | ".join(summary["fields"]) + " | CoT verdict |",
             "|---|---|" + "---|" * len(summary["fields"]) + "---|",
         ]
         for s in t["samples"]:
