@@ -32,14 +32,9 @@ def compare(
     from teacherlm_core.stages.compare import compare
 
     summary = compare(
-        [r.path for r in reports],
-        files.path,
-        title=title,
-        markdown=report.path,
-        html=page.path,
-        augmented=augmented.path,
-        price_per_accelerator_hour=price_per_accelerator_hour,
+        [r.path for r in reports], files.path, title=title, markdown=report.path, html=page.path,
+        augmented=augmented.path, price_per_accelerator_hour=price_per_accelerator_hour,
         student_registered_model=student_registered_model,
-    )
+    )  # fmt: skip
     for key, value in summary["metrics"].items():
         metrics.log_metric(key, value)

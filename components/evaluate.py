@@ -29,7 +29,6 @@ def evaluate(
         engine: vllm or hf.
         eval_batch_size: Sequences per forward pass (hf) or cap on running sequences (vllm).
     """
-    from teacherlm_core.evaluate import confusion_matrix
     from teacherlm_core.stages.evaluate import evaluate
 
     result = evaluate(
@@ -39,4 +38,4 @@ def evaluate(
         {"accuracy": result.overall} | {f"accuracy.{t}": a for t, a in result.tasks.items()}
     ).items():
         metrics.log_metric(key, acc.accuracy)
-    confusion.log_confusion_matrix(*confusion_matrix(result))
+    confusion.log_confusion_matrix(*result.confusion())

@@ -42,14 +42,12 @@ def train_student(
         student_registered_model: MLflow registered model the student becomes a version of.
     """
     from teacherlm_core.stages.train_student import train_student
-    from teacherlm_core.train.curves import training_page
 
     result = train_student(
         student_base_model, data.path, student.path, variant=variant, student_config=student_config,
         student_max_steps=student_max_steps, nnodes=nnodes, nproc_per_node=nproc_per_node, deepspeed=deepspeed,
         launcher=launcher, work_root=work_root, seed=seed, student_registered_model=student_registered_model,
-        model_uri=student.uri,
+        model_uri=student.uri, loss_page=loss.path,
     )  # fmt: skip
-    student.metadata.update({k: v for k, v in result.items() if k != "cost"})
-    for key, value in training_page(student.path, loss.path, title=f"student {variant}").items():
-        metrics.log_metric(key, value)
+    metrics.metadata.update(result.pop("metrics"))  # what Metrics.log_metric does, key by key
+    student.metadata.update(result)

@@ -44,14 +44,12 @@ def train_teacher(
         teacher_registered_model: MLflow registered model the teacher becomes a version of.
     """
     from teacherlm_core.stages.train_teacher import train_teacher
-    from teacherlm_core.train.curves import training_page
 
     result = train_teacher(
         teacher_base_model, seed_data.path, star_data.path, teacher.path, teacher_config=teacher_config,
         personalise_data=personalise_data, teacher_max_steps=teacher_max_steps, nnodes=nnodes,
         nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root, seed=seed,
-        teacher_registered_model=teacher_registered_model, model_uri=teacher.uri,
+        teacher_registered_model=teacher_registered_model, model_uri=teacher.uri, loss_page=loss.path,
     )  # fmt: skip
-    teacher.metadata.update({k: v for k, v in result.items() if k != "cost"})
-    for key, value in training_page(teacher.path, loss.path, title="teacher").items():
-        metrics.log_metric(key, value)
+    metrics.metadata.update(result.pop("metrics"))  # what Metrics.log_metric does, key by key
+    teacher.metadata.update(result)

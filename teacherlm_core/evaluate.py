@@ -54,9 +54,12 @@ class EvalReport(BaseModel):
     tasks: dict[str, Accuracy]
     overall: Accuracy
     samples: list[SampleScore]
-    cost: dict[str, dict] | None = (
-        None  # what the model cost to make, by stage (its cost.json; see teacherlm_core.cost)
-    )
+    # What the model cost to make, by stage (its cost.json; see teacherlm_core.cost).
+    cost: dict[str, dict] | None = None
+
+    def confusion(self) -> tuple[list[str], list[list[int]]]:
+        """:func:`confusion_matrix` of this report: ``(letters, gold x predicted counts)``."""
+        return confusion_matrix(self)
 
 
 def rank_classify(

@@ -236,7 +236,9 @@ def runs(
             end_section=not r["stages"],
         )
         for i, s in enumerate(r["stages"]):
-            model = " ".join(filter(None, [s["registered_model"], s["champion"] and f"(champion: {s['champion']})"]))
+            model = " ".join(
+                filter(None, [s["registered_model"], s["champion"] and f"(champion: {s['champion']})"])
+            )
             table.add_row("", s["name"], s["status"], s["result"], ", ".join(s["datasets"]), model,
                           end_section=i == len(r["stages"]) - 1)  # fmt: skip
     console.print(table)

@@ -31,6 +31,7 @@ def train_student(
     seed: int = P.seed,
     student_registered_model: str = P.student_registered_model,
     model_uri: str = "",
+    loss_page: str = "",
 ) -> dict:
     """Train the ``variant`` student (see :data:`VARIANTS`) on the train split of ``data`` into ``output``.
 
@@ -50,9 +51,11 @@ def train_student(
         student_registered_model: The MLflow registered model the student becomes a version of,
             tagged with its variant and lineage (see :mod:`teacherlm_core.lineage`).
         model_uri: Where the weights live for good (a pipeline task's artifact URI); default ``output``.
+        loss_page: When given, a file that gets the loss curve and final metrics as one HTML page.
 
     Returns:
-        ``{"steps", "final_loss", "variant", "fields", "registered_model", "cost"}``; ``output``
+        ``{"steps", "final_loss", "variant", "fields", "registered_model", "cost", "metrics"}``
+        (``metrics``: flat, for KFP Metrics); ``output``
         also gets ``cost.json`` (training, plus the augmentation behind the data's explanations)
         and ``registered.json``.
 
@@ -63,6 +66,7 @@ def train_student(
 
     from ..cost import read_cost
     from ..train import load_config
+    from ..train.curves import training_page
     from ..train.outputs import card_summary, copy_model
     from ..train.runner import resolve_launcher, run_recipe
 
@@ -99,6 +103,7 @@ def train_student(
             pipeline_run=pipeline_run, teacher_version=registered_version(str(Path(train_file).parent)),
             extra_costs=extra, extra_tags={"teacherlm.variant": variant},
         )  # fmt: skip
-        summary = card_summary(output)
+        summary = card_summary(output) | {"variant": variant, "fields": ",".join(VARIANTS[variant]) or "none"}
+        metrics = training_page(output, loss_page, title=f"student {variant}") if loss_page else {}
         run.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
-    return summary | {"variant": variant, "fields": ",".join(VARIANTS[variant]) or "none"} | recorded
+    return summary | recorded | {"metrics": metrics}

@@ -31,6 +31,7 @@ def train_teacher(
     seed: int = P.seed,
     teacher_registered_model: str = P.teacher_registered_model,
     model_uri: str = "",
+    loss_page: str = "",
 ) -> dict:
     """Stage 1 (``multitask``) on the seed + STaR data, stage 2 (``personalise``) on ``personalise_data`` when given.
 
@@ -40,14 +41,17 @@ def train_teacher(
     ``teacher_max_steps`` sets stage 1's steps (0: the config's); the other arguments are as in
     :func:`~teacherlm_core.stages.train_student.train_student`. The trained teacher becomes a
     version of ``teacher_registered_model`` (source ``model_uri``, default ``output``), and
-    ``output`` gets ``cost.json`` and ``registered.json``.
+    ``output`` gets ``cost.json`` and ``registered.json``; ``loss_page``, when given, the loss
+    curves of every stage and the final metrics as one HTML page.
 
     Returns:
-        ``{"steps", "final_loss", "stages", "registered_model", "cost"}``.
+        ``{"steps", "final_loss", "stages", "registered_model", "cost", "metrics"}`` (``metrics``:
+        flat, for KFP Metrics).
     """
     from .. import storage
     from ..star import teacher_data
     from ..train import TeacherStage, load_config
+    from ..train.curves import training_page
     from ..train.outputs import card_summary, copy_model
     from ..train.runner import resolve_launcher, run_recipe
 
@@ -87,8 +91,9 @@ def train_teacher(
             extra_costs=_earlier_stages_cost(output, stages, nnodes * nproc_per_node),
         )  # fmt: skip
         summary = card_summary(output)
+        metrics = training_page(output, loss_page, title="teacher") if loss_page else {}
         run.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
-    return summary | {"stages": ",".join(st.name for st in stages)} | recorded
+    return summary | {"stages": ",".join(st.name for st in stages)} | recorded | {"metrics": metrics}
 
 
 def _earlier_stages_cost(output: str, stages, accelerators: int) -> dict:
