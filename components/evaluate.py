@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from ._image import VLLM_IMAGE
 
@@ -10,6 +10,7 @@ def evaluate(
     data: Input[Dataset],
     report: Output[Artifact],
     metrics: Output[Metrics],
+    confusion: Output[ClassificationMetrics],
     name: str,
     split: str,
     engine: str,
@@ -22,6 +23,7 @@ def evaluate(
         data: Multiple-choice dataset.
         report: The eval report JSON (per-task accuracy, per-sample scores).
         metrics: Overall and per-task accuracy.
+        confusion: Gold choice x predicted choice, by letter.
         name: The model's name in reports.
         split: Which split of the dataset.
         engine: vllm or hf.
@@ -36,3 +38,4 @@ def evaluate(
         {"accuracy": result.overall} | {f"accuracy.{t}": a for t, a in result.tasks.items()}
     ).items():
         metrics.log_metric(key, acc.accuracy)
+    confusion.log_confusion_matrix(*result.confusion())

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install the external tools that tests/test_images.py and tests/test_manifests.py need, on a
-# fresh Debian machine: kubectl (its built-in kustomize renders manifests/), hadolint (lints
-# images/*/Dockerfile) and checkov (scans manifests/).
+# Install the external tools that tests/test_images.py, tests/test_manifests.py and the browser
+# tests need, on a fresh Debian machine: kubectl (its built-in kustomize renders manifests/),
+# hadolint (lints images/*/Dockerfile), checkov (scans manifests/) and chromium (headless: the
+# tests open report.html and `mlflow ui` in it).
 #
 #   bash scripts/ci-tools.sh        # idempotent; a second run only checks (about a second)
 #
@@ -82,7 +83,15 @@ else
   fi
 fi
 
-for tool in kubectl hadolint checkov; do
+# --- chromium: the headless browser of the page tests (report.html, `mlflow ui`) -------------
+if ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium from Debian's packages"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null ||
+    log "apt-get could not install chromium"
+fi
+
+for tool in kubectl hadolint checkov chromium; do
   if [ -x "$BIN_DIR/$tool" ] || command -v "$tool" >/dev/null 2>&1; then
     :
   else

@@ -23,9 +23,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .evaluate import EvalReport
-from .report import markdown_table, write_report
+from .report import write_report
 
-__all__ = ["accuracy_interval", "gain_plot", "paired_comparison", "summarize", "write_comparison"]
+__all__ = [
+    "accuracy_interval",
+    "gain_plot",
+    "page_html",
+    "paired_comparison",
+    "summarize",
+    "write_comparison",
+]
 
 BASELINE = "plain"
 LEVEL = 0.95
@@ -144,28 +151,61 @@ def gain_plot(reports: Mapping[str, EvalReport], path: str | Path) -> Path | Non
     return path
 
 
-def _html(title: str, notes: str, table_md: str, images: list[Path]) -> str:
-    rows = [line.strip("|").split("|") for line in table_md.splitlines() if not line.startswith("|---")]
-    head, body = rows[0], rows[1:]
-    cells = "".join(f"<th>{html.escape(c.strip())}</th>" for c in head)
-    trs = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c.strip().strip('*'))}</td>" for c in r) + "</tr>" for r in body
-    )
-    imgs = "".join(
-        f'<p><img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}"></p>'
-        for p in images
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
+    "table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #bbb;padding:.3rem .5rem;vertical-align:top}"
+    "th{background:#f0f0f0}img{max-width:100%}td{max-width:28rem}"
+)
+
+
+def page_html(title: str, markdown_text: str, base: Path) -> str:
+    """``markdown_text`` as one self-contained HTML page: tables rendered, ``![..](x.png)`` inlined as data URIs.
+
+    Images are read from ``base``; the page needs no other file (the pipeline UI shows it as it is).
+    """
+    import re
+
+    from markdown_it import MarkdownIt
+
+    def inline(m: re.Match) -> str:
+        path = base / m.group(2)
+        if not path.is_file():
+            return m.group(0)
+        return f"![{m.group(1)}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+
+    body = (
+        MarkdownIt("commonmark", {"html": False})
+        .enable("table")
+        .render(re.sub(r"!\[([^\]]*)\]\(([^)\s:]+\.png)\)", inline, markdown_text))
     )
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(notes)}</p>"
-        f"<table border='1' cellpadding='4'><tr>{cells}</tr>{trs}</table>{imgs}</body></html>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body>{body}</body></html>"
     )
 
 
 def write_comparison(
-    reports: Mapping[str, str | Path], out_dir: str | Path, title: str = "teacherlm report"
+    reports: Mapping[str, str | Path],
+    out_dir: str | Path,
+    title: str = "teacherlm report",
+    *,
+    augmented: str = "",
+    price_per_accelerator_hour: float | None = None,
 ) -> dict:
-    """Load eval reports ``{model name: report JSON}`` and write the files above; returns the summary."""
+    """Load eval reports ``{model name: report JSON}`` and write the files above; returns the summary.
+
+    Args:
+        reports: Eval report files by model name.
+        out_dir: Where ``report.md``, ``report.html``, the plots and ``summary.json`` go.
+        title: The report's title.
+        augmented: The augmented dataset the students trained on (local dir or URI); when given the
+            report shows its :func:`~teacherlm_core.augment.summary.augmentation_summary`.
+        price_per_accelerator_hour: Price of one accelerator-hour; when given, the report gives each
+            student's cost (augmentation + training, from the reports' ``cost``) per 1,000 samples
+            next to its accuracy, and ``summary["cost"]`` has it.
+    """
+    from .cost import Cost, cost_markdown
+
     loaded = {name: EvalReport.model_validate_json(Path(p).read_text()) for name, p in reports.items()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -181,10 +221,42 @@ def write_comparison(
     )
     gain = gain_plot(loaded, out / "gain.png")
     md = write_report(loaded, out, title=title, notes=notes.strip())
-    if gain is not None:
+    extra = ["", "![gain over the plain student](gain.png)"] if gain is not None else []
+    if price_per_accelerator_hour is not None and any(r.cost for r in loaded.values()):
+        costs = {
+            name: {k: Cost.model_validate(v) for k, v in (r.cost or {}).items()} for name, r in loaded.items()
+        }
+        summary["cost"] = {
+            name: {"accuracy": summary["overall"][name],
+                   "per_1000_samples": {k: c.per_1000(price_per_accelerator_hour) for k, c in parts.items()},
+                   "accelerator_seconds": sum(c.accelerator_seconds for c in parts.values()),
+                   "tokens": sum(c.tokens for c in parts.values())}
+            for name, parts in costs.items()
+        }  # fmt: skip
+        rows = ["| student | accuracy | " + " | ".join(("augmentation", "training", "total")) + " |",
+                "|---|---:|---:|---:|---:|"]  # fmt: skip
+        for name, parts in costs.items():
+            per = {k: c.per_1000(price_per_accelerator_hour) for k, c in parts.items()}
+            cells = [per.get("augmentation"), per.get("training")]
+            total = sum(x for x in cells if x is not None) if any(x is not None for x in cells) else None
+            rows.append(f"| {name} | {summary['overall'][name]:.3f} | "
+                        + " | ".join(f"{x:.4f}" if x is not None else "-" for x in (*cells, total)) + " |")  # fmt: skip
+        extra += [
+            "", "## Cost", "",
+            f"Cost per 1,000 samples at {price_per_accelerator_hour:g} per accelerator-hour (accelerator-seconds "
+            "of each piece of work, counted once; see `teacherlm_core/cost.py`), next to the accuracy it bought:",
+            "", *rows, "",
+        ]  # fmt: skip
+        for name, parts in costs.items():
+            if parts:
+                extra += [f"### {name}", "", cost_markdown(parts, price_per_accelerator_hour), ""]
+    if augmented:
+        from .augment.summary import augmentation_summary, summary_markdown
+
+        extra += ["", summary_markdown(augmentation_summary(augmented))]
+    if extra:
         with md.open("a") as f:
-            f.write("\n![gain over the plain student](gain.png)\n")
-    images = [out / "accuracy.png", *([gain] if gain else [])]
-    (out / "report.html").write_text(_html(title, notes, markdown_table(loaded), images))
+            f.write("\n".join(extra) + "\n")
+    (out / "report.html").write_text(page_html(title, md.read_text(), out))
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary

@@ -22,7 +22,15 @@ from .errors import DataError
 from .prompts import rank_candidates, rank_context
 from .schema import Sample, read_samples
 
-__all__ = ["Accuracy", "EvalReport", "SampleScore", "evaluate", "load_eval_samples", "rank_classify"]
+__all__ = [
+    "Accuracy",
+    "EvalReport",
+    "SampleScore",
+    "confusion_matrix",
+    "evaluate",
+    "load_eval_samples",
+    "rank_classify",
+]
 
 
 class Accuracy(BaseModel):
@@ -36,6 +44,7 @@ class SampleScore(BaseModel):
     choice_loglikelihoods: list[float]
     prediction: int
     correct: bool
+    gold: int | None = None  # index of the gold choice (reports written before it have none)
 
 
 class EvalReport(BaseModel):
@@ -45,6 +54,12 @@ class EvalReport(BaseModel):
     tasks: dict[str, Accuracy]
     overall: Accuracy
     samples: list[SampleScore]
+    # What the model cost to make, by stage (its cost.json; see teacherlm_core.cost).
+    cost: dict[str, dict] | None = None
+
+    def confusion(self) -> tuple[list[str], list[list[int]]]:
+        """:func:`confusion_matrix` of this report: ``(letters, gold x predicted counts)``."""
+        return confusion_matrix(self)
 
 
 def rank_classify(
@@ -71,9 +86,25 @@ def rank_classify(
                 choice_loglikelihoods=lls,
                 prediction=pred,
                 correct=pred == s.answer_index,
+                gold=s.answer_index,
             )
         )
     return out
+
+
+def confusion_matrix(report: EvalReport) -> tuple[list[str], list[list[int]]]:
+    """Gold choice (rows) x predicted choice (columns), by letter, over every scored sample.
+
+    Returns ``(categories, matrix)`` as KFP's ``ClassificationMetrics.log_confusion_matrix`` takes
+    them: ``categories`` are the letters ``A``, ``B``... up to the most choices of any sample.
+    Samples without a gold index (reports written before it was recorded) are left out.
+    """
+    width = max((len(s.choice_loglikelihoods) for s in report.samples), default=0)
+    matrix = [[0] * width for _ in range(width)]
+    for s in report.samples:
+        if s.gold is not None:
+            matrix[s.gold][s.prediction] += 1
+    return [chr(ord("A") + i) for i in range(width)], matrix
 
 
 def summarize(model: str, scores: Sequence[SampleScore]) -> EvalReport:

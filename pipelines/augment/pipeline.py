@@ -34,6 +34,7 @@ def graph(s: Placement = Placement()):
         engine: str = P.engine,
         tensor_parallel_size: int = P.tensor_parallel_size,
         work_root: str = P.work_root,
+        price_per_accelerator_hour: float = P.price_per_accelerator_hour,
     ) -> Dataset:
         plan = on_cpu(augment_plan(data=data, num_shards=num_shards), s, "augment plan")
         with dsl.ParallelFor(plan.output, parallelism=s.parallelism) as shard_index:
@@ -45,7 +46,14 @@ def graph(s: Placement = Placement()):
                 ),
                 s, "augment shard", gpus=tensor_parallel_size,
             )  # fmt: skip
-        merged = on_cpu(augment_merge(shards=dsl.Collected(shard.outputs["shard"])), s, "augment merge")
+        merged = on_cpu(
+            augment_merge(
+                shards=dsl.Collected(shard.outputs["shard"]),
+                price_per_accelerator_hour=price_per_accelerator_hour,
+            ),
+            s,
+            "augment merge",
+        )
         return merged.outputs["augmented"]
 
     return augment_dataset
@@ -67,6 +75,7 @@ def build(s: Placement = Placement()):
         engine: str = P.engine,
         tensor_parallel_size: int = P.tensor_parallel_size,
         work_root: str = P.work_root,
+        price_per_accelerator_hour: float = P.price_per_accelerator_hour,
     ) -> Dataset:
         imported_teacher = dsl.importer(artifact_uri=teacher, artifact_class=Model, reimport=False)
         imported_teacher.set_display_name("import teacher")
@@ -76,6 +85,7 @@ def build(s: Placement = Placement()):
             teacher=imported_teacher.output, data=dataset.output, num_shards=num_shards, fields=fields,
             max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
             tensor_parallel_size=tensor_parallel_size, work_root=work_root,
+            price_per_accelerator_hour=price_per_accelerator_hour,
         ).set_display_name("augment").output  # fmt: skip
 
     return augment

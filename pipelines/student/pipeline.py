@@ -41,6 +41,8 @@ def graph(s: Placement = Placement()):
         seed: int = P.seed,
         engine: str = P.engine,
         eval_batch_size: int = P.eval_batch_size,
+        student_registered_model: str = P.student_registered_model,
+        price_per_accelerator_hour: float = P.price_per_accelerator_hour,
     ) -> Markdown:
         variants = on_cpu(train_variants(ablation=ablation), s, "train variants")
         with dsl.ParallelFor(variants.output, parallelism=s.parallelism) as variant:
@@ -49,7 +51,7 @@ def graph(s: Placement = Placement()):
                     data=augmented, variant=variant, student_base_model=student_base_model,
                     student_config=student_config, student_max_steps=student_max_steps, nnodes=nnodes,
                     nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root,
-                    seed=seed,
+                    seed=seed, student_registered_model=student_registered_model,
                 ),
                 s, "train student", retry=True,
             )  # fmt: skip
@@ -59,7 +61,9 @@ def graph(s: Placement = Placement()):
                 s, "evaluate",
             )  # fmt: skip
         report = on_cpu(
-            compare(reports=dsl.Collected(scored.outputs["report"]), title="teacherlm: plain vs augmented students"),
+            compare(reports=dsl.Collected(scored.outputs["report"]), augmented=augmented,
+                    title="teacherlm: plain vs augmented students", price_per_accelerator_hour=price_per_accelerator_hour,
+                    student_registered_model=student_registered_model),
             s, "compare", cache=False,
         )  # fmt: skip
         return report.outputs["report"]
@@ -87,6 +91,8 @@ def build(s: Placement = Placement()):
         seed: int = P.seed,
         engine: str = P.engine,
         eval_batch_size: int = P.eval_batch_size,
+        student_registered_model: str = P.student_registered_model,
+        price_per_accelerator_hour: float = P.price_per_accelerator_hour,
     ) -> Markdown:
         augmented = dsl.importer(artifact_uri=augmented_data, artifact_class=Dataset, reimport=False)
         augmented.set_display_name("import augmented data")
@@ -96,7 +102,8 @@ def build(s: Placement = Placement()):
             augmented=augmented.output, eval_data=held_out.output, student_base_model=student_base_model,
             ablation=ablation, student_config=student_config, student_max_steps=student_max_steps, nnodes=nnodes,
             nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root, seed=seed,
-            engine=engine, eval_batch_size=eval_batch_size,
+            engine=engine, eval_batch_size=eval_batch_size, student_registered_model=student_registered_model,
+            price_per_accelerator_hour=price_per_accelerator_hour,
         ).set_display_name("students").output  # fmt: skip
 
     return student

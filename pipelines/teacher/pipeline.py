@@ -40,6 +40,7 @@ def build(s: Placement = Placement()):
         launcher: str = P.launcher,
         work_root: str = P.work_root,
         eval_batch_size: int = P.eval_batch_size,
+        teacher_registered_model: str = P.teacher_registered_model,
     ) -> NamedTuple("Outputs", teacher=Model, data=Dataset):
         data = on_cpu(
             data_build(source=seed_data, annotated=True, tasks=tasks, per_task=per_task, test_per_task=test_per_task,
@@ -57,6 +58,7 @@ def build(s: Placement = Placement()):
                 teacher_base_model=teacher_base_model, teacher_config=teacher_config,
                 personalise_data=personalise_data, teacher_max_steps=teacher_max_steps, nnodes=nnodes,
                 nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root, seed=seed,
+                teacher_registered_model=teacher_registered_model,
             ),
             s, "train teacher", retry=True,
         )  # fmt: skip

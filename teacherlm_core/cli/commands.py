@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..demo import DemoConfig
+from ..stages.params import P
 from .options import EngineName
 from .progress import console, progress_bar
 
@@ -70,11 +71,25 @@ def compare(
         ..., "--output", "-o", help="Directory for report.md/.html, plots, summary.json."
     ),
     title: str = typer.Option("teacherlm: plain vs augmented students", help="Report title."),
+    augmented: str = typer.Option(
+        "",
+        "--augmented",
+        help="The augmented dataset (merge output dir or URI): the report then shows its summary.",
+    ),
+    price_per_accelerator_hour: float = typer.Option(
+        P.price_per_accelerator_hour,
+        "--price-per-accelerator-hour",
+        min=0,
+        help="Price of one accelerator-hour, for each model's cost per 1,000 samples (from the reports' cost).",
+    ),
 ) -> None:
     """Compare models' eval reports: accuracy per task and the gain of each over the plain student."""
     from ..stages.compare import compare as compare_stage
 
-    summary = compare_stage([str(r) for r in reports], str(output), title=title)
+    summary = compare_stage(
+        [str(r) for r in reports], str(output), title=title, augmented=augmented,
+        price_per_accelerator_hour=price_per_accelerator_hour,
+    )  # fmt: skip
     for key, value in summary["metrics"].items():
         console.print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     console.print(f"report: {output / 'report.md'}")
@@ -166,7 +181,9 @@ def demo(
     )
     console.print(
         f"took {summary['seconds']['total']:.0f} s; MLflow: {default_tracking_uri()} (parent run "
-        f"{summary['mlflow_run_id']}); browse with `mlflow ui --backend-store-uri {default_tracking_uri()}`",
+        f"{summary['mlflow_run_id']}); browse with `mlflow ui --backend-store-uri {default_tracking_uri()}` "
+        "and open http://127.0.0.1:5000/#/experiments/<id>/runs?workflowType=machine_learning "
+        "(MLflow 3's UI starts in its GenAI view); `teacherlm runs` lists the runs here",
         soft_wrap=True,
     )
 
@@ -183,8 +200,62 @@ def register(app: typer.Typer) -> None:
     app.command("eval", hidden=True)(evaluate)  # the earlier name
     app.command("compare")(compare)
     app.command("demo")(demo)
+    app.command("runs")(runs)
     app.add_typer(data_app, name="data")
     app.add_typer(models_app, name="models")
     app.add_typer(train_app, name="train")
     app.add_typer(augment_app, name="augment")
     app.add_typer(pipeline_app, name="pipeline")
+
+
+def runs(
+    limit: int = typer.Option(10, "--limit", "-n", min=1, help="How many pipeline runs, newest first."),
+    tracking_uri: str = typer.Option(
+        "", "--tracking-uri", help="MLflow store; default MLFLOW_TRACKING_URI, else WORKDIR/mlflow.db."
+    ),
+) -> None:
+    """Recent pipeline runs from the MLflow store: each stage's status, key results, datasets and registered model version."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..errors import TeacherLMError
+    from ..runs import recent_runs
+
+    console = Console()  # the table is the command's output: stdout
+
+    from ..tracking import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise TeacherLMError(
+            f"no MLflow store at {uri[len('sqlite:///') :]} (run `teacherlm demo`, or pass --tracking-uri)"
+        )
+    try:
+        found = recent_runs(limit, tracking_uri=uri)
+    except Exception as exc:
+        raise TeacherLMError(
+            f"cannot read the MLflow store {uri}: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
+    if not found:
+        console.print("no pipeline runs in this MLflow store yet (run `teacherlm demo`)")
+        return
+    table = Table(
+        "pipeline run", "stage", "status", "result", "datasets", "registered model", title="teacherlm runs"
+    )
+    for r in found:
+        table.add_row(
+            f"[bold]{r['name']}[/]",
+            f"started {r['started']} UTC",
+            r["status"],
+            "",
+            "",
+            "",
+            end_section=not r["stages"],
+        )
+        for i, s in enumerate(r["stages"]):
+            model = " ".join(
+                filter(None, [s["registered_model"], s["champion"] and f"(champion: {s['champion']})"])
+            )
+            table.add_row("", s["name"], s["status"], s["result"], ", ".join(s["datasets"]), model,
+                          end_section=i == len(r["stages"]) - 1)  # fmt: skip
+    console.print(table)

@@ -9,14 +9,32 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from ..kfp_support.run_id import kfp_run_id
-from ..tracking import EXPERIMENT, PARENT_ENV, PIPELINE_RUN_TAG, Tracker, pipeline_parent_run
+from ..tracking import (
+    EXPERIMENT,
+    PARENT_ENV,
+    PIPELINE_RUN_TAG,
+    Tracker,
+    default_tracking_uri,
+    pipeline_parent_run,
+    redact,
+)
 
-__all__ = ["nested_under_parent", "parent_run", "stage_run"]
+__all__ = [
+    "StageRun",
+    "nested_under_parent",
+    "parent_run",
+    "pipeline_run_id",
+    "stage_run",
+    "training_stage_run",
+]
+
+STAGE_TAG = "teacherlm.stage"  # the pipeline step a run records (data_build, train_student...)
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +53,117 @@ def parent_run() -> str | None:
     return parent
 
 
+def pipeline_run_id() -> str:
+    """The pipeline run a stage belongs to: its KFP run id, else its MLflow parent run ("" for neither)."""
+    return kfp_run_id() or os.environ.get(PARENT_ENV, "")
+
+
+def _stage_tags(name: str, stage: str | None) -> dict[str, str]:
+    tags = {STAGE_TAG: stage or name}
+    if kfp_run_id():
+        tags[PIPELINE_RUN_TAG] = kfp_run_id()
+    return tags
+
+
 @contextmanager
-def stage_run(name: str, params: Mapping[str, Any] | None = None) -> Iterator[Tracker]:
-    """A :class:`~teacherlm_core.tracking.Tracker` run for stage ``name``, with ``params`` logged."""
-    tags = {PIPELINE_RUN_TAG: kfp_run_id()} if kfp_run_id() else {}
-    with Tracker(EXPERIMENT, run_name=name, parent_run_id=parent_run(), tags=tags) as tracker:
+def stage_run(
+    name: str, params: Mapping[str, Any] | None = None, *, stage: str | None = None
+) -> Iterator[Tracker]:
+    """A :class:`~teacherlm_core.tracking.Tracker` run for stage ``name``, with ``params`` logged.
+
+    The run is tagged ``teacherlm.stage`` = ``stage`` (default: the first word of ``name``) and
+    its experiment is marked as model training (:func:`~teacherlm_core.lineage.mark_experiment`).
+    """
+    from ..lineage import mark_experiment
+
+    with Tracker(
+        EXPERIMENT, run_name=name, parent_run_id=parent_run(), tags=_stage_tags(name, stage)
+    ) as tracker:
         tracker.log_params({"stage": name, **(params or {})})
+        if tracker.run_id:
+            import mlflow
+
+            mark_experiment(mlflow.active_run().info.experiment_id)
         yield tracker
+
+
+class StageRun:
+    """A stage's MLflow run held by id (MLflow's client API), so that a recipe can open its own runs meanwhile.
+
+    Every method is a no-op without a run (tracking off or failed) and never raises.
+    """
+
+    def __init__(self, run_id: str | None):
+        self.run_id = run_id
+
+    def _call(self, what: str, method: str, *args) -> None:
+        if not self.run_id:
+            return
+        try:
+            import mlflow
+
+            getattr(mlflow.MlflowClient(default_tracking_uri()), method)(self.run_id, *args)
+        except Exception as exc:  # tracking never stops the work
+            log.warning("MLflow %s failed (%s: %s)", what, type(exc).__name__, exc)
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        clean = [Metric(k, float(v), now, 0) for k, v in metrics.items() if isinstance(v, (int, float))]
+        self._call("log_metrics", "log_batch", clean)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        self._call("log_params", "log_batch", [], [Param(k, v) for k, v in redact(params).items()])
+
+    def log_artifact(self, path: str | os.PathLike[str]) -> None:
+        self._call("log_artifact", "log_artifact", str(path))
+
+
+@contextmanager
+def training_stage_run(
+    name: str, params: Mapping[str, Any] | None = None, *, stage: str
+) -> Iterator[StageRun]:
+    """A stage run for a training stage: the recipe's own runs (here or in its ranks) nest under it."""
+    from ..lineage import mark_experiment
+
+    run_id, client = None, None
+    try:
+        import mlflow
+
+        client = mlflow.MlflowClient(default_tracking_uri())
+        exp = client.get_experiment_by_name(EXPERIMENT)
+        exp_id = exp.experiment_id if exp else client.create_experiment(EXPERIMENT)
+        mark_experiment(exp_id)
+        tags = _stage_tags(name, stage)
+        if parent := parent_run():
+            tags["mlflow.parentRunId"] = parent
+        run_id = client.create_run(exp_id, run_name=name, tags=tags).info.run_id
+    except Exception as exc:
+        log.warning(
+            "MLflow stage run %r unavailable (%s: %s); training goes on untracked",
+            name,
+            type(exc).__name__,
+            exc,
+        )
+    run = StageRun(run_id)
+    run.log_params({"stage": name, **(params or {})})
+    before = os.environ.get(PARENT_ENV)
+    if run_id:
+        os.environ[PARENT_ENV] = run_id
+    status = "FAILED"
+    try:
+        yield run
+        status = "FINISHED"
+    finally:
+        if before is None:
+            os.environ.pop(PARENT_ENV, None)
+        else:
+            os.environ[PARENT_ENV] = before
+        if run_id:
+            run._call("end", "set_terminated", status)
 
 
 @contextmanager

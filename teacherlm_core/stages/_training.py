@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from ..kfp_support.images import IMAGES
 from ..kfp_support.run_id import kfp_run_id
 
-__all__ = ["TRAIN_IMAGE", "launch_overrides", "scratch", "shared"]
+__all__ = ["TRAIN_IMAGE", "launch_overrides", "record_training", "registered_version", "scratch", "shared"]
 
 TRAIN_IMAGE = IMAGES["train"]  # what a TrainJob's nodes run
 
@@ -54,3 +54,68 @@ def shared(path: Path, work_root: str, launcher: str) -> str:
     target = storage.join(work_root, kfp_run_id() or "local", "data", path.parent.name, path.name)
     storage.copy(str(path), target)
     return target
+
+
+def record_training(
+    run,
+    *,
+    role: str,
+    registered_model: str,
+    output: str,
+    model_uri: str,
+    data: str,
+    data_name: str,
+    accelerators: int,
+    wall_seconds: float,
+    pipeline_run: str,
+    teacher_version: str = "",
+    extra_costs: dict | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> dict:
+    """After a training stage: its dataset input, its cost (``output/cost.json``) and its registered model version.
+
+    Args:
+        run: The stage's :class:`~teacherlm_core.stages._run.StageRun`.
+        role: ``teacher`` or ``student``.
+        registered_model: The registered model the trained model becomes a version of.
+        output: Local dir of the trained model (``metrics.jsonl``, card).
+        model_uri: Where the weights live for good (the task's artifact URI; default: ``output``).
+        data: The training data file; its digest tags the version.
+        accelerators: Ranks of the job (``nnodes x nproc_per_node``).
+        extra_costs: More stages' costs to keep in ``cost.json`` (the augmentation behind a student).
+
+    Returns:
+        ``{"registered_model": "<name>/<version>" or "", "cost": {stage: cost}}``; the version is
+        also written to ``output/registered.json`` so that later stages can name it.
+    """
+    import json
+
+    from ..cost import training_cost, write_cost
+    from ..lineage import describe_dataset, log_datasets, register_model
+
+    ref = describe_dataset(data, data_name)
+    samples = ref["counts"].get("records") or 0
+    cost = {"training": training_cost(output, accelerators, samples, wall_seconds), **(extra_costs or {})}
+    write_cost(output, cost)
+    run.log_metrics({f"cost.{k}": v for k, v in cost["training"].model_dump().items()})
+    log_datasets(run.run_id, [ref])
+    registered = register_model(
+        registered_model, model_uri or output, run.run_id, pipeline_run=pipeline_run, data_digest=ref["digest"],
+        teacher_version=teacher_version, extra_tags={"teacherlm.role": role, **(extra_tags or {})},
+    ) or ""  # fmt: skip
+    Path(output, "registered.json").write_text(json.dumps({"registered_model": registered}) + "\n")
+    return {"registered_model": registered, "cost": {k: v.model_dump() for k, v in cost.items()}}
+
+
+def registered_version(directory: str) -> str:
+    """The ``"<name>/<version>"`` a trained model (or a dataset, its teacher's) records in ``registered.json`` ("" if none)."""
+    import json
+
+    from .. import storage
+
+    for name in ("registered.json", "lineage.json"):
+        uri = storage.join(directory, name)
+        if storage.exists(uri):
+            data = json.loads(storage.read_text(uri))
+            return data.get("registered_model") or data.get("teacher_version") or ""
+    return ""

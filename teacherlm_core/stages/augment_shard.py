@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from ..data.splits import split_file
 from ..kfp_support.run_id import kfp_run_id
 from ._run import stage_run
+from ._training import registered_version
 from .params import P
 
 __all__ = ["augment_shard"]
@@ -38,6 +40,7 @@ def augment_shard(
     """
     from .. import storage
     from ..augment import AugmentConfig, augment, shard_name
+    from ..lineage import describe_dataset, log_datasets
 
     root = storage.join(work_root, kfp_run_id() or "local", "augment") if work_root else output
     cfg = AugmentConfig(
@@ -46,8 +49,13 @@ def augment_shard(
         tensor_parallel_size=tensor_parallel_size if engine == "vllm" else 1,
     )  # fmt: skip
     params = {"shard_index": shard_index, "num_shards": num_shards, "engine": engine, "fields": fields}
-    with stage_run(f"augment shard {shard_index}", params) as t:
+    with stage_run(f"augment shard {shard_index}", params, stage="augment_shard") as t:
+        log_datasets(t.run_id, [describe_dataset(cfg.input, "data to augment")])
         done = augment(cfg, shard_index, tracker=t)
+    # Which registered teacher wrote this shard: the merge passes it on to the dataset's lineage.json.
+    storage.write_text(
+        os.path.join(output, "lineage.json"), json.dumps({"teacher_version": registered_version(teacher)})
+    )
     if work_root:  # the finished shard, from the shared root into this task's output
         storage.copy(cfg.plan_uri, os.path.join(output, "plan.json"))
         storage.download_dir(

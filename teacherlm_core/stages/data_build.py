@@ -44,16 +44,24 @@ def data_build(
     """
     from ..data import build_builtin
     from ..data.existing import copy_dataset
+    from ..lineage import describe_dataset, log_datasets
 
     names = [t.strip() for t in tasks.split(",") if t.strip()] or None
     what = {"source": source, "annotated": annotated} if source else {
         "tasks": tasks or "all", "per_task": per_task, "test_per_task": test_per_task, "data_seed": data_seed
     }  # fmt: skip
-    with stage_run("data build", what) as t:
+    with stage_run("data build", what, stage="data_build") as t:
         if source:
             manifest = copy_dataset(source, data, annotated=annotated, require=("train", "test"))
         else:
             manifest = build_builtin(data, names, per_task, data_seed, test_per_task=test_per_task, **options)
         t.log_metrics({k: manifest["records"][k] for k in ("out", "quarantined", "duplicates")}
                       | {"records": manifest["records"]["out"]})  # fmt: skip
+        kind = "seed" if source and annotated else "task" if source else "built-in"
+        log_datasets(
+            t.run_id,
+            inputs=[describe_dataset(source, f"{kind} data (source)", s) for s in manifest["counts"]["splits"]]
+            if source else [],
+            outputs=[describe_dataset(data, f"{kind} {s}", s) for s in manifest["counts"]["splits"]],
+        )  # fmt: skip
     return manifest

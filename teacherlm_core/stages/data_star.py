@@ -39,14 +39,18 @@ def data_star(
     Returns:
         The STaR manifest (``counts``: in, kept, failed, invalid...; ``rounds``).
     """
+    from ..lineage import describe_dataset, log_datasets
     from ..star import StarConfig, run_star
 
     cfg = StarConfig(
         rounds=star_rounds, max_new_tokens=star_max_new_tokens, temperature=temperature, seed=seed
     )
     with stage_run(
-        "data star", {"teacher_base_model": teacher_base_model, "engine": engine, **vars(cfg)}
+        "data star",
+        {"teacher_base_model": teacher_base_model, "engine": engine, **vars(cfg)},
+        stage="data_star",
     ) as t:
         manifest = run_star(data, output, teacher_base_model, config=cfg, engine=engine, **options)
         t.log_metrics({k: v for k, v in manifest["counts"].items() if isinstance(v, int)})
+        log_datasets(t.run_id, [describe_dataset(data, "seed data")], [describe_dataset(output, "star data")])
     return manifest

@@ -42,19 +42,34 @@ def evaluate(
     Raises:
         DataError: input the prompt format cannot express, before the model is loaded.
     """
+    import json
     from contextlib import nullcontext
+    from pathlib import Path
 
+    from .. import storage
+    from ..cost import read_cost
     from ..engines import get_engine
     from ..evaluate import evaluate as rank_classify
     from ..evaluate import load_eval_samples
+    from ..lineage import describe_dataset, log_datasets
+    from ._training import registered_version
 
     samples = load_eval_samples(str(split_file(data, split)))  # bad input fails before a model loads
     name = name or model
-    with stage_run(f"evaluate {name}", {"model": model, "engine": engine, "split": split}) as t:
+    with stage_run(
+        f"evaluate {name}", {"model": model, "engine": engine, "split": split}, stage="evaluate"
+    ) as t:
+        log_datasets(t.run_id, [describe_dataset(data, f"eval data ({split})", split)])
+        if version := registered_version(model):
+            t.set_tags({"teacherlm.registered_model": version})
         eng = get_engine(engine, model, batch_size=eval_batch_size, revision=revision)
         n_choices = sum(len(s.choices or []) for s in samples)
         with progress("scoring choices", n_choices) if progress else nullcontext(None) as advance:
             report = rank_classify(eng, samples, output, model_name=name, progress=advance)
+        if cost := read_cost(model) if not storage.is_remote(model) and Path(model).is_dir() else {}:
+            # What the model cost to make travels with its scores, into the comparison report.
+            report.cost = {k: v.model_dump() for k, v in cost.items()}
+            storage.write_text(output, json.dumps(report.model_dump(), indent=1) + "\n")
         t.log_metrics(
             {"accuracy": report.overall.accuracy}
             | {f"accuracy.{k}": v.accuracy for k, v in report.tasks.items()}

@@ -45,7 +45,7 @@ class PipelineParams(BaseModel):
                    "augment_plan", "augment_shard")  # fmt: skip
     augmented_data: str = _p("s3://teacherlm/datasets/augmented",
                              "The augmented dataset (a directory with train.jsonl, or the file), as a URI.",
-                             "train_student")  # fmt: skip
+                             "train_student", "compare")  # fmt: skip
     eval_data: str = _p("s3://teacherlm/datasets/eval",
                         "Held-out multiple-choice data: a directory with test.jsonl, or the file, as a URI.",
                         "evaluate")  # fmt: skip
@@ -99,6 +99,13 @@ class PipelineParams(BaseModel):
     )
     work_root: str = _p("", "Shared storage (s3:// prefix) for shards, training data/models and resuming; empty: none.",
                         "augment_shard", *TRAINING)  # fmt: skip
+    # -- lineage and cost
+    teacher_registered_model: str = _p("teacherlm-teacher", "MLflow registered model that each trained teacher becomes a version of.",
+                                       "train_teacher")  # fmt: skip
+    student_registered_model: str = _p("teacherlm-student", "MLflow registered model that each trained student becomes a version of; the best student of a comparison takes its alias 'champion'.",
+                                       "train_student", "compare")  # fmt: skip
+    price_per_accelerator_hour: float = _p(2.5, "Price of one accelerator-hour (e.g. USD per GPU-hour) for the cost per 1,000 samples in the dataset card and the report.",
+                                           "augment_merge", "compare")  # fmt: skip
     eval_batch_size: int = _p(32, "Evaluation batch size (sequences per forward pass, or running sequences).",
                               "evaluate")  # fmt: skip
 

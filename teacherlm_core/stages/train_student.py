@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..data.splits import split_file
 from ..errors import ConfigError, DataError
 from ..kfp_support.run_id import kfp_run_id
-from ._run import nested_under_parent
-from ._training import TRAIN_IMAGE, launch_overrides, scratch, shared
+from ._run import nested_under_parent, pipeline_run_id, training_stage_run
+from ._training import TRAIN_IMAGE, launch_overrides, record_training, registered_version, scratch, shared
 from .params import P
 from .train_variants import VARIANTS
 
@@ -27,6 +29,9 @@ def train_student(
     launcher: str = P.launcher,
     work_root: str = P.work_root,
     seed: int = P.seed,
+    student_registered_model: str = P.student_registered_model,
+    model_uri: str = "",
+    loss_page: str = "",
 ) -> dict:
     """Train the ``variant`` student (see :data:`VARIANTS`) on the train split of ``data`` into ``output``.
 
@@ -43,14 +48,25 @@ def train_student(
         launcher: trainjob, torchrun or auto (see :func:`~teacherlm_core.train.runner.resolve_launcher`).
         work_root: Shared storage (s3:// prefix) for a TrainJob's data and model, and resuming.
         seed: Seed of data order and initialisation (the config's ``train.seed``).
+        student_registered_model: The MLflow registered model the student becomes a version of,
+            tagged with its variant and lineage (see :mod:`teacherlm_core.lineage`).
+        model_uri: Where the weights live for good (a pipeline task's artifact URI); default ``output``.
+        loss_page: When given, a file that gets the loss curve and final metrics as one HTML page.
 
     Returns:
-        ``{"steps", "final_loss", "variant", "fields"}``.
+        ``{"steps", "final_loss", "variant", "fields", "registered_model", "cost", "metrics"}``
+        (``metrics``: flat, for KFP Metrics); ``output``
+        also gets ``cost.json`` (training, plus the augmentation behind the data's explanations)
+        and ``registered.json``.
 
     Raises:
         ConfigError: an unknown variant or launcher. DataError: no training records.
     """
+    import time
+
+    from ..cost import read_cost
     from ..train import load_config
+    from ..train.curves import training_page
     from ..train.outputs import card_summary, copy_model
     from ..train.runner import resolve_launcher, run_recipe
 
@@ -64,7 +80,10 @@ def train_student(
             "and manifest.json; a stronger teacher or a larger max_new_tokens helps)",
         )  # fmt: skip
     launcher = resolve_launcher(launcher, nnodes)
-    with scratch(work_root, "students", variant) as where:
+    pipeline_run, started = pipeline_run_id(), time.perf_counter()
+    params = {"variant": variant, "student_base_model": student_base_model, "student_config": student_config}
+    with training_stage_run(f"train student {variant}", params, stage="train_student") as run, \
+            scratch(work_root, "students", variant) as where:  # fmt: skip
         overrides = {
             "model": student_base_model, "data": shared(train_file, work_root, launcher), "output": where,
             "name": f"student-{variant}", "texts.fields": list(VARIANTS[variant]), "texts.include_plain": True,
@@ -75,4 +94,16 @@ def train_student(
         with nested_under_parent():
             run_recipe("student", cfg, launcher, image=TRAIN_IMAGE, run_id=kfp_run_id())
         copy_model(where, output)
-    return card_summary(output) | {"variant": variant, "fields": ",".join(VARIANTS[variant]) or "none"}
+        # A student trained on explanations also cost their augmentation; the plain one did not.
+        extra = {k: v for k, v in read_cost(Path(train_file).parent).items() if VARIANTS[variant]}
+        recorded = record_training(
+            run, role="student", registered_model=student_registered_model, output=output, model_uri=model_uri,
+            data=str(train_file), data_name="augmented data" if VARIANTS[variant] else "plain data",
+            accelerators=nnodes * nproc_per_node, wall_seconds=time.perf_counter() - started,
+            pipeline_run=pipeline_run, teacher_version=registered_version(str(Path(train_file).parent)),
+            extra_costs=extra, extra_tags={"teacherlm.variant": variant},
+        )  # fmt: skip
+        summary = card_summary(output) | {"variant": variant, "fields": ",".join(VARIANTS[variant]) or "none"}
+        metrics = training_page(output, loss_page, title=f"student {variant}") if loss_page else {}
+        run.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+    return summary | recorded | {"metrics": metrics}

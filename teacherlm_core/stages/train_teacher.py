@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from ..kfp_support.run_id import kfp_run_id
-from ._run import nested_under_parent
-from ._training import TRAIN_IMAGE, launch_overrides, scratch, shared
+from ._run import nested_under_parent, pipeline_run_id, training_stage_run
+from ._training import TRAIN_IMAGE, launch_overrides, record_training, scratch, shared
 from .params import P
 
 __all__ = ["train_teacher"]
@@ -28,6 +29,9 @@ def train_teacher(
     launcher: str = P.launcher,
     work_root: str = P.work_root,
     seed: int = P.seed,
+    teacher_registered_model: str = P.teacher_registered_model,
+    model_uri: str = "",
+    loss_page: str = "",
 ) -> dict:
     """Stage 1 (``multitask``) on the seed + STaR data, stage 2 (``personalise``) on ``personalise_data`` when given.
 
@@ -35,19 +39,27 @@ def train_teacher(
     ``output`` gets the last stage's model, ``stages/teacher-data.jsonl`` (stage 1's data, see
     :func:`~teacherlm_core.star.teacher_data`) and ``stages/<n>-<stage>/`` with each stage's card and metrics.
     ``teacher_max_steps`` sets stage 1's steps (0: the config's); the other arguments are as in
-    :func:`~teacherlm_core.stages.train_student.train_student`.
+    :func:`~teacherlm_core.stages.train_student.train_student`. The trained teacher becomes a
+    version of ``teacher_registered_model`` (source ``model_uri``, default ``output``), and
+    ``output`` gets ``cost.json`` and ``registered.json``; ``loss_page``, when given, the loss
+    curves of every stage and the final metrics as one HTML page.
 
     Returns:
-        ``{"steps", "final_loss", "stages"}``.
+        ``{"steps", "final_loss", "stages", "registered_model", "cost", "metrics"}`` (``metrics``:
+        flat, for KFP Metrics).
     """
     from .. import storage
     from ..star import teacher_data
     from ..train import TeacherStage, load_config
+    from ..train.curves import training_page
     from ..train.outputs import card_summary, copy_model
     from ..train.runner import resolve_launcher, run_recipe
 
     launcher = resolve_launcher(launcher, nnodes)
-    with scratch(work_root, "teacher") as where:
+    pipeline_run, started = pipeline_run_id(), time.perf_counter()
+    params = {"teacher_base_model": teacher_base_model, "teacher_config": teacher_config}
+    with training_stage_run("train teacher", params, stage="train_teacher") as run, \
+            scratch(work_root, "teacher") as where:  # fmt: skip
         base = load_config("teacher", teacher_config, {"model": teacher_base_model, "output": where})
         named = {s.name: s for s in base.stages}
         combined = Path(output, "stages", "teacher-data.jsonl")  # kept with the model: its lineage
@@ -71,4 +83,24 @@ def train_teacher(
                 src = storage.join(where, f"{number}-{st.name}", name)
                 if storage.exists(src):
                     storage.copy(src, os.path.join(output, "stages", f"{number}-{st.name}", name))
-    return card_summary(output) | {"stages": ",".join(st.name for st in stages)}
+        # Every stage's steps cost; the last stage's metrics.jsonl is in output, the others under stages/.
+        recorded = record_training(
+            run, role="teacher", registered_model=teacher_registered_model, output=output, model_uri=model_uri,
+            data=str(combined), data_name="teacher data", accelerators=nnodes * nproc_per_node,
+            wall_seconds=time.perf_counter() - started, pipeline_run=pipeline_run,
+            extra_costs=_earlier_stages_cost(output, stages, nnodes * nproc_per_node),
+        )  # fmt: skip
+        summary = card_summary(output)
+        metrics = training_page(output, loss_page, title="teacher") if loss_page else {}
+        run.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+    return summary | {"stages": ",".join(st.name for st in stages)} | recorded | {"metrics": metrics}
+
+
+def _earlier_stages_cost(output: str, stages, accelerators: int) -> dict:
+    """The training cost of each stage before the last (their ``metrics.jsonl`` under ``output/stages/``)."""
+    from ..cost import training_cost
+
+    return {
+        f"training {st.name}": training_cost(Path(output, "stages", f"{n}-{st.name}"), accelerators, 0, 0.0)
+        for n, st in enumerate(stages[:-1], start=1)
+    }

@@ -22,6 +22,7 @@ def cli(*args, timeout=600, **kw):
         ["train", "variants"],
         ["tiny-model"],
         ["demo"],
+        ["runs"],
         ["data"],
         ["data", "build"],
         ["data", "import"],
@@ -112,6 +113,41 @@ def test_demo_runs_the_end_to_end_pipeline_locally(tmp_path):
         "evaluate augmented",
     } <= names
     assert {"augment shard 0", "augment shard 1"} <= names
-    assert any(n.startswith("train-teacher") for n in names) and any(
-        n.startswith("train-student") for n in names
-    )
+    assert {"train teacher", "train student plain", "train student augmented"} <= names
+    _check_lineage(client, parent, children, run)
+
+
+def _check_lineage(client, parent, children, run):
+    """After the demo: registered teacher and student versions with lineage tags, datasets on every stage run."""
+    exp = client.get_experiment(parent.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # `mlflow ui` opens on the runs
+    by_name = {c.info.run_name: c for c in children}
+    (teacher,) = client.search_model_versions("name = 'teacherlm-teacher'")
+    students = {
+        mv.tags["teacherlm.variant"]: mv for mv in client.search_model_versions("name = 'teacherlm-student'")
+    }
+    assert set(students) == {"plain", "augmented"}
+    teacher_ref = f"teacherlm-teacher/{teacher.version}"
+    assert by_name["train teacher"].data.tags["teacherlm.registered_model"] == teacher_ref
+    (weights,) = run.glob("kfp/**/train-teacher/teacher")
+    assert teacher.source == weights.resolve().as_uri()  # where the weights are: no second copy
+    for mv in (teacher, *students.values()):
+        assert mv.tags["teacherlm.pipeline_run"] and mv.tags["teacherlm.package_version"]
+        assert len(mv.tags["teacherlm.data_digest"]) == 64
+    assert (
+        students["augmented"].tags["teacherlm.teacher_version"] == teacher_ref
+    )  # which teacher wrote its data
+    assert client.get_model_version_by_alias("teacherlm-student", "champion").version in {
+        mv.version for mv in students.values()
+    }
+    for name in ("data build", "data star", "augment merge", "train student augmented", "evaluate augmented"):
+        assert by_name[name].inputs.dataset_inputs, f"{name} logs no dataset"
+        assert by_name[name].data.tags["teacherlm.stage"]
+    merged = {d.dataset.name: d.dataset for d in by_name["augment merge"].inputs.dataset_inputs}
+    manifest = json.loads(next(run.glob("kfp/**/augment-merge/augmented/manifest.json")).read_text())
+    assert merged["augmented data"].digest == manifest["files"]["train.jsonl"]["sha256"][:36]
+    # The report shows the augmentation summary and the cost per 1,000 samples.
+    report = (run / "report" / "report.md").read_text()
+    assert "## Augmented data" in report and "## Cost" in report
+    card = next(run.glob("kfp/**/augment-merge/augmented/README.md")).read_text()
+    assert "cost per 1,000 samples" in card
