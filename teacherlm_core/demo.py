@@ -156,7 +156,11 @@ def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str,
     if teacher_eval is not None:
         accuracy["teacher"] = json.loads(teacher_eval.read_text())["overall"]["accuracy"]
     data_manifest = json.loads(_find(run_dir, "**/data-build/data/manifest.json").read_text())
-    augmented = json.loads(_find(run_dir, "**/augment-merge/augmented/manifest.json").read_text())
+    merged = _find(run_dir, "**/augment-merge/augmented/manifest.json")
+    augmented = json.loads(merged.read_text())
+    from .augment.summary import augmentation_summary
+
+    explained = augmentation_summary(str(merged.parent), per_task=1)
     summary = {
         "run_id": run_id,
         "root": str(root),
@@ -167,6 +171,9 @@ def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str,
         "augmented": augmented["counts"],
         "accuracy": accuracy,
         "gain": compared["gain"],
+        "intervals": compared.get("intervals", {}),
+        "paired": compared.get("paired", {}),
+        "explanations": explained,
         "report": str(root / "report" / "report.md"),
         "plots": [str(p) for p in sorted((root / "report").glob("*.png"))],
         "mlflow_run_id": result["mlflow_run_id"],

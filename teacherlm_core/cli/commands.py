@@ -167,15 +167,41 @@ def demo(
     for t in summary["tasks"]:
         tasks.add_row(t["task"], "-" if t["seconds"] is None else f"{t['seconds']:.1f}", t["status"])
     console.print(tasks)
-    models = Table(title="zero-shot accuracy (held-out test split)", title_justify="left")
-    for col in ("model", "accuracy", "gain over plain"):
+    explained = summary["explanations"]
+    samples = Table(
+        title="the teacher's explanations (one sample per task)", title_justify="left", show_lines=True
+    )
+    for col in ("task", "question (gold)", "fundamentals", "chain of thought", "common mistakes"):
+        samples.add_column(col, overflow="fold")
+    for task, t in explained["tasks"].items():
+        for x in t["samples"]:
+            samples.add_row(
+                f"{task}\nCoT reaches gold: {t['cot_reaches_gold']}/{t['records']}", f"{x['question']} ({x['answer']})",
+                *(str(x.get(f) or "") for f in ("fundamentals", "chain_of_thought")),
+                str(x.get("common_mistakes") or ""),
+            )  # fmt: skip
+    console.print(samples)
+    a = summary["augmented"]
+    reasons = "; ".join(f"{q['count']} x {q['reason']}" for q in explained["quarantine"]) or "none"
+    console.print(
+        f"augmented records: {a['output']} of {a['input']} ({a['quarantined']} quarantined: {reasons})"
+    )
+    models = Table(
+        title=f"zero-shot accuracy ({summary['test_items']} held-out test items)", title_justify="left"
+    )
+    for col in ("model", "accuracy", "95% CI", "difference to plain (95% CI), McNemar p"):
         models.add_column(col, justify="left" if col == "model" else "right")
     for name, acc in summary["accuracy"].items():
-        gain = summary["gain"].get(name)
-        models.add_row(name, f"{acc:.3f}", "" if gain is None else f"{gain:+.3f}")
+        lo, hi = summary["intervals"].get(name, (None, None))
+        pair = summary["paired"].get(name)
+        models.add_row(
+            name, f"{acc:.3f}", "" if lo is None else f"{lo:.3f}-{hi:.3f}",
+            "" if not pair else f"{pair['difference']:+.3f} ({pair['interval'][0]:+.3f} to {pair['interval'][1]:+.3f}), "
+            f"p={pair['p_value']:.3f}",
+        )  # fmt: skip
     console.print(models)
-    a = summary["augmented"]
-    console.print(f"augmented records: {a['output']} of {a['input']} ({a['quarantined']} quarantined)")
+    for pair in summary["paired"].values():
+        console.print(f"{pair['verdict']}.")
     console.print(
         f"report: {summary['report']} (+ {', '.join(Path(p).name for p in summary['plots'])})", soft_wrap=True
     )

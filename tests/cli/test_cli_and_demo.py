@@ -67,7 +67,7 @@ def test_tiny_model_is_deterministic_and_loads(tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(900)
 def test_demo_runs_the_end_to_end_pipeline_locally(tmp_path):
     """`teacherlm demo`: the end_to_end KFP pipeline on the local runner, a report, one MLflow parent run."""
     import mlflow
