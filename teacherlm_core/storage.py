@@ -41,6 +41,7 @@ __all__ = [
     "list_files",
     "read_bytes",
     "read_text",
+    "remove_stale_temps",
     "store_for",
     "upload_dir",
     "write_bytes",
@@ -422,6 +423,29 @@ def chunk_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
             yield line + b"\n"
     if rest:
         yield rest
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], prefix: str) -> int:
+    """Delete ``folder/<prefix><pid>-*`` temp files and dirs left by processes of this host that are
+    gone (a kill -9 mid-write); a live writer's temps are kept. Returns how many were removed."""
+    removed = 0
+    for path in Path(folder).glob(f"{prefix}*"):
+        pid = path.name[len(prefix) :].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def list_files(prefix: str | os.PathLike[str]) -> list[str]:

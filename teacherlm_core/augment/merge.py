@@ -56,7 +56,7 @@ class _Output:
         folder = root if local else None  # the run's root: same file system, and no empty data/ left
         if folder:
             os.makedirs(folder, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=".merge-", suffix=".tmp")
+        fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=f".merge-{os.getpid()}-", suffix=".tmp")
         os.close(fd)
         self.local = local
 
@@ -149,6 +149,8 @@ def merge(output: str, progress: Callable[[int], None] | None = None) -> dict[st
             f"{output}: cannot merge, {len(missing)} of {cfg.num_shards} shard(s) unfinished: {missing[:20]}; "
             "re-run `teacherlm augment` (finished shards and parts are skipped)"
         )
+    if not storage.is_remote(output):  # temps of a merge killed mid-way (kill -9): nothing else cleans them
+        storage.remove_stale_temps(output, ".merge-")
     files: dict[str, dict[str, Any]] = {}
     quarantined_total, n_out = 0, 0
     reasons: Counter[str] = Counter()  # only read when nothing was augmented

@@ -4,7 +4,7 @@ A record belongs to shard ``sha256(id) % num_shards`` (records without a usable 
 so every occurrence of an id lands in the same shard, where duplicates are caught, and the
 result does not depend on input order. The plan step has already cut the input into per-shard
 files (:mod:`.split`); a shard streams only its own, a part at a time, so its memory is bounded
-by a part (plus a 16-byte hash per id, for duplicates), not by the dataset. A shard's records
+by a part (plus 16 bytes per id, to catch duplicates), not by the dataset. A shard's records
 are cut into parts of ``part_size`` input records; each part is written as ``part-NNNNN.jsonl`` (+ ``.quarantine.jsonl``) and then
 its marker ``part-NNNNN.json``; the shard ends with ``_SUCCESS``. A re-run skips finished shards
 and, inside a shard, finished parts; a kill at any moment loses nothing and duplicates nothing.
@@ -32,7 +32,7 @@ from .plan import ensure_plan
 from .quality import clean_generation, is_consistent
 from .split import iter_shard_input, owner_shard
 
-__all__ = ["PartStats", "owner_shard", "run_shard", "shard_entries"]
+__all__ = ["PartStats", "SeenIds", "owner_shard", "run_shard", "shard_entries"]
 
 STOP = ("\nQ:",)  # a teacher that starts a new question has finished its explanation
 
@@ -56,14 +56,54 @@ class PartStats:
 Entry = tuple[int, Sample | None, Rejected | None]
 
 
-def shard_entries(entries: Iterable[dict[str, Any]], source: str) -> Iterator[Entry]:
+class SeenIds:
+    """The ids a shard has seen, in 16 bytes each: an open-addressing table of 8-byte id hashes
+    and first lines, sized once from the shard's record count (a Python dict would take ~120
+    bytes an id: 30 MB for a 250,000-record shard). Two ids share a hash with probability
+    ~n^2 / 2^65 (about 2e-9 at 250,000 ids)."""
+
+    def __init__(self, capacity: int):
+        import numpy as np
+
+        size = 1 << max(10, (max(capacity, 1) * 3 // 2).bit_length())  # load factor <= 2/3
+        self.keys = np.zeros(size, dtype=np.uint64)
+        self.lines = np.zeros(size, dtype=np.int64)
+        self.mask, self.count = size - 1, 0
+
+    def first_line(self, sample_id: str, line: int) -> int:
+        """The line ``sample_id`` was first seen on (``line`` itself when it is new; then remembered)."""
+        h = int.from_bytes(hashlib.sha256(sample_id.encode()).digest()[:8], "big") | 1  # 0 marks a free slot
+        i = h & self.mask
+        while (k := int(self.keys[i])) != 0:
+            if k == h:
+                return int(self.lines[i])
+            i = (i + 1) & self.mask
+        if (self.count + 1) * 3 > len(self.keys) * 2:  # more ids than planned: grow (never expected)
+            self._grow()
+            return self.first_line(sample_id, line)
+        self.keys[i], self.lines[i] = h, line
+        self.count += 1
+        return line
+
+    def _grow(self) -> None:
+        old = [(int(k), int(v)) for k, v in zip(self.keys, self.lines, strict=True) if k]
+        self.__init__(len(self.keys))
+        for h, line in old:
+            i = h & self.mask
+            while self.keys[i]:
+                i = (i + 1) & self.mask
+            self.keys[i], self.lines[i] = h, line
+            self.count += 1
+
+
+def shard_entries(entries: Iterable[dict[str, Any]], source: str, expected: int = 0) -> Iterator[Entry]:
     """A shard's input entries (:func:`.split.iter_shard_input`) validated, in line order, streamed.
 
     Yields ``(line, sample, None)`` or ``(line, None, rejected)``; a second record with an id
-    already seen in the shard is rejected naming the first one's line. Ids are remembered as
-    16-byte hashes (about 100 bytes each in a dict, ~13 MB for 125,000 ids).
+    already seen in the shard is rejected naming the first one's line. Ids are remembered in
+    :class:`SeenIds`, sized for ``expected`` records (the plan's count for the shard).
     """
-    seen: dict[int, int] = {}
+    seen = SeenIds(expected)
     for entry in entries:
         line = entry["line"]
         if "error" in entry:
@@ -82,8 +122,7 @@ def shard_entries(entries: Iterable[dict[str, Any]], source: str) -> Iterator[En
         except ValidationError as exc:
             error = to_data_error(source, line, exc)
         else:
-            key = int.from_bytes(hashlib.sha256(sample.id.encode()).digest()[:16], "big")
-            first = seen.setdefault(key, line)
+            first = seen.first_line(sample.id, line)
             if first == line:
                 yield line, sample, None
                 continue
@@ -208,7 +247,7 @@ def run_shard(
     if done is not None:
         return done
     own = plan["inputs"][f"{shard_name(index, cfg.num_shards)}.jsonl"]
-    entries = shard_entries(iter_shard_input(cfg, index, own), cfg.input)
+    entries = shard_entries(iter_shard_input(cfg, index, own), cfg.input, own["records"])
     engine: Engine | None = None
     parts = []
     n_in = 0

@@ -35,7 +35,7 @@ from .config import AugmentConfig, shard_name
 
 __all__ = ["BUFFER_BYTES", "iter_input", "iter_shard_input", "local_input", "owner_shard", "split_input"]
 
-BUFFER_BYTES = 32 << 20  # all shards' pending lines together; flushed to disk past this
+BUFFER_BYTES = 8 << 20  # all shards' pending lines together; flushed to disk past this
 
 
 def owner_shard(key: str, num_shards: int) -> int:
@@ -128,7 +128,9 @@ def split_input(cfg: AugmentConfig, progress=None) -> tuple[dict[str, str], dict
     local_out = not storage.is_remote(inputs_dir)
     if local_out:
         os.makedirs(inputs_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".split-", dir=inputs_dir if local_out else None) as tmp:
+        storage.remove_stale_temps(inputs_dir, ".split-")  # a planner killed mid-way (kill -9)
+    prefix = f".split-{os.getpid()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=inputs_dir if local_out else None) as tmp:
         files = _ShardFiles(tmp, names)
         n = 0
         for n, (line, item, raw) in enumerate(iter_input(cfg.input), start=1):

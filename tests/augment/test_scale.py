@@ -198,3 +198,21 @@ def test_a_shard_task_does_not_rehash_an_unchanged_local_input(dataset, tmp_path
 
     monkeypatch.setattr(storage, "content_id", no_full_read)
     assert augment(cfg, 1, engine=ScriptedEngine)["shard"] == 1
+
+
+def test_seen_ids_remember_the_first_line_even_past_the_planned_count():
+    from teacherlm_core.augment.shard import SeenIds
+
+    seen = SeenIds(capacity=0)  # fewer planned than come: it grows
+    assert [seen.first_line(f"id-{i}", i + 1) for i in range(5000)] == list(range(1, 5001))
+    assert seen.first_line("id-42", 9999) == 43 and seen.first_line("id-4999", 1) == 5000
+    assert seen.count == 5000
+
+
+def test_temps_of_a_killed_merge_or_plan_are_cleaned_by_the_rerun(dataset, tmp_path):
+    out = tmp_path / "k"
+    (out / "inputs" / ".split-999999999-abc").mkdir(parents=True)  # a planner killed mid-way
+    (out / "inputs" / ".split-999999999-abc" / "shard-00000-of-00002.jsonl").write_text("{}\n")
+    (out / ".merge-999999999-xyz.tmp").write_text("half a file")  # a merge killed mid-way
+    augment(cfg_for(dataset, out, num_shards=2), engine=ScriptedEngine)
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".split-*"))
