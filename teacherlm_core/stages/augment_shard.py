@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 from ..data.splits import split_file
 from ..kfp_support.run_id import kfp_run_id
@@ -48,6 +49,8 @@ def augment_shard(
     params = {"shard_index": shard_index, "num_shards": num_shards, "engine": engine, "fields": fields}
     with stage_run(f"augment shard {shard_index}", params) as t:
         done = augment(cfg, shard_index, tracker=t)
+    if not work_root:  # every shard's input was cut here for this one task: the artifact keeps none of them
+        shutil.rmtree(os.path.join(output, "inputs"), ignore_errors=True)
     if work_root:  # the finished shard, from the shared root into this task's output
         storage.copy(cfg.plan_uri, os.path.join(output, "plan.json"))
         storage.download_dir(
