@@ -61,6 +61,9 @@ def _kind(value: Any) -> str:
     return "object"
 
 
+_SCALAR = {type(None): "null", bool: "bool", int: "int", float: "float", str: "str"}
+
+
 class ColumnKinds:
     """The kinds of value seen per column, in first-seen column order (streaming: one record at a time)."""
 
@@ -68,8 +71,14 @@ class ColumnKinds:
         self.kinds: dict[str, set[str]] = {}
 
     def add(self, record: dict[str, Any]) -> None:
+        kinds = self.kinds
         for key, value in record.items():
-            self.kinds.setdefault(key, set()).add(_kind(value))
+            kind = _SCALAR.get(type(value)) or _kind(value)  # the common scalar types without a call
+            seen = kinds.get(key)
+            if seen is None:
+                kinds[key] = {kind}
+            elif kind not in seen:
+                seen.add(kind)
 
     def types(self) -> dict[str, str]:
         """Column -> Arrow type name (``string``, ``int64``...) or ``json``, by the rule above."""

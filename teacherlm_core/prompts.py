@@ -11,7 +11,6 @@ suffix (``FIELD_SUFFIX``). Zero-shot rank classification scores the letters afte
 
 from __future__ import annotations
 
-import re
 import string
 
 from .schema import Sample
@@ -34,12 +33,13 @@ FIELD_SUFFIX = {
     "fundamentals": " The fundamental of this question is:",
 }
 
-_WS = re.compile(r"\s+")
-
 
 def collapse_ws(text: str) -> str:
-    """Collapse every run of whitespace (newlines, tabs...) to one space and strip the ends."""
-    return _WS.sub(" ", text).strip()
+    """Collapse every run of whitespace (newlines, tabs...) to one space and strip the ends.
+
+    ``str.split()`` splits at exactly the characters ``\\s`` matches (``str.isspace``), several
+    times faster than the regex; augmentation calls this millions of times at 2M samples."""
+    return " ".join(text.split())
 
 
 def letter(index: int) -> str:

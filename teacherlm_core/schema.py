@@ -34,6 +34,8 @@ __all__ = [
     "Sample",
     "choices_problem",
     "detect_format",
+    "format_of",
+    "iter_jsonl_lines",
     "iter_raw_records",
     "load_samples",
     "read_samples",
@@ -220,6 +222,11 @@ def detect_format(path: str | os.PathLike[str]) -> Literal["jsonl", "parquet"]:
         raise DataError(path, None, None, "no such file")
     with open(path, "rb") as fh:
         head = fh.read(4096)
+    return format_of(head, path)
+
+
+def format_of(head: bytes, path: str) -> Literal["jsonl", "parquet"]:
+    """:func:`detect_format` from a file's first bytes (e.g. the first chunk of a stream); ``path`` names it in errors."""
     if not head:
         raise DataError(path, None, None, "file is empty")
     if head.startswith(PARQUET_MAGIC):
@@ -249,41 +256,60 @@ def iter_raw_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[s
         yield from _iter_parquet(path)
         return
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if lineno == 1:
-                raw = raw.removeprefix(UTF8_BOM)
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield (
-                    lineno,
-                    DataError(path, lineno, None, f"not valid UTF-8 (byte {exc.start})"),
-                    raw.decode("utf-8", "replace"),
-                )
-                continue
-            try:
-                record = json.loads(text, parse_constant=_NonStandard)
-            except json.JSONDecodeError as exc:
-                yield (
-                    lineno,
-                    DataError(path, lineno, None, f"malformed JSON: {exc.msg} at column {exc.colno}"),
-                    text.rstrip("\n"),
-                )
-                continue
-            if (bad := _find_value(record, lambda v: isinstance(v, _NonStandard))) is not None:
-                reason = f"non-standard JSON value {bad[1].name} (JSON has no NaN or Infinity; use null)"
-                yield lineno, DataError(path, lineno, bad[0] or None, reason), text.rstrip("\r\n")
-                continue
-            if not isinstance(record, dict):
-                yield (
-                    lineno,
-                    DataError(path, lineno, None, f"expected a JSON object, got {type(record).__name__}"),
-                    text.rstrip("\n"),
-                )
-                continue
-            yield lineno, record, record
+        yield from iter_jsonl_lines(fh, path)
+
+
+def iter_jsonl_lines(
+    lines: Iterable[bytes], path: str
+) -> Iterator[tuple[int, dict[str, Any] | DataError, Any]]:
+    """:func:`iter_raw_records` of JSON lines given as byte lines (a file, or a stream from S3).
+
+    ``path`` names the source in errors; line numbers count from 1, blank lines included.
+    """
+    nonstandard: list[
+        _NonStandard
+    ] = []  # filled only when a line holds NaN/Infinity: the walk is skipped otherwise
+
+    def on_constant(name: str) -> _NonStandard:
+        nonstandard.append(value := _NonStandard(name))
+        return value
+
+    for lineno, raw in enumerate(lines, start=1):
+        if lineno == 1:
+            raw = raw.removeprefix(UTF8_BOM)
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield (
+                lineno,
+                DataError(path, lineno, None, f"not valid UTF-8 (byte {exc.start})"),
+                raw.decode("utf-8", "replace"),
+            )
+            continue
+        nonstandard.clear()
+        try:
+            record = json.loads(text, parse_constant=on_constant)
+        except json.JSONDecodeError as exc:
+            yield (
+                lineno,
+                DataError(path, lineno, None, f"malformed JSON: {exc.msg} at column {exc.colno}"),
+                text.rstrip("\n"),
+            )
+            continue
+        if nonstandard and (bad := _find_value(record, lambda v: isinstance(v, _NonStandard))) is not None:
+            reason = f"non-standard JSON value {bad[1].name} (JSON has no NaN or Infinity; use null)"
+            yield lineno, DataError(path, lineno, bad[0] or None, reason), text.rstrip("\r\n")
+            continue
+        if not isinstance(record, dict):
+            yield (
+                lineno,
+                DataError(path, lineno, None, f"expected a JSON object, got {type(record).__name__}"),
+                text.rstrip("\n"),
+            )
+            continue
+        yield lineno, record, record
 
 
 def _iter_parquet(path: str) -> Iterator[tuple[int, dict[str, Any] | DataError, Any]]:

@@ -16,6 +16,7 @@ import io
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,16 +28,20 @@ __all__ = [
     "LocalStore",
     "S3Store",
     "Store",
+    "chunk_lines",
     "content_id",
     "copy",
     "delete",
     "download_dir",
     "exists",
     "is_remote",
+    "iter_chunks",
+    "iter_lines",
     "join",
     "list_files",
     "read_bytes",
     "read_text",
+    "remove_stale_temps",
     "store_for",
     "upload_dir",
     "write_bytes",
@@ -276,6 +281,30 @@ class S3Store:
         st = self._call("stat", key, self.client.stat_object, bucket, name)
         return {"size": st.size, "etag": st.etag}
 
+    def iter_chunks(self, key: str, size: int = 1 << 20) -> Iterator[bytes]:
+        """Stream an object; a transient failure mid-stream resumes at the byte reached."""
+        import time
+
+        bucket, name = self.split(key)
+        pos, deadline = 0, None
+        while True:
+            resp = self._call("read", key, self.client.get_object, bucket, name, offset=pos)
+            try:
+                for chunk in resp.stream(size):
+                    pos += len(chunk)
+                    yield chunk
+                return
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                deadline = deadline or time.monotonic() + self._retry_seconds
+                if time.monotonic() > deadline:
+                    raise StorageError(f"{key}: read failed at byte {pos} after retrying: {exc}") from exc
+                time.sleep(0.5)
+            finally:
+                resp.close()
+                resp.release_conn()
+
     def download_file(self, key: str, local: str) -> None:
         bucket, name = self.split(key)
         Path(local).parent.mkdir(parents=True, exist_ok=True)
@@ -354,6 +383,69 @@ def _sha256_file(path: str, stamp: tuple[int, int, int, int]) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def iter_chunks(uri: str | os.PathLike[str], size: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes of one file, ``size`` bytes at a time, streamed (never the whole file in memory).
+
+    On S3 one ranged GET streams the object; a transient failure mid-stream re-opens it at the
+    byte reached (``offset``), within the store's retry budget, so nothing is read twice or skipped.
+
+    Raises:
+        StorageError: no such file, or S3 unreachable for longer than the retry budget.
+    """
+    uri = _norm(uri)
+    if not is_remote(uri):
+        try:
+            fh = open(uri, "rb")  # noqa: SIM115 (closed below; a generator cannot use with across yields cleanly)
+        except FileNotFoundError:
+            raise StorageError(f"{uri}: no such file") from None
+        with fh:
+            yield from iter(lambda: fh.read(size), b"")
+        return
+    store = store_for(uri)
+    assert isinstance(store, S3Store)
+    yield from store.iter_chunks(uri, size)
+
+
+def iter_lines(uri: str | os.PathLike[str], size: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of one file as bytes (each with its ``\\n``, the last one maybe without), streamed."""
+    return chunk_lines(iter_chunks(uri, size))
+
+
+def chunk_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Byte chunks (in order) cut into lines, each with its ``\\n`` (the last one maybe without)."""
+    rest = b""
+    for chunk in chunks:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            yield line + b"\n"
+    if rest:
+        yield rest
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], prefix: str) -> int:
+    """Delete ``folder/<prefix><pid>-*`` temp files and dirs left by processes of this host that are
+    gone (a kill -9 mid-write); a live writer's temps are kept. Returns how many were removed."""
+    removed = 0
+    for path in Path(folder).glob(f"{prefix}*"):
+        pid = path.name[len(prefix) :].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def list_files(prefix: str | os.PathLike[str]) -> list[str]:

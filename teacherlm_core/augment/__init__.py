@@ -5,9 +5,14 @@ sample of any dataset, sharded, resumable and exactly once.
         --num-shards 16 --shard-index 3          # one shard (a pipeline fan-out task)
     teacherlm augment merge --output s3://bucket/run/augment
 
-Layout under OUTPUT: ``plan.json`` (the settings, fixed at the first run), ``shards/shard-*/``
+Layout under OUTPUT: ``plan.json`` (the settings, fixed at the first run), ``inputs/shard-*.jsonl``
+(each shard's own records, written by the plan's one pass over the input), ``shards/shard-*/``
 (parts + markers + ``_SUCCESS``), and after the merge ``data/*.parquet``, ``quarantine/*.jsonl``,
-``manifest.json`` and ``README.md`` (dataset card).
+``train.jsonl``, ``manifest.json`` and ``README.md`` (dataset card).
+
+``--dry-run`` writes deterministic placeholder text without loading a model, to check storage,
+sharding, fan-out and merge at full scale (:mod:`teacherlm_core.engines.dry_run`); see
+``docs/scale.md`` for the capacity model of a 2M-sample run.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ def engine_factory(cfg: AugmentConfig) -> Callable[[], Engine]:
     made: list[Engine] = []
 
     def factory() -> Engine:
+        if not made and cfg.dry_run:
+            from ..engines.dry_run import DryRunEngine
+
+            made.append(DryRunEngine(cfg.model))
         if not made:
             kwargs: dict[str, Any] = {"revision": cfg.revision, "seed": cfg.seed}
             if cfg.engine == "vllm":

@@ -54,6 +54,11 @@ class AugmentConfig(BaseModel):
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint (engine=openai).")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key.")
     max_concurrency: int = Field(32, ge=1, description="Requests in flight (engine=openai).")
+    dry_run: bool = Field(
+        False,
+        description="Write deterministic placeholder explanations without loading a model (checks storage, "
+        "sharding, fan-out and merge at full scale); marked in the plan's identity and the manifest.",
+    )
 
     @field_validator("fields", mode="before")
     @classmethod
@@ -69,7 +74,8 @@ class AugmentConfig(BaseModel):
 
     @property
     def teacher(self) -> str:
-        return f"{self.model}@{self.revision or 'local'}"
+        name = f"{self.model}@{self.revision or 'local'}"
+        return f"dry-run placeholder (no model; planned teacher {name})" if self.dry_run else name
 
     def public(self) -> dict:
         """The config without anything secret-bearing (for plans, manifests and MLflow): the endpoint's

@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import os
+import tempfile
 from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import __version__, storage
@@ -22,7 +24,9 @@ from ..schema import SCHEMA_VERSION
 from .config import AugmentConfig, shard_name
 from .plan import load_plan_record
 
-__all__ = ["load_plan", "merge"]
+__all__ = ["ROW_GROUP", "load_plan", "merge"]
+
+ROW_GROUP = 2048  # records per Parquet row group: what the merge holds in memory at once
 
 
 def load_plan(output: str) -> tuple[AugmentConfig, dict[str, Any]]:
@@ -43,14 +47,95 @@ def load_plan(output: str) -> tuple[AugmentConfig, dict[str, Any]]:
     return AugmentConfig.model_validate(plan["config"]), plan
 
 
-def _read_jsonl(uri: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in storage.read_text(uri).splitlines() if line.strip()]
+class _Output:
+    """One output file written as it streams: to a temp file beside it (locally) or in a temp dir
+    (for S3), then put in place whole by :meth:`commit`; its sha256 is computed on the way."""
+
+    def __init__(self, uri: str, root: str):
+        self.uri = uri
+        local = not storage.is_remote(uri)
+        folder = root if local else None  # the run's root: same file system, and no empty data/ left
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=f".merge-{os.getpid()}-", suffix=".tmp")
+        os.close(fd)
+        self.local = local
+
+    def commit(self) -> str:
+        digest = storage.sha256_file(self.tmp)
+        if self.local:
+            os.makedirs(os.path.dirname(self.uri), exist_ok=True)
+            os.replace(self.tmp, self.uri)
+        else:
+            storage.copy(self.tmp, self.uri)
+            os.unlink(self.tmp)
+        return digest
+
+    def discard(self) -> None:
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
 
 
-def merge(output: str) -> dict[str, Any]:
-    """Merge every shard of the run under ``output``; every shard must have its ``_SUCCESS``."""
-    import pyarrow.parquet as pq
+def _part_lines(uri: str, sha256: str) -> Iterator[bytes]:
+    """The lines of a part file, streamed; its checksum is checked after the last line."""
+    digest = hashlib.sha256()
+    for line in storage.iter_lines(uri):
+        digest.update(line)
+        if line.strip():
+            yield line if line.endswith(b"\n") else line + b"\n"
+    if digest.hexdigest() != sha256:
+        raise TeacherLMError(f"{uri}: checksum mismatch with its marker (file changed after it was written)")
 
+
+class _ParquetShard:
+    """A shard's Parquet file, written a row group (``ROW_GROUP`` records) at a time."""
+
+    def __init__(self, uri: str, root: str, columns: dict[str, str]):
+        self.out, self.columns, self.rows, self.writer, self.count = _Output(uri, root), columns, [], None, 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.rows.append(record)
+        if len(self.rows) >= ROW_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow.parquet as pq
+
+        if not self.rows:
+            return
+        t = table(self.rows, self.columns)
+        if self.writer is None:
+            self.schema = t.schema
+            self.writer = pq.ParquetWriter(self.out.tmp, t.schema)
+        elif t.schema != self.schema:  # the struct column is inferred per batch
+            t = t.cast(self.schema)
+        self.writer.write_table(t)
+        self.count += len(self.rows)
+        self.rows = []
+
+    def close(self) -> str | None:
+        """The file's sha256 once in place, or ``None`` (and no file) when the shard has no records."""
+        self.flush()
+        if self.writer is None:
+            self.out.discard()
+            return None
+        self.writer.close()
+        return self.out.commit()
+
+
+def merge(output: str, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Merge every shard of the run under ``output``; every shard must have its ``_SUCCESS``.
+
+    Streams: each part file is read a line at a time and written on at once (to ``train.jsonl``,
+    its shard's Parquet file a row group at a time, or its shard's quarantine file), so memory is
+    bounded by a row group (``ROW_GROUP`` records), whatever the dataset's size; the statistics
+    come from the shards' markers and are checked against the records actually read.
+    ``progress`` is called with each shard's record count (augmented + quarantined) once it is merged.
+
+    Raises:
+        TeacherLMError: a shard unfinished, or a part file changed after its marker was written.
+        DataError: every input record was quarantined (the manifest and quarantine are written first).
+    """
     cfg, plan = load_plan(output)
     fingerprint = plan["fingerprint"]
     successes, missing = [], []
@@ -65,54 +150,59 @@ def merge(output: str) -> dict[str, Any]:
             f"{output}: cannot merge, {len(missing)} of {cfg.num_shards} shard(s) unfinished: {missing[:20]}; "
             "re-run `teacherlm augment` (finished shards and parts are skipped)"
         )
-    records_by_shard, rejected_by_shard, files = [], [], {}
-    quarantined_total = 0
-    for i, done in enumerate(successes):
-        shard_dir, records, rejected = cfg.shard_dir(i), [], []
-        for part in done["parts"]:
-            for name, meta in sorted(part["files"].items()):
-                blob = storage.read_bytes(storage.join(shard_dir, name))
-                if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+    if not storage.is_remote(output):  # temps of a merge killed mid-way (kill -9): nothing else cleans them
+        storage.remove_stale_temps(output, ".merge-")
+    files: dict[str, dict[str, Any]] = {}
+    quarantined_total, n_out = 0, 0
+    reasons: Counter[str] = Counter()  # only read when nothing was augmented
+    train = _Output(storage.join(output, "train.jsonl"), output)
+    try:
+        with open(train.tmp, "wb") as train_fh:
+            for i, done in enumerate(successes):
+                shard_dir = cfg.shard_dir(i)
+                rel_data = f"data/{shard_name(i, cfg.num_shards)}.parquet"
+                rel_q = f"quarantine/{shard_name(i, cfg.num_shards)}.jsonl"
+                data = _ParquetShard(storage.join(output, rel_data), output, plan["columns"])
+                quarantine = _Output(storage.join(output, rel_q), output)
+                n_rejected = 0
+                with open(quarantine.tmp, "wb") as q_fh:
+                    for part in done["parts"]:
+                        for name, meta in sorted(part["files"].items()):
+                            for line in _part_lines(storage.join(shard_dir, name), meta["sha256"]):
+                                record = json.loads(line)
+                                if name.endswith(".quarantine.jsonl"):
+                                    q_fh.write(line)
+                                    n_rejected += 1
+                                    if len(reasons) < 10_000:
+                                        reasons[record["reason"].split(" (after")[0][:120]] += 1
+                                else:
+                                    train_fh.write(line)
+                                    data.add(record)
+                sha = data.close()
+                if sha is not None:
+                    files[rel_data] = {"records": data.count, "sha256": sha}
+                if n_rejected:
+                    files[rel_q] = {"records": n_rejected, "sha256": quarantine.commit()}
+                else:
+                    quarantine.discard()
+                if (data.count, n_rejected) != (done["out"], done["quarantined"]):
                     raise TeacherLMError(
-                        f"{storage.join(shard_dir, name)}: checksum mismatch with its marker (file changed after it was written)"
+                        f"{shard_dir}: its parts hold {data.count} records and {n_rejected} quarantined, "
+                        f"its _SUCCESS says {done['out']} and {done['quarantined']}"
                     )
-                rows = [json.loads(x) for x in blob.decode().splitlines() if x.strip()]
-                (rejected if name.endswith(".quarantine.jsonl") else records).extend(rows)
-        records_by_shard.append(records)
-        rejected_by_shard.append(rejected)
-        if rejected:
-            blob = b"".join(
-                json.dumps(r, ensure_ascii=False, allow_nan=False).encode() + b"\n" for r in rejected
-            )
-            rel = f"quarantine/{shard_name(i, cfg.num_shards)}.jsonl"
-            storage.write_bytes(storage.join(output, rel), blob)
-            files[rel] = {"records": len(rejected), "sha256": hashlib.sha256(blob).hexdigest()}
-            quarantined_total += len(rejected)
-    for i, records in enumerate(records_by_shard):
-        if not records:
-            continue
-        buf = io.BytesIO()
-        pq.write_table(table(records, plan["columns"]), buf)
-        rel = f"data/{shard_name(i, cfg.num_shards)}.parquet"
-        storage.write_bytes(storage.join(output, rel), buf.getvalue())
-        files[rel] = {"records": len(records), "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
-    # Every augmented record exactly as it came in and out (JSON keeps what Parquet types cannot).
-    blob = b"".join(
-        json.dumps(r, ensure_ascii=False, allow_nan=False).encode() + b"\n"
-        for records in records_by_shard
-        for r in records
-    )
-    storage.write_bytes(storage.join(output, "train.jsonl"), blob)
-    files["train.jsonl"] = {
-        "records": sum(map(len, records_by_shard)),
-        "sha256": hashlib.sha256(blob).hexdigest(),
-    }
+                n_out += data.count
+                quarantined_total += n_rejected
+                if progress:
+                    progress(data.count + n_rejected)
+        files["train.jsonl"] = {"records": n_out, "sha256": train.commit()}
+    finally:
+        train.discard()
     n_in = sum(d["in"] for d in successes)
-    n_out = sum(len(r) for r in records_by_shard)
     checked = sum(d["cot_checked"] for d in successes)
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "kind": "augmented",
+        "dry_run": cfg.dry_run,
         "teacherlm_version": __version__,
         "input": cfg.input,
         "teacher": cfg.teacher,
@@ -151,13 +241,18 @@ def merge(output: str) -> dict[str, Any]:
     storage.write_text(storage.join(output, "manifest.json"), json.dumps(manifest, indent=1, sort_keys=True))
     storage.write_text(storage.join(output, "README.md"), dataset_card(manifest))
     if n_out == 0:  # a complete record of the failure is written; nothing downstream can use it
-        reasons = Counter(r["reason"].split(" (after")[0][:120] for rows in rejected_by_shard for r in rows)
         top = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(3))
         raise DataError(
             storage.join(output, "quarantine"), None, None,
             f"every one of the {n_in} input records was quarantined, nothing was augmented ({top})",
         )  # fmt: skip
     return manifest
+
+
+_DRY_RUN_NOTE = """
+> **Dry run: not training data.** Every explanation is a deterministic placeholder written without
+> a model (`teacherlm augment --dry-run`), to check storage, sharding, fan-out and merge at scale.
+"""
 
 
 def dataset_card(m: dict[str, Any]) -> str:
@@ -172,7 +267,7 @@ configs:
 tags: [teacherlm, augmented, explanations]
 ---
 # Augmented dataset (teacherlm {m["teacherlm_version"]})
-
+{_DRY_RUN_NOTE if m.get("dry_run") else ""}
 Every sample of `{m["input"]}` with explanations written by the teacher **{m["teacher"]}**{origin}, as in
 TeacherLM (arXiv 2310.19019): {", ".join(f"`{f}`" for f in m["fields"])}. The teacher is
 answer-conditioned: it explains the gold answer, it does not guess it.

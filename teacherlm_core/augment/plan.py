@@ -8,7 +8,12 @@
   engine and its endpoint (credentials removed), and every generation setting;
 * ``fingerprint``: a hash of the identity; every part marker and ``_SUCCESS`` carries it;
 * ``columns``: the Parquet type of every column the merged dataset will have
-  (:mod:`teacherlm_core.parquet`'s rule, computed from the whole input before any generation).
+  (:mod:`teacherlm_core.parquet`'s rule, computed from the whole input before any generation);
+* ``inputs``: per shard, the records, bytes and sha256 of its input file
+  (``OUT/inputs/<shard>.jsonl``, :mod:`.split`), written in the same single pass over the input.
+
+A dry run (``dry_run``: placeholder text, no model) is part of the identity, so a dry run's
+output and a real run's can never be mixed or resumed one from the other.
 
 A re-run with any part of the identity changed is refused, naming what changed; nothing of an
 old run is ever served for a changed input.
@@ -18,19 +23,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any
 
 from .. import storage
 from ..errors import ConfigError, TeacherLMError
 from ..models import model_identity
-from ..parquet import ColumnKinds
 from ..redaction import redact_document, strip_url_credentials
-from ..schema import FIELDS, iter_raw_records
+from ..schema import FIELDS
 from .config import AugmentConfig, public_endpoint
+from .split import split_input
 
 __all__ = [
     "SETTINGS",
     "check_plan",
+    "ensure_plan",
     "identity",
     "load_plan_record",
     "new_plan",
@@ -48,6 +55,7 @@ SETTINGS = (
     "top_p",
     "seed",
     "max_retries",
+    "dry_run",
 )
 OUTPUT_COLUMNS = {
     **dict.fromkeys(FIELDS, "string"),
@@ -57,13 +65,32 @@ OUTPUT_COLUMNS = {
 }
 
 
-def identity(cfg: AugmentConfig) -> dict[str, Any]:
-    """What the run's output depends on (see the module docstring)."""
+def _stat(path: str) -> list[int]:
+    st = os.stat(path)
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _input_id(cfg: AugmentConfig, recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """The input's content id; for a local file whose inode, size and times are those recorded at
+    planning, the recorded one (so a shard task never re-reads the whole input to hash it)."""
+    if (
+        recorded
+        and not storage.is_remote(cfg.input)
+        and os.path.isfile(cfg.input)
+        and recorded.get("input_stat") == _stat(cfg.input)
+        and recorded["identity"]["input"]["uri"] == strip_url_credentials(cfg.input)
+    ):
+        return recorded["identity"]["input"]
+    return {"uri": strip_url_credentials(cfg.input), **storage.content_id(cfg.input)}
+
+
+def identity(cfg: AugmentConfig, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the run's output depends on (see the module docstring); ``recorded``: the plan on record."""
     return {
-        "input": {"uri": strip_url_credentials(cfg.input), **storage.content_id(cfg.input)},
+        "input": _input_id(cfg, recorded),
         "teacher": model_identity(cfg.model, cfg.revision),
         "engine": {
-            "name": cfg.engine,
+            "name": "dry-run" if cfg.dry_run else cfg.engine,
             "endpoint": public_endpoint(cfg.base_url) if cfg.engine == "openai" else None,
         },
         "settings": {k: getattr(cfg, k) for k in SETTINGS} | {"fields": list(cfg.fields)},
@@ -75,16 +102,34 @@ def plan_fingerprint(ident: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def new_plan(cfg: AugmentConfig, local_input: str, ident: dict[str, Any]) -> dict[str, Any]:
-    """The plan of a new run: its identity, fingerprint and the columns of the whole input."""
-    kinds = ColumnKinds()
-    for _, item, _ in iter_raw_records(local_input):
-        if isinstance(item, dict):
-            kinds.add(item)
-    columns = kinds.types() | OUTPUT_COLUMNS
+def new_plan(cfg: AugmentConfig, ident: dict[str, Any], progress=None) -> dict[str, Any]:
+    """The plan of a new run, after writing every shard's input (one streaming pass over the input)."""
+    columns, inputs = split_input(cfg, progress)
     plan = {"fingerprint": plan_fingerprint(ident), "identity": ident, "num_shards": cfg.num_shards,
-            "config": cfg.public(), "columns": columns}  # fmt: skip
+            "config": cfg.public(), "columns": columns | OUTPUT_COLUMNS, "inputs": inputs}  # fmt: skip
     return redact_document(plan)
+
+
+def ensure_plan(cfg: AugmentConfig, ident: dict[str, Any] | None = None, progress=None) -> dict[str, Any]:
+    """The run's plan: the recorded one when it matches, else a new one (split, then ``plan.json``).
+
+    Shard tasks racing to plan the same run write the same files (atomic, identical), so the
+    race is harmless.
+
+    Raises:
+        ConfigError: the output holds a run of another input, teacher, engine or settings.
+        TeacherLMError: the output holds a plan of an older teacherlm (no per-shard inputs).
+    """
+    ident = ident or identity(cfg, load_plan_record(cfg.output))
+    plan = check_plan(cfg, ident)
+    if plan is None:
+        plan = new_plan(cfg, ident, progress)
+        if not storage.is_remote(cfg.input):
+            plan["input_stat"] = _stat(cfg.input)
+        storage.write_text(cfg.plan_uri, json.dumps(plan, indent=1, sort_keys=True))
+    elif "inputs" not in plan:
+        raise TeacherLMError(f"{cfg.plan_uri}: written by an older teacherlm; use a new --output")
+    return plan
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

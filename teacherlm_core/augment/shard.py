@@ -2,9 +2,11 @@
 
 A record belongs to shard ``sha256(id) % num_shards`` (records without a usable id: by line),
 so every occurrence of an id lands in the same shard, where duplicates are caught, and the
-result does not depend on input order. A shard's records are cut into parts of ``part_size``
-input records; each part is written as ``part-NNNNN.W.jsonl`` (+ ``.W.quarantine.jsonl``) and then
-its marker ``part-NNNNN.W.json``; the shard ends with ``_SUCCESS``. A re-run skips finished shards
+result does not depend on input order. The plan step has already cut the input into per-shard
+files (:mod:`.split`); a shard streams only its own, a part at a time, so its memory is bounded
+by a part (plus 16 bytes per id, to catch duplicates), not by the dataset. A shard's records
+are cut into parts of ``part_size`` input records; each part is written as ``part-NNNNN.W.jsonl``
+(+ ``.W.quarantine.jsonl``) and then its marker ``part-NNNNN.W.json``; the shard ends with ``_SUCCESS``. A re-run skips finished shards
 and, inside a shard, finished parts; a kill at any moment loses nothing and duplicates nothing.
 
 Fencing: ``W`` is the writer, unique to each :func:`run_shard` call (start time, then random), so
@@ -18,14 +20,12 @@ record once. This needs no conditional writes, so any S3 server (or a local dir)
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-import os
 import re
 import secrets
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,15 +34,16 @@ from pydantic import ValidationError
 from .. import storage
 from ..engines import Engine, GenerationParams, generate_servable, request_seed
 from ..errors import ConfigError, DataError
-from ..prompts import teacher_prompt
-from ..schema import Rejected, Sample, iter_raw_records, to_data_error
-from .config import AugmentConfig
-from .plan import check_plan, identity, new_plan, plan_fingerprint
+from ..prompts import FIELD_SUFFIX, base_text
+from ..schema import Rejected, Sample, to_data_error
+from .config import AugmentConfig, shard_name
+from .plan import ensure_plan
 from .quality import clean_generation, is_consistent
+from .split import iter_shard_input, owner_shard
 
 __all__ = [
     "PartStats",
-    "local_input",
+    "SeenIds",
     "new_writer_id",
     "owner_shard",
     "run_shard",
@@ -69,53 +70,86 @@ class PartStats:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def owner_shard(key: str, num_shards: int) -> int:
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % num_shards
-
-
-@contextmanager
-def local_input(uri: str) -> Iterator[str]:
-    """A local path for ``uri`` (downloaded to a temp dir when remote)."""
-    if not storage.is_remote(uri):
-        yield uri
-        return
-    with tempfile.TemporaryDirectory(prefix="teacherlm-input-") as tmp:
-        path = os.path.join(tmp, os.path.basename(uri))
-        storage.copy(uri, path)
-        yield path
-
-
 Entry = tuple[int, Sample | None, Rejected | None]
 
 
-def shard_entries(path: str, index: int, num_shards: int, source: str | None = None) -> list[Entry]:
-    """The shard's input records in line order: ``(line, sample, None)`` or ``(line, None, rejected)``."""
-    source = source or path
-    entries: list[Entry] = []
-    seen: dict[str, int] = {}
-    for line, item, raw in iter_raw_records(path):
-        key = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else f"line:{line}"
-        if owner_shard(key, num_shards) != index:
+class SeenIds:
+    """The ids a shard has seen, in 16 bytes each: an open-addressing table of 8-byte id hashes
+    and first lines, sized once from the shard's record count (a Python dict would take ~120
+    bytes an id: 30 MB for a 250,000-record shard). Two ids share a hash with probability
+    ~n^2 / 2^65 (about 2e-9 at 250,000 ids)."""
+
+    def __init__(self, capacity: int):
+        import numpy as np
+
+        size = 1 << max(10, (max(capacity, 1) * 3 // 2).bit_length())  # load factor <= 2/3
+        self.keys = np.zeros(size, dtype=np.uint64)
+        self.lines = np.zeros(size, dtype=np.int64)
+        self.mask, self.count = size - 1, 0
+
+    def first_line(self, sample_id: str, line: int) -> int:
+        """The line ``sample_id`` was first seen on (``line`` itself when it is new; then remembered)."""
+        h = int.from_bytes(hashlib.sha256(sample_id.encode()).digest()[:8], "big") | 1  # 0 marks a free slot
+        i = h & self.mask
+        while (k := int(self.keys[i])) != 0:
+            if k == h:
+                return int(self.lines[i])
+            i = (i + 1) & self.mask
+        if (self.count + 1) * 3 > len(self.keys) * 2:  # more ids than planned: grow (never expected)
+            self._grow()
+            return self.first_line(sample_id, line)
+        self.keys[i], self.lines[i] = h, line
+        self.count += 1
+        return line
+
+    def _grow(self) -> None:
+        old = [(int(k), int(v)) for k, v in zip(self.keys, self.lines, strict=True) if k]
+        self.__init__(len(self.keys))
+        for h, line in old:
+            i = h & self.mask
+            while self.keys[i]:
+                i = (i + 1) & self.mask
+            self.keys[i], self.lines[i] = h, line
+            self.count += 1
+
+
+def shard_entries(entries: Iterable[dict[str, Any]], source: str, expected: int = 0) -> Iterator[Entry]:
+    """A shard's input entries (:func:`.split.iter_shard_input`) validated, in line order, streamed.
+
+    Yields ``(line, sample, None)`` or ``(line, None, rejected)``; a second record with an id
+    already seen in the shard is rejected naming the first one's line. Ids are remembered in
+    :class:`SeenIds`, sized for ``expected`` records (the plan's count for the shard).
+    """
+    seen = SeenIds(expected)
+    for entry in entries:
+        line = entry["line"]
+        if "error" in entry:
+            err = entry["error"]
+            yield (
+                line,
+                None,
+                Rejected(
+                    source=source, line=line, field=err["field"], reason=err["reason"], raw=entry["raw"]
+                ),
+            )
             continue
-        error = item if isinstance(item, DataError) else None
-        if error is None:
-            try:
-                sample = Sample.model_validate(item)
-            except ValidationError as exc:
-                error = to_data_error(source, line, exc)
-            else:
-                first = seen.setdefault(sample.id, line)
-                if first == line:
-                    entries.append((line, sample, None))
-                    continue
-                error = DataError(
-                    source, line, "id", f"duplicate id {sample.id!r} (first seen on line {first})"
-                )
-        error.path = source
-        entries.append(
-            (line, None, Rejected(source=source, line=line, field=error.field, reason=error.reason, raw=raw))
-        )
-    return entries
+        item = entry["record"]
+        try:
+            sample = Sample.model_validate(item)
+        except ValidationError as exc:
+            error = to_data_error(source, line, exc)
+        else:
+            first = seen.first_line(sample.id, line)
+            if first == line:
+                yield line, sample, None
+                continue
+            error = DataError(source, line, "id", f"duplicate id {sample.id!r} (first seen on line {first})")
+        yield line, None, Rejected(source=source, line=line, field=error.field, reason=error.reason, raw=item)
+
+
+def _parts(entries: Iterator[Entry], size: int) -> Iterator[list[Entry]]:
+    while chunk := list(itertools.islice(entries, size)):
+        yield chunk
 
 
 def _jsonl(records: list[dict[str, Any]]) -> bytes:
@@ -128,12 +162,13 @@ def _generate_part(cfg: AugmentConfig, engine: Engine, samples: list[Sample], st
     meta: dict[tuple[int, str], dict[str, Any]] = {}
     failures: dict[tuple[int, str], str] = {}
     pending = [(i, f) for i in range(len(samples)) for f in cfg.fields]
+    bases = [base_text(s) for s in samples]  # once per sample, not once per field and attempt
     # Greedy decoding repeats itself: a retry would only cost time.
     attempts = 1 + (cfg.max_retries if cfg.temperature > 0 else 0)
     for attempt in range(attempts):
         if not pending:
             break
-        prompts = [teacher_prompt(samples[i], f) for i, f in pending]
+        prompts = [bases[i] + FIELD_SUFFIX[f] for i, f in pending]  # == teacher_prompt(samples[i], f)
         params = [
             GenerationParams(
                 max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -185,7 +220,7 @@ def _process_part(cfg: AugmentConfig, engine: Engine, entries: list[Entry], stat
         record = sample.to_record() | {f: texts[(i, f)] for f in cfg.fields}
         record["teacher"] = cfg.teacher
         record["generation"] = {
-            "engine": cfg.engine, "seed": cfg.seed, "temperature": cfg.temperature, "top_p": cfg.top_p,
+            "engine": "dry-run" if cfg.dry_run else cfg.engine, "seed": cfg.seed, "temperature": cfg.temperature, "top_p": cfg.top_p,
             "max_new_tokens": cfg.max_new_tokens, **{f: meta[(i, f)] for f in cfg.fields},
         }  # fmt: skip
         if "chain_of_thought" in cfg.fields:
@@ -243,24 +278,24 @@ def run_shard(
     """
     if not 0 <= index < cfg.num_shards:
         raise ConfigError("--shard-index", [f"must be in [0, {cfg.num_shards}), got {index}"])
-    ident = identity(cfg)
-    plan = check_plan(cfg, ident)  # a changed input, teacher, engine or setting is refused here
-    fingerprint = plan_fingerprint(ident)
+    # A changed input, teacher, engine or setting is refused here; the first task to get here
+    # without a plan writes it (and every shard's input); others racing it write the same.
+    plan = ensure_plan(cfg)
+    fingerprint = plan["fingerprint"]
     shard_dir = cfg.shard_dir(index)
     success_uri = storage.join(shard_dir, "_SUCCESS")
     done = _load_marker(success_uri, fingerprint)
     if done is not None:
         return done
-    with local_input(cfg.input) as path:
-        if plan is None:  # the first shard task to get here; others compute the same plan
-            storage.write_text(cfg.plan_uri, json.dumps(new_plan(cfg, path, ident), indent=1, sort_keys=True))
-        entries = shard_entries(path, index, cfg.num_shards, source=cfg.input)
+    own = plan["inputs"][f"{shard_name(index, cfg.num_shards)}.jsonl"]
+    entries = shard_entries(iter_shard_input(cfg, index, own), cfg.input, own["records"])
     engine: Engine | None = None
     writer = new_writer_id()
     finished = winning_markers(shard_dir, fingerprint)
     parts = []
-    for p, start in enumerate(range(0, len(entries), cfg.part_size)):
-        chunk = entries[start : start + cfg.part_size]
+    n_in = 0
+    for p, chunk in enumerate(_parts(entries, cfg.part_size)):
+        n_in += len(chunk)
         name = f"part-{p:05d}.{writer}"
         marker = finished.get(p)
         if marker is None:  # another writer of this shard may have finished it meanwhile
@@ -299,7 +334,7 @@ def run_shard(
     parts = [finished.get(p, marker) for p, marker in enumerate(parts)]
     success = {
         "fingerprint": fingerprint, "shard": index, "num_shards": cfg.num_shards,
-        "in": len(entries), "out": sum(m["out"] for m in parts), "quarantined": sum(m["quarantined"] for m in parts),
+        "in": n_in, "out": sum(m["out"] for m in parts), "quarantined": sum(m["quarantined"] for m in parts),
         "tokens": sum(m["tokens"] for m in parts), "cot_checked": sum(m["cot_checked"] for m in parts),
         "cot_consistent": sum(m["cot_consistent"] for m in parts), "parts": parts,
     }  # fmt: skip

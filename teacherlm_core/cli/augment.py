@@ -64,6 +64,13 @@ def run(
     ),
     max_concurrency: int = typer.Option(32, help="--engine openai: requests in flight."),
     track: bool = typer.Option(True, help="Log per-shard metrics to MLflow."),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Write deterministic placeholder explanations without loading a model: checks storage, sharding, "
+        "fan-out and merge at full scale before paying for GPUs. Marked in the plan and manifest; never mixed "
+        "with a real run's output (use another --output for the real run).",
+    ),
 ) -> None:
     """Augment a dataset (all shards then merge, or one shard with --shard-index).
 
@@ -89,12 +96,24 @@ def run(
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
             tensor_parallel_size=tensor_parallel_size, max_retries=max_retries, part_size=part_size,
             revision=revision, base_url=base_url, api_key_env=api_key_env, max_concurrency=max_concurrency,
+            dry_run=dry_run,
         )  # fmt: skip
     except ValidationError as exc:  # every problem at once, named by its flag
         problems = [f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("augment options", problems) from None
     with Tracker(run_name=f"augment {shard_name_or_all(cfg, shard_index)}", enabled=track) as tracker:
         tracker.log_params({"stage": "augment", **cfg.public(), "shard_index": shard_index})
+        from ..augment.plan import ensure_plan
+        from .progress import progress_bar
+
+        with progress_bar("plan: split the input by shard", None) as advance:
+            seen = [0]
+
+            def planned(n: int) -> None:
+                advance(n - seen[0])
+                seen[0] = n
+
+            ensure_plan(cfg, progress=planned)  # one streaming pass; a no-op when planned already
         with _bar(cfg) as on_part:
             result = augment(cfg, shard_index, on_part=on_part, tracker=tracker)
     _summary(result, shard_index)

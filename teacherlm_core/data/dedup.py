@@ -19,11 +19,12 @@ duplicates, and the counts (with a per split-pair overlap table) go into the man
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,10 @@ class DedupResult:
     counts: dict[str, Any] = field(default_factory=dict)
 
 
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 def _priority(split: str) -> tuple[int, str]:
     return (SPLIT_PRIORITY.index(split), "") if split in SPLIT_PRIORITY else (len(SPLIT_PRIORITY), split)
 
@@ -92,6 +97,7 @@ def deduplicate(
     threshold: float = NEAR_THRESHOLD,
     num_perm: int = NUM_PERM,
     shingle_size: int = SHINGLE,
+    progress: Callable[[str, int], None] | None = None,
 ) -> DedupResult:
     """Remove exact, normalised and cross-split near duplicates; flag within-split near ones.
 
@@ -101,6 +107,7 @@ def deduplicate(
             ``1.0`` or more switches near-duplicate detection off.
         num_perm: MinHash permutations (more is slower and more precise).
         shingle_size: words per shingle.
+        progress: called as ``progress("dedup", n)`` every 1,000 records (and with the rest at the end).
 
     Returns:
         A :class:`DedupResult`; ``counts`` holds ``input``, ``kept``, ``removed`` per kind,
@@ -111,8 +118,10 @@ def deduplicate(
 
     use_near = threshold < 1.0
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm) if use_near else None
-    exact: dict[str, int] = {}
-    normal: dict[str, int] = {}
+    # Compact keys: a 16-byte BLAKE2b digest per distinct text, not the text itself (a 2M-record
+    # import keeps ~2 x 2M x ~100 bytes instead of the texts; a collision needs ~2^64 records).
+    exact: dict[bytes, int] = {}
+    normal: dict[bytes, int] = {}
     hashes: dict[int, MinHash] = {}
     removed: set[int] = set()
     report: list[dict[str, Any]] = []
@@ -132,11 +141,13 @@ def deduplicate(
             entry["similarity"] = round(similarity, 4)
         report.append(entry)
 
-    for i in order:
+    for done, i in enumerate(order, start=1):
+        if progress and done % 1000 == 0:
+            progress("dedup", 1000)
         rec = records[i]
         text = record_text(rec)
-        key = json.dumps([rec["question"], rec.get("choices")], ensure_ascii=False)
-        norm = normalize_text(text)
+        key = _digest(json.dumps([rec["question"], rec.get("choices")], ensure_ascii=False))
+        norm = _digest(normalize_text(text))
         if key in exact:
             note(i, exact[key], "exact", "removed")
             removed.add(i)
@@ -164,6 +175,8 @@ def deduplicate(
         hashes[i] = mh
         lsh.insert(i, mh)
 
+    if progress and len(order) % 1000:
+        progress("dedup", len(order) % 1000)
     kept = [r for i, r in enumerate(records) if i not in removed]
     return DedupResult(
         kept=kept, report=report, counts=_counts(records, kept, report, threshold, num_perm, shingle_size)

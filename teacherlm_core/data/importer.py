@@ -175,7 +175,7 @@ def import_dataset(
             str(spec), None, None, f"no usable rows: {n_in} read, {quarantine.count} rejected{where}"
         )
 
-    result = deduplicate(records, threshold=near_threshold)
+    result = deduplicate(records, threshold=near_threshold, progress=progress)
     files = write_splits(out, result.kept, formats)
     report = out / DEDUP_REPORT
     files[DEDUP_REPORT] = file_entry(out, report, write_jsonl(report, result.report))

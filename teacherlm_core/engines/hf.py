@@ -16,6 +16,20 @@ from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest
 __all__ = ["HFEngine", "shared_prefix_plan"]
 
 
+def _top_p_probs(logits, top_p: float):
+    """Softmax of ``logits`` over the smallest set of tokens whose probability reaches ``top_p``
+    (the most likely token always kept), as transformers' ``TopPLogitsWarper`` and vLLM do."""
+    import torch
+
+    probs = torch.softmax(logits, dim=-1)
+    if top_p >= 1.0:
+        return probs
+    sorted_probs, order = torch.sort(probs, descending=True)
+    drop = sorted_probs.cumsum(-1) - sorted_probs > top_p  # the tokens after the set reached top_p
+    sorted_probs[drop] = 0.0
+    return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+
+
 def shared_prefix_plan(inputs: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...], tuple[int, ...]]:
     """Map every input to the longest input it is a prefix of (itself if none).
 
@@ -137,27 +151,95 @@ class HFEngine:
         params: GenerationParams | Sequence[GenerationParams],
         progress: Callable[[int], None] | None = None,
     ) -> list[Generation]:
-        """Greedy requests go in batches; seeded sampling goes one request at a time so that
-        each result depends only on its own seed."""
-        import torch
-
+        """Greedy requests with equal settings go in batches through ``model.generate``; sampling
+        requests go in batches of ``batch_size`` whatever their settings, each row drawing from
+        its own ``torch.Generator`` seeded with its request's seed, so a result depends on its
+        own seed and prompt only, never on what it was batched with (:meth:`_sample_batch`)."""
         plist = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
         if len(plist) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(plist)} params")
         out: list[Generation | None] = [None] * len(prompts)
         groups: dict[GenerationParams, list[int]] = {}
-        for i, p in enumerate(plist):  # equal params batch together; a greedy result ignores its seed
-            groups.setdefault(p if p.temperature > 0 else replace(p, seed=None), []).append(i)
-        for p, idx in groups.items():
-            step = self.batch_size if p.temperature == 0 else 1
-            for start in range(0, len(idx), step):
-                chunk = idx[start : start + step]
-                torch.manual_seed(self.seed if p.seed is None else p.seed)
-                for i, g in zip(chunk, self._generate_batch([prompts[i] for i in chunk], p), strict=True):
-                    out[i] = g
-                if progress:
-                    progress(len(chunk))
+        sampled: list[int] = []
+        for i, p in enumerate(plist):  # equal greedy params batch together; sampling all together
+            if p.temperature > 0:
+                sampled.append(i)
+            else:
+                groups.setdefault(replace(p, seed=None), []).append(i)  # a greedy result ignores its seed
+        batches = [
+            (p, idx[s : s + self.batch_size])
+            for p, idx in groups.items()
+            for s in range(0, len(idx), self.batch_size)
+        ]
+        batches += [(None, sampled[s : s + self.batch_size]) for s in range(0, len(sampled), self.batch_size)]
+        for p, chunk in batches:
+            texts = [prompts[i] for i in chunk]
+            gens = (
+                self._generate_batch(texts, p)
+                if p is not None
+                else self._sample_batch(texts, [plist[i] for i in chunk])
+            )
+            for i, g in zip(chunk, gens, strict=True):
+                out[i] = g
+            if progress:
+                progress(len(chunk))
         return out  # type: ignore[return-value]
+
+    def _sample_batch(self, prompts: list[str], plist: list[GenerationParams]) -> list[Generation]:
+        """Sampling with temperature and top-p (as vLLM: no top-k), one ``torch.Generator`` per row.
+
+        A manual decoding loop over the KV cache: at each step every unfinished row draws its next
+        token from its own generator, so the draw sequence of a request is the same at any batch
+        size (the logits of a row differ between batch sizes only by float rounding).
+        """
+        import torch
+
+        self.tokenizer.padding_side = "left"
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+            self.device
+        )
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        gens = [torch.Generator().manual_seed(self.seed if p.seed is None else p.seed) for p in plist]
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        rows: list[list[int]] = [[] for _ in prompts]
+        done = [False] * len(prompts)
+        past = None
+        with torch.inference_mode():
+            for _ in range(max(p.max_new_tokens for p in plist)):
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                 past_key_values=past, use_cache=True, logits_to_keep=1)  # fmt: skip
+                past = out.past_key_values
+                logits = out.logits[:, -1, :].float().cpu()
+                nxt = torch.full((len(prompts), 1), pad, dtype=torch.long)
+                for r, p in enumerate(plist):
+                    if done[r]:
+                        continue
+                    token = int(
+                        torch.multinomial(
+                            _top_p_probs(logits[r] / p.temperature, p.top_p), 1, generator=gens[r]
+                        )
+                    )
+                    nxt[r, 0] = token
+                    if token == eos:
+                        done[r] = True
+                        continue
+                    rows[r].append(token)
+                    done[r] = len(rows[r]) >= p.max_new_tokens
+                if all(done):
+                    break
+                ids = nxt.to(self.device)
+                mask = torch.cat([mask, torch.ones_like(ids)], dim=1)
+                positions = positions[:, -1:] + 1
+        return [self._finish(row, p) for row, p in zip(rows, plist, strict=True)]
+
+    def _finish(self, row: list[int], p: GenerationParams) -> Generation:
+        reason = "length" if len(row) >= p.max_new_tokens else "stop"
+        text = self.tokenizer.decode(row, skip_special_tokens=True)
+        for s in p.stop:
+            if s in text:
+                text, reason = text[: text.index(s)], "stop"
+        return Generation(text=text, num_tokens=len(row), finish_reason=reason, token_ids=tuple(row))
 
     def _generate_batch(self, prompts: list[str], p: GenerationParams) -> list[Generation]:
         import torch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 from ..data.splits import split_file
 from ..kfp_support.run_id import kfp_run_id
@@ -56,6 +57,8 @@ def augment_shard(
     storage.write_text(
         os.path.join(output, "lineage.json"), json.dumps({"teacher_version": registered_version(teacher)})
     )
+    if not work_root:  # every shard's input was cut here for this one task: the artifact keeps none of them
+        shutil.rmtree(os.path.join(output, "inputs"), ignore_errors=True)
     if work_root:  # the finished shard, from the shared root into this task's output
         storage.copy(cfg.plan_uri, os.path.join(output, "plan.json"))
         storage.download_dir(

@@ -139,3 +139,13 @@ def test_dedup_is_deterministic():
         rec(f"r{i}", LONG.replace("seven", str(i)), "test" if i % 3 == 0 else "train") for i in range(30)
     ]
     assert deduplicate(records).report == deduplicate(list(records)).report
+
+
+def test_dedup_reports_progress_over_every_record_and_keeps_its_verdicts():
+    records = [rec(f"r{i}", f"Question number {i % 1500} about cows?") for i in range(2500)]
+    seen = []
+    result = deduplicate(records, threshold=1.0, progress=lambda label, n: seen.append((label, n)))
+    assert {label for label, _ in seen} == {"dedup"} and sum(n for _, n in seen) == len(records)
+    assert len(result.kept) == 1500 and result.counts["removed"]["exact"] == 1000
+    assert result.report[0] == {"id": "r1500", "split": "train", "task": "t", "kind": "exact",
+                                "action": "removed", "duplicate_of": "r0", "duplicate_of_split": "train"}  # fmt: skip

@@ -149,3 +149,26 @@ def test_greedy_requests_batch_together_whatever_their_seeds(hf, monkeypatch):
     assert sizes == [2, 2, 2]  # batches of the engine's batch_size (2 here), not one request each
     alone = [hf.generate([x], [p])[0] for x, p in zip(prompts, params, strict=True)]
     assert [g.token_ids for g in batched] == [g.token_ids for g in alone]  # greedy: batching changes nothing
+
+
+SAMPLED_PROMPTS = ["Q: a", "Q: Is ice cold? A: The answer is (A). Let's think step by step.", "Q: hello there",
+                   "Q: 2 plus 2?", "Q: a", "Q: Why is the sky blue? Because", "Q: x y z", "Q: one two three four"]  # fmt: skip
+SAMPLED_PARAMS = [GenerationParams(max_new_tokens=12, temperature=t, top_p=tp, seed=s)
+                  for s, t, tp in zip((1, 2, 3, 4, 1, 6, 7, 8), (1.0, 0.7, 1.3, 1.0, 1.0, 0.9, 1.0, 0.5),
+                                      (1.0, 0.95, 0.9, 1.0, 1.0, 0.8, 1.0, 0.99), strict=True)]  # fmt: skip
+
+
+def test_hf_sampling_is_batched_and_results_do_not_depend_on_batching(tiny_model):
+    """Seeded sampling runs many requests per forward pass, and each result depends only on
+    its own prompt, seed and settings: the same at batch size 1 and 8, in any company."""
+    one, eight = HFEngine(tiny_model, batch_size=1), HFEngine(tiny_model, batch_size=8)
+    calls = []
+    eight.model.register_forward_hook(lambda *_: calls.append(1))
+    batched = eight.generate(SAMPLED_PROMPTS, SAMPLED_PARAMS)
+    assert len(calls) <= 12  # one forward pass per new token for all 8 requests, not 8 x 12
+    alone = one.generate(SAMPLED_PROMPTS, SAMPLED_PARAMS)
+    reversed_ = eight.generate(SAMPLED_PROMPTS[::-1], SAMPLED_PARAMS[::-1])[::-1]
+    assert [g.token_ids for g in batched] == [g.token_ids for g in alone] == [g.token_ids for g in reversed_]
+    assert batched[0].token_ids == batched[4].token_ids  # same prompt and seed
+    assert len({g.token_ids for g in batched}) >= 6  # the seeds matter: not one fixed continuation
+    assert all(0 < g.num_tokens <= 12 for g in batched)

@@ -132,3 +132,16 @@ def test_a_trainjob_needs_shared_storage(tmp_path):
     with pytest.raises(ConfigError, match="work_root"):
         train_student("org/base", str(data), str(tmp_path / "out"), variant="plain", student_config="student_tiny",
                       launcher="trainjob")  # fmt: skip
+
+
+def test_augment_shard_tasks_output_carries_its_shard_not_every_shards_input(tmp_path, tiny_model):
+    """A pipeline shard task without shared storage cuts the input for every shard: its output
+    artifact must not keep N copies of the input (64 tasks x the input at 64 shards)."""
+    from teacherlm_core.stages.augment_shard import augment_shard
+
+    out = tmp_path / "task-out"
+    counts = augment_shard(tiny_model, str(_data(tmp_path)), str(out), shard_index=1, num_shards=3,
+                           engine="hf", max_new_tokens=4, temperature=0.0)  # fmt: skip
+    assert counts["in"] == counts["out"] + counts["quarantined"] > 0
+    assert (out / "plan.json").exists() and (out / "shards" / "shard-00001-of-00003" / "_SUCCESS").exists()
+    assert not (out / "inputs").exists()
