@@ -82,6 +82,6 @@ def test_the_whole_loop_runs_on_a_users_imported_data(tmp_path, tiny_teacher, ti
     assert {r["id"] for r in out} <= {r["id"] for r in task_train}
     assert all(r["concept"] and r["question"].startswith("Where would you usually keep") for r in out)
     # The students were evaluated on the user's test split, item for item.
-    reports = [json.loads(p.read_text()) for p in run.glob("**/evaluate-*/report")]
-    students = [r for r in reports if r.get("name") in ("plain", "augmented")]
+    reports = [json.loads(p.read_text()) for p in run.glob("**/evaluate*/report")]
+    students = [r for r in reports if r["model"] in ("plain", "augmented")]
     assert len(students) == 2 and all(r["overall"]["n"] == len(task_test) for r in students), reports
