@@ -229,10 +229,11 @@ def _tasks_end_with_the_run() -> Iterator[None]:
 
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, on_term) if in_main else None
+    before = {c.pid for c in psutil.Process().children(recursive=True)}  # not ours to end (servers...)
     try:
         yield
     except BaseException:
-        children = psutil.Process().children(recursive=True)
+        children = [c for c in psutil.Process().children(recursive=True) if c.pid not in before]
         for child in children:
             with suppress(psutil.Error):
                 child.terminate()

@@ -347,11 +347,21 @@ def test_augment_pipeline_runs_locally(tmp_path, tiny_teacher):
 
 @pytest.mark.timeout(60)
 def test_local_failure_names_the_task_and_the_log(tmp_path):
-    with pytest.raises(TeacherLMError, match=r"augment-plan.*full log"):
-        kfp_local.run_local(
-            "augment", {"teacher": str(tmp_path), "data": str(tmp_path), "num_shards": "2"},
-            workdir=tmp_path / "w",
-        )  # fmt: skip
+    """A failed local run names its task and log, and ends only its own tasks: a process the caller
+    started before the run (a server of the caller's, here a sleep) lives on (it once was killed too)."""
+    import subprocess
+    import sys
+
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        with pytest.raises(TeacherLMError, match=r"augment-plan.*full log"):
+            kfp_local.run_local(
+                "augment", {"teacher": str(tmp_path), "data": str(tmp_path), "num_shards": "2"},
+                workdir=tmp_path / "w",
+            )  # fmt: skip
+        assert bystander.poll() is None, "the caller's own subprocess was ended by the failed run"
+    finally:
+        bystander.kill()
 
 
 @pytest.mark.integration
