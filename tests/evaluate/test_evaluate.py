@@ -94,7 +94,7 @@ def test_cli_eval_with_vllm_to_s3(tiny_model, tmp_path, s3_env):
     report = json.loads(storage.read_text(out))
     assert set(report) == {"model", "tasks", "overall", "samples", "cost"}
     assert report["overall"]["n"] == 12
-    assert set(report["samples"][0]) == {"id", "task", "choice_loglikelihoods", "prediction", "correct"}
+    assert set(report["samples"][0]) == {"id", "task", "choice_loglikelihoods", "prediction", "correct", "gold"}
     assert "overall" in res.stderr  # the summary table
 
 
