@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from .prompts import collapse_ws
 from .schema import Sample
 
-__all__ = ["SENTENCE_END", "Conclusion", "parse_answer", "same_answer"]
+__all__ = [
+    "SENTENCE_END",
+    "Conclusion",
+    "parse_answer",
+    "same_answer",
+    "sentence_key",
+    "split_sentences",
+    "until_loop",
+]
 
 _CONCLUSION = re.compile(r"\banswer\s+is\b\s*:?\s*", re.IGNORECASE)
 _AFTER = re.compile(r"[\s.,;:!?)\"'*]|$")  # what may follow an answer
@@ -30,6 +38,43 @@ class Conclusion:
     answer: str
     start: int
     end: int
+
+
+_WORDS = re.compile(r"[^\W_]+")
+_TURN_MARKER = re.compile(r"^(?:[QA]|Answer|Question)\s*:\s*", re.IGNORECASE)
+
+
+def split_sentences(text: str) -> list[tuple[int, str]]:
+    """``(start offset, sentence)`` for each sentence of ``text`` (cut after ``.``/``!``/``?`` + space or end)."""
+    starts = [0, *(m.end() for m in SENTENCE_END.finditer(text))]
+    out = []
+    for a, b in zip(starts, [*starts[1:], len(text)], strict=True):
+        if sentence := text[a:b].strip():
+            out.append((a + len(text[a:b]) - len(text[a:b].lstrip()), sentence))
+    return out
+
+
+def sentence_key(sentence: str, choices: Sequence[str] | None) -> str:
+    """What two sentences share when one repeats the other: their words, case- and punctuation-blind
+    (a leading ``A:``/``Q:`` turn marker dropped); every statement of one answer has the same key."""
+    if (stated := parse_answer(sentence, choices)) is not None:
+        return f"\0answer {stated.answer.casefold()}"
+    return " ".join(_WORDS.findall(_TURN_MARKER.sub("", sentence).casefold()))
+
+
+def until_loop(text: str, choices: Sequence[str] | None = None) -> tuple[str, str | None]:
+    """``text`` up to the first sentence that repeats an earlier one, and that sentence (``None`` if none).
+
+    A small model decoding greedily falls into loops (``The answer is (A). The answer is (A). ...``);
+    what comes after the first repeat adds nothing.
+    """
+    seen: set[str] = set()
+    for start, sentence in split_sentences(text):
+        key = sentence_key(sentence, choices)
+        if key and key in seen:
+            return text[:start].rstrip(), sentence
+        seen.add(key)
+    return text, None
 
 
 def _answer_at(text: str, pos: int, choices: Sequence[str] | None) -> tuple[str, int] | None:

@@ -2,13 +2,14 @@
 
 A generation is rejected when it is empty or whitespace only, when it echoes the prompt, or when
 it hit the token limit with no complete sentence to keep. A length-truncated generation that has
-complete sentences is trimmed to its last one. Rejections are retried with a fresh seed, then
+complete sentences is trimmed to its last one, and one that falls into a loop (a sentence that
+repeats an earlier one, as small models decoding greedily do) is trimmed before the repeat. Rejections are retried with a fresh seed, then
 quarantined with the reason.
 """
 
 from __future__ import annotations
 
-from ..answers import SENTENCE_END, parse_answer, same_answer
+from ..answers import SENTENCE_END, parse_answer, same_answer, until_loop
 from ..engines import Generation
 from ..prompts import collapse_ws
 from ..schema import Sample
@@ -32,7 +33,7 @@ def clean_generation(gen: Generation, prompt: str) -> tuple[str | None, str | No
         if not ends:
             return None, f"hit the token limit ({gen.num_tokens} tokens) with no complete sentence"
         text = text[: ends[-1].end()]
-    return text, None
+    return until_loop(text)[0], None
 
 
 def is_consistent(chain_of_thought: str, sample: Sample) -> bool | None:

@@ -82,6 +82,13 @@ def test_sharding_and_seeds_are_stable():
             (None, "hit the token limit (5 tokens) with no complete sentence"),
         ),
         ("Fire is hot.\n\nIt burns", "stop", ("Fire is hot. It burns", None)),
+        # A greedy loop is cut before its first repeat (case, punctuation and "A:" markers aside).
+        (
+            "Fire is hot. A: The answer is (A). A: the answer is (A)! Fire is hot.",
+            "stop",
+            ("Fire is hot. A: The answer is (A).", None),
+        ),
+        ("It burns wood. It burns wood. It burns wood. It", "length", ("It burns wood.", None)),
     ],
 )
 def test_clean_generation(text, finish, expected):

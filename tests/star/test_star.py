@@ -197,6 +197,26 @@ SAMPLE = Sample(
         ("Q: Is this claim true or false? Owls fly.", True, "stop", False, "echoes the prompt"),
         ("The answer is (A). Let's think step by step. Owls fly.", True, "stop", False, "echoes the prompt"),
         ("Owls \x07have wi\ufffdngs. So the answer is true.", True, "stop", False, "garbled"),
+        # Degenerate rationales an untuned teacher writes for the hinted prompt: nothing to learn.
+        ("A: The answer is (A). A: The answer is (A). A: The answer is (A).", True, "stop", False, "generation loop"),
+        ("A: The answer is (A).", True, "stop", False, "fewer than 3 words of reasoning before the conclusion"),
+        ("Owls fly. So the answer is (A).", True, "stop", False, "copies of the question do not count"),
+        ("Owls fly", True, "stop", False, "fewer than 3 words of reasoning"),
+        ("Owls have wings. Owls have wings. So the answer is (A).", False, "stop", False, "generation loop"),
+        (
+            "Owls have wings so they fly. So the answer is (A). A: The answer is (A). The answer is (A).",
+            True,
+            "stop",
+            False,
+            "generation loop",
+        ),
+        (
+            "The answer is (A). Owls have wings, and wings lift them. Therefore, the answer is (A).",
+            True,
+            "stop",
+            True,
+            "The answer is (A). Owls have wings, and wings lift them. Therefore, the answer is (A).",
+        ),
     ],
 )
 def test_judge_keeps_only_well_formed_rationales(text, hinted, finish, kept, expect):
