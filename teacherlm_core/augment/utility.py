@@ -276,12 +276,15 @@ def utility_filter(
     }
     assert summary["counts"]["in"] == len(kept) + filtered
     write_json(out / "utility.json", summary)
-    (out / "README.md").write_text(card(summary))
+    source_card = (Path(data) if Path(data).is_dir() else Path(path).parent) / "README.md"
+    (out / "README.md").write_text(card(summary, source_card.read_text() if source_card.is_file() else None))
     return summary
 
 
-def card(summary: dict[str, Any]) -> str:
-    """The utility section of a dataset card (Markdown): per field, scored, mean, median, helped, leaks."""
+def card(summary: dict[str, Any], source_card: str | None = None) -> str:
+    """The filtered dataset's card (Markdown): the utility section (per field: scored, mean, median,
+    helped, leaks) after the source dataset's own card (its teacher, origin and licence, counts
+    before the filter), when there is one."""
     c, f = summary["counts"], summary["filter"]
     rule = (
         " and ".join(x for x in (f"utility >= {f['min_utility']}" if f["min_utility"] is not None else "",
@@ -308,4 +311,11 @@ def card(summary: dict[str, Any]) -> str:
             f"| {field} | {s['scored']} | {fmt(s['mean'])} | {fmt(s['median'])} | {fmt(s['helped'], True)} | "
             f"{fmt(s['leaks'], True)} |"
         )
-    return "\n".join(lines) + "\n"
+    section = "\n".join(lines) + "\n"
+    if not source_card:
+        return section
+    note = (
+        f"\n> **Filtered by explanation utility**: this dataset holds {c['kept']} of the {c['in']} training "
+        "records of the source described above (its counts are before the filter).\n\n"
+    )
+    return source_card.rstrip() + "\n" + note + section

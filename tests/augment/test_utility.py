@@ -72,6 +72,7 @@ def test_cli_scores_filters_and_reconciles(tmp_path, tiny_model):
         for i, x in enumerate((tmp_path / "data" / "train.jsonl").read_text().splitlines())
     ]
     (tmp_path / "aug").mkdir()
+    (tmp_path / "aug" / "README.md").write_text("# Augmented dataset\n\nTeacher **t** (licence Apache-2.0)\n")
     (tmp_path / "aug" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     res = CliRunner().invoke(
         app,
@@ -93,4 +94,7 @@ def test_cli_scores_filters_and_reconciles(tmp_path, tiny_model):
     assert all("extra" in r and "utility_chain_of_thought" in r and "leaks_fundamentals" in r for r in kept)
     # the built-in suite's gold chains of thought end "So the answer is X": all of them leak
     assert summary["fields"]["chain_of_thought"]["leaks"] == 1.0
-    assert "| chain_of_thought |" in (tmp_path / "useful" / "README.md").read_text()
+    card = (tmp_path / "useful" / "README.md").read_text()
+    assert "| chain_of_thought |" in card
+    # the filtered dataset's card keeps its source's provenance and says what the filter kept
+    assert "licence Apache-2.0" in card and f"holds {c['kept']} of the {c['in']}" in card
