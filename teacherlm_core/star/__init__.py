@@ -11,8 +11,9 @@ Each round, for every input sample that has no kept rationale yet:
    ``Q: ... A: The answer is (B). Let's think step by step.`` (DESIGN's teacher format). The
    rationale is kept (``star_source="rationalized"``) when it is well-formed: not empty, not an echo
    of the prompt, not garbled (control characters, U+FFFD), with at least ``min_words`` words of
-   reasoning before its conclusion, and concluding with the gold answer (the same checks apply to
-   step 1's rationales).
+   reasoning before its conclusion (statements of an answer and copies of the question do not
+   count: :func:`.judge.reasoning_words`), no repeated sentence (a generation loop), and
+   concluding with the gold answer (the same checks apply to step 1's rationales).
    A rationalisation that stops without a conclusion gets ``So the answer is {gold}.`` appended
    (``star_conclusion_appended=True``): the hint fixed the answer, so the sentence adds no
    information, and it gives every kept rationale the same ending as the gold chains of thought.
