@@ -197,7 +197,7 @@ def import_(
     ] = False,
 ) -> None:
     """Import a real dataset through a column mapping, quarantining bad rows, with a manifest."""
-    from ..data.importer import import_dataset
+    from ..data.importer import STEP_EXACT, STEP_NEAR, import_dataset
     from ..errors import ConfigError
 
     matches = [_SPLIT_SOURCE.match(s) for s in source]
@@ -212,10 +212,16 @@ def import_(
             "--source", ["give one source, or one SPLIT=PATH per split (train, validation, test)"]
         )
     with _progress() as progress:
-        bar = progress.add_task("reading", total=None)
+        bars = {"reading": progress.add_task("reading", total=None)}
 
         def step(label: str, advance: int) -> None:
-            progress.update(bar, advance=advance, description=label)
+            # one bar a step: reading (described by the part being read), then each dedup pass
+            if label in (STEP_EXACT, STEP_NEAR):
+                if label not in bars:
+                    bars[label] = progress.add_task(label, total=None)
+                progress.update(bars[label], advance=advance)
+            else:
+                progress.update(bars["reading"], advance=advance, description=f"reading {label}")
 
         manifest = import_dataset(
             spec,

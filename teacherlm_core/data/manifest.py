@@ -22,6 +22,7 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -101,7 +102,11 @@ def _split_order(names: Iterable[str]) -> list[str]:
 
 
 def clean_outputs(output_dir: Path, *, keep_quarantine: bool = False) -> None:
-    """Remove what an earlier build wrote here (only our own file names), so nothing stale survives."""
+    """Remove what an earlier build wrote here (only our own file names, and the work directories
+    ``.import-*`` / ``.write-*`` of a build that was killed), so nothing stale survives."""
+    for pattern in (".import-*", ".write-*"):
+        for stale in output_dir.glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
     for split in SPLITS:
         for fmt in FORMATS:
             (output_dir / f"{split}.{fmt}").unlink(missing_ok=True)
