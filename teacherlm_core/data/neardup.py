@@ -21,6 +21,7 @@ SQLite's page cache (8 MiB), whatever the number of records.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -31,7 +32,8 @@ from typing import Any
 __all__ = ["NearIndex", "NearMatch"]
 
 CACHE_KIB = 8192  # SQLite page cache: the index's only memory besides one batch
-_MAX_VARS = 30000  # below SQLite's default limit of 32,766 bound parameters
+_FIND_BANDS = "SELECT key, seq FROM band WHERE key IN (SELECT value FROM json_each(?))"
+_FIND_KEPT = "SELECT seq, n, id, split FROM kept WHERE seq IN (SELECT value FROM json_each(?))"
 
 
 @dataclass(frozen=True)
@@ -113,20 +115,16 @@ class NearIndex:
         np = self._np
         keys = [self._band_keys(sig) for _, _, _, sig in batch]
         found: dict[int, list[int]] = {}
-        distinct = list({k for ks in keys for k in ks})
-        for c in range(0, len(distinct), _MAX_VARS):
-            chunk = distinct[c : c + _MAX_VARS]
-            sql = f"SELECT key, seq FROM band WHERE key IN ({','.join('?' * len(chunk))})"
-            for key, seq in self.db.execute(sql, chunk):
-                found.setdefault(key, []).append(seq)
+        # One statement text whatever the batch (the keys go in as one JSON array), so SQLite's
+        # statement cache holds one compiled query, not one per IN-list length.
+        distinct = json.dumps(sorted({k for ks in keys for k in ks}))
+        for key, seq in self.db.execute(_FIND_BANDS, (distinct,)):
+            found.setdefault(key, []).append(seq)
         info: dict[int, tuple[int, str, str | None, Any]] = {}  # seq -> (n, id, split, signature)
-        old = sorted({s for seqs in found.values() for s in seqs})
-        for c in range(0, len(old), _MAX_VARS):
-            chunk = old[c : c + _MAX_VARS]
-            sql = f"SELECT seq, n, id, split FROM kept WHERE seq IN ({','.join('?' * len(chunk))})"
-            for seq, n, id_, split in self.db.execute(sql, chunk):
-                raw = os.pread(self._sig_fd, self._row, seq * self._row)
-                info[seq] = (n, id_, split, np.frombuffer(raw, dtype=self._dtype))
+        old = json.dumps(sorted({s for seqs in found.values() for s in seqs}))
+        for seq, n, id_, split in self.db.execute(_FIND_KEPT, (old,)):
+            raw = os.pread(self._sig_fd, self._row, seq * self._row)
+            info[seq] = (n, id_, split, np.frombuffer(raw, dtype=self._dtype))
         verdicts: list[NearMatch | None] = []
         new_bands: list[tuple[int, int]] = []
         new_kept: list[tuple[int, int, str, str | None]] = []
