@@ -195,6 +195,7 @@ def _exact_pass(
     if progress and seq:
         progress(STEP_EXACT, seq % 1000 or 1000)
     db.close()
+    (work / "seen.sqlite").unlink()
 
 
 def _near_pass(
@@ -254,9 +255,10 @@ def dedup_stream(
 
     Args:
         spool: the records, one file per split (closed: :meth:`Spool.close`); each has ``id``,
-            ``question``, optional ``choices``, ``split`` and ``task``.
+            ``question``, optional ``choices``, ``split`` and ``task``. Consumed: its files are
+            deleted after the first pass.
         work: an existing directory for work files (the caller removes it); they take about
-            ``(record bytes + 600) x records`` of disk at 128 permutations.
+            ``(record bytes + 800) x records`` of disk at 128 permutations.
         keep: called with each surviving record, splits by priority (test, validation, train),
             input order inside a split.
         report: called with each removed or flagged record's entry (see :class:`DedupResult`),
@@ -279,6 +281,7 @@ def dedup_stream(
         _Lines(work / f"{name}.jsonl") for name in ("survivors", "report-exact", "report-near")
     )
     _exact_pass(spool, work, survivors, removed_a, progress)
+    spool.discard()  # the survivors file has everything the next pass needs: free the disk
     kept = 0
 
     def count_kept(rec: dict[str, Any]) -> None:

@@ -49,6 +49,12 @@ class Spool:
         for fh in self._files.values():
             fh.close()
 
+    def discard(self) -> None:
+        """Close and delete every file (the counts stay)."""
+        self.close()
+        for path in self._paths.values():
+            path.unlink(missing_ok=True)
+
     def read(self, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(n, record)`` of ``split`` in the order they were added (nothing if the split is empty)."""
         if split not in self.counts:
