@@ -213,15 +213,20 @@ def import_(
         )
     with _progress() as progress:
         bars = {"reading": progress.add_task("reading", total=None)}
+        done = {"reading": 0}
 
         def step(label: str, advance: int) -> None:
-            # one bar a step: reading (described by the part being read), then each dedup pass
-            if label in (STEP_EXACT, STEP_NEAR):
-                if label not in bars:
-                    bars[label] = progress.add_task(label, total=None)
-                progress.update(bars[label], advance=advance)
-            else:
-                progress.update(bars["reading"], advance=advance, description=f"reading {label}")
+            # one bar a step: reading (described by the part being read), then each dedup pass;
+            # a step's start completes the bars before it (their count is then their total)
+            name = label if label in (STEP_EXACT, STEP_NEAR) else "reading"
+            if name not in bars:
+                for other, bar in bars.items():
+                    progress.update(bar, total=done[other])
+                bars[name], done[name] = progress.add_task(name, total=None), 0
+            done[name] += advance
+            progress.update(bars[name], advance=advance)
+            if name == "reading":
+                progress.update(bars[name], description=f"reading {label}")
 
         manifest = import_dataset(
             spec,
