@@ -13,9 +13,12 @@ million keys), and callers that cannot accept that check the key itself on a hit
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from typing import Any
 
 __all__ = ["HashTable", "SeenIds", "key_hash"]
+
+_CHUNK = 1 << 16  # entries moved at a time when a table grows
 
 
 def key_hash(text: str, *, salt: bytes = b"") -> int:
@@ -28,7 +31,8 @@ class HashTable:
     """Open addressing with linear probing: ``uint64`` key hashes (non-zero) to fixed-width values.
 
     Sized once for ``capacity`` keys (a power of two slots, load factor at most 2/3); it doubles if
-    more come (a full rehash, a slot at a time, so no Python list of the entries is ever built).
+    more come: the entries wait in a temporary file while the old arrays are freed, so growing
+    never holds the old and the new table at once (nor a Python list of the entries).
 
     Args:
         capacity: the number of keys expected (0 is allowed: the table starts at 1,024 slots).
@@ -84,13 +88,30 @@ class HashTable:
         return value
 
     def _grow(self) -> None:
-        old_keys, old_values = self.keys, self.values
-        HashTable.__init__(self, len(old_keys), old_values.dtype)
-        for j in old_keys.nonzero()[0]:
-            h = int(old_keys[j])
-            i = self._slot(h)
-            self.keys[i], self.values[i] = h, old_values[j]
-            self.count += 1
+        # The entries wait in a temporary file while the old arrays are freed, so the peak is
+        # the new table (twice the old), not old and new together (three times the old).
+        import numpy as np
+
+        with tempfile.TemporaryFile() as spill:
+            used = self.keys.nonzero()[0]
+            n, dtype = len(used), self.values.dtype
+            for c in range(0, n, _CHUNK):
+                self.keys[used[c : c + _CHUNK]].tofile(spill)
+            for c in range(0, n, _CHUNK):
+                self.values[used[c : c + _CHUNK]].tofile(spill)
+            size = len(self.keys)
+            del used
+            self.keys = self.values = None
+            HashTable.__init__(self, size, dtype)
+            for c in range(0, n, _CHUNK):
+                spill.seek(c * 8)
+                keys = np.fromfile(spill, dtype=np.uint64, count=min(_CHUNK, n - c))
+                spill.seek(n * 8 + c * dtype.itemsize)
+                values = np.fromfile(spill, dtype=dtype, count=len(keys))
+                for h, v in zip(keys.tolist(), values.tolist(), strict=True):
+                    i = self._slot(h)
+                    self.keys[i], self.values[i] = h, v
+                    self.count += 1
 
 
 class SeenIds(HashTable):
