@@ -182,9 +182,10 @@ def import_dataset(
             then ``n`` more records through each dedup pass (``label`` :data:`STEP_EXACT`, then
             :data:`STEP_NEAR`).
 
-    Memory stays bounded whatever the source's size (about 110 MiB at 100k and at 1M records);
-    the work directory needs about the converted records' JSON plus 600 bytes a record of free
-    disk in ``output_dir`` (0.6 GB at 1M short records) until the import ends.
+    Memory stays bounded whatever the source's size (peak RSS 107 MiB at 100k records, 116 MiB
+    at 1M and at 2M: ``benchmarks/import_scale.py``); the work directory needs about twice the
+    converted records' JSON plus ~700 bytes a record of free disk in ``output_dir`` (about 2.5-3
+    GB at 2M records of ~360 bytes) until the import ends.
 
     Raises:
         ConfigError: a bad mapping or split name. DataError: a missing or unreadable source, a
