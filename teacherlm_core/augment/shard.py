@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from .. import storage
 from ..engines import Engine, GenerationParams, generate_servable, request_seed
 from ..errors import ConfigError, DataError
+from ..hashset import SeenIds
 from ..prompts import FIELD_SUFFIX, base_text
 from ..schema import Rejected, Sample, to_data_error
 from .config import AugmentConfig, shard_name
@@ -71,46 +72,6 @@ class PartStats:
 
 
 Entry = tuple[int, Sample | None, Rejected | None]
-
-
-class SeenIds:
-    """The ids a shard has seen, in 16 bytes each: an open-addressing table of 8-byte id hashes
-    and first lines, sized once from the shard's record count (a Python dict would take ~120
-    bytes an id: 30 MB for a 250,000-record shard). Two ids share a hash with probability
-    ~n^2 / 2^65 (about 2e-9 at 250,000 ids)."""
-
-    def __init__(self, capacity: int):
-        import numpy as np
-
-        size = 1 << max(10, (max(capacity, 1) * 3 // 2).bit_length())  # load factor <= 2/3
-        self.keys = np.zeros(size, dtype=np.uint64)
-        self.lines = np.zeros(size, dtype=np.int64)
-        self.mask, self.count = size - 1, 0
-
-    def first_line(self, sample_id: str, line: int) -> int:
-        """The line ``sample_id`` was first seen on (``line`` itself when it is new; then remembered)."""
-        h = int.from_bytes(hashlib.sha256(sample_id.encode()).digest()[:8], "big") | 1  # 0 marks a free slot
-        i = h & self.mask
-        while (k := int(self.keys[i])) != 0:
-            if k == h:
-                return int(self.lines[i])
-            i = (i + 1) & self.mask
-        if (self.count + 1) * 3 > len(self.keys) * 2:  # more ids than planned: grow (never expected)
-            self._grow()
-            return self.first_line(sample_id, line)
-        self.keys[i], self.lines[i] = h, line
-        self.count += 1
-        return line
-
-    def _grow(self) -> None:
-        old = [(int(k), int(v)) for k, v in zip(self.keys, self.lines, strict=True) if k]
-        self.__init__(len(self.keys))
-        for h, line in old:
-            i = h & self.mask
-            while self.keys[i]:
-                i = (i + 1) & self.mask
-            self.keys[i], self.lines[i] = h, line
-            self.count += 1
 
 
 def shard_entries(entries: Iterable[dict[str, Any]], source: str, expected: int = 0) -> Iterator[Entry]:

@@ -197,7 +197,7 @@ def import_(
     ] = False,
 ) -> None:
     """Import a real dataset through a column mapping, quarantining bad rows, with a manifest."""
-    from ..data.importer import import_dataset
+    from ..data.importer import STEP_EXACT, STEP_NEAR, import_dataset
     from ..errors import ConfigError
 
     matches = [_SPLIT_SOURCE.match(s) for s in source]
@@ -212,10 +212,21 @@ def import_(
             "--source", ["give one source, or one SPLIT=PATH per split (train, validation, test)"]
         )
     with _progress() as progress:
-        bar = progress.add_task("reading", total=None)
+        bars = {"reading": progress.add_task("reading", total=None)}
+        done = {"reading": 0}
 
         def step(label: str, advance: int) -> None:
-            progress.update(bar, advance=advance, description=label)
+            # one bar a step: reading (described by the part being read), then each dedup pass;
+            # a step's start completes the bars before it (their count is then their total)
+            name = label if label in (STEP_EXACT, STEP_NEAR) else "reading"
+            if name not in bars:
+                for other, bar in bars.items():
+                    progress.update(bar, total=done[other])
+                bars[name], done[name] = progress.add_task(name, total=None), 0
+            done[name] += advance
+            progress.update(bars[name], advance=advance)
+            if name == "reading":
+                progress.update(bars[name], description=f"reading {label}")
 
         manifest = import_dataset(
             spec,

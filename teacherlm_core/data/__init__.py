@@ -5,7 +5,8 @@
   (``teacherlm data import``), with mappings for ECQA, StrategyQA, CREAK and MMLU shipped in
   ``mappings/``.
 * :func:`split_file` finds a split's file in a dataset directory.
-* :func:`deduplicate` removes exact / normalised / cross-split near duplicates.
+* :func:`deduplicate` removes exact / normalised / cross-split near duplicates (in memory, for
+  small lists; an import streams through :func:`.dedup.dedup_stream` in bounded memory).
 
 Every build writes a ``manifest.json`` (counts, sha256 of each file, schema version,
 provenance); see :mod:`teacherlm_core.data.manifest`.
