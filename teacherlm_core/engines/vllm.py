@@ -12,12 +12,12 @@ Log-likelihoods: a single-token continuation is scored on the context alone with
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 from ..errors import EngineError
 from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest, encode_requests
 
-__all__ = ["VLLMEngine"]
+__all__ = ["VLLMEngine", "VLLMStream"]
 
 
 def _cpu_defaults() -> None:
@@ -124,18 +124,21 @@ class VLLMEngine:
         plist = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
         if len(plist) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(plist)} params")
-        outputs = self.llm.generate(list(prompts), [self._sampling(p) for p in plist], use_tqdm=False)
+        stream = self.open_stream()
+        for i, (prompt, p) in enumerate(zip(prompts, plist, strict=True)):
+            stream.submit(i, prompt, p)
+        out: list[Generation | None] = [None] * len(prompts)
+        while stream.in_flight:
+            for i, g in stream.poll():
+                out[i] = g
         if progress:
             progress(len(prompts))
-        return [
-            Generation(
-                text=o.outputs[0].text,
-                num_tokens=len(o.outputs[0].token_ids),
-                token_ids=tuple(o.outputs[0].token_ids),
-                finish_reason=o.outputs[0].finish_reason or "stop",
-            )
-            for o in outputs
-        ]
+        return out  # type: ignore[return-value]
+
+    def open_stream(self) -> VLLMStream:
+        """A :class:`~teacherlm_core.engines.GenerationStream` on vLLM's request-level API: submitted
+        requests join the running batch at the next ``poll``, which steps the engine until some finish."""
+        return VLLMStream(self)
 
     def loglikelihood(
         self, requests: Sequence[LoglikelihoodRequest], progress: Callable[[int], None] | None = None
@@ -186,3 +189,56 @@ class VLLMEngine:
         if progress:
             progress(len(encoded))
         return results
+
+
+class VLLMStream:
+    """Continuous batching across the caller's batches: ``LLM.enqueue`` adds requests to the running
+    engine and ``LLMEngine.step`` advances every running request by one token (vLLM 0.32's
+    request-level API), so the batch stays as full as the queue allows.
+
+    vLLM names each request with its own counter (``"17"``; internally ``"17-<random>"``), and a
+    finished ``RequestOutput`` carries that external name: the stream maps it back to the key.
+    """
+
+    def __init__(self, engine: VLLMEngine):
+        self.engine = engine
+        self.queued: list[tuple[Hashable, str, GenerationParams]] = []
+        self.running: dict[str, Hashable] = {}  # vLLM's request id -> key
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.queued) + len(self.running)
+
+    def submit(self, key: Hashable, prompt: str, params: GenerationParams, priority: int = 0) -> None:
+        """Queue one request for the next ``poll``; vLLM's scheduler serves in arrival order (``priority`` unused)."""
+        self.queued.append((key, prompt, params))
+
+    def poll(self) -> list[tuple[Hashable, Generation]]:
+        """Add what was submitted, then step until at least one request finishes; ``[(key, Generation)]``."""
+        llm = self.engine.llm
+        if self.queued:
+            batch, self.queued = self.queued, []
+            ids = llm.enqueue([p for _, p, _ in batch], [self.engine._sampling(q) for _, _, q in batch],
+                              use_tqdm=False)  # fmt: skip
+            for rid, (key, _, _) in zip(ids, batch, strict=True):
+                self.running[rid.rsplit("-", 1)[0]] = key  # "17-1a2b3c4d" -> "17"
+        done: list[tuple[Hashable, Generation]] = []
+        while self.running and not done:
+            if not llm.llm_engine.has_unfinished_requests():
+                raise EngineError(
+                    f"vLLM has no unfinished request, but {len(self.running)} results are awaited"
+                )
+            for out in llm.llm_engine.step():
+                if out.finished:
+                    if out.request_id not in self.running:
+                        raise EngineError(
+                            f"vLLM finished request {out.request_id!r}, which this stream did not submit"
+                        )
+                    done.append((self.running.pop(out.request_id), _generation(out)))
+        return done
+
+
+def _generation(out) -> Generation:
+    o = out.outputs[0]
+    return Generation(text=o.text, num_tokens=len(o.token_ids), token_ids=tuple(o.token_ids),
+                      finish_reason=o.finish_reason or "stop")  # fmt: skip
