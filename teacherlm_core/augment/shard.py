@@ -9,6 +9,13 @@ are cut into parts of ``part_size`` input records; each part is written as ``par
 (+ ``.W.quarantine.jsonl``) and then its marker ``part-NNNNN.W.json``; the shard ends with ``_SUCCESS``. A re-run skips finished shards
 and, inside a shard, finished parts; a kill at any moment loses nothing and duplicates nothing.
 
+Generation is one stream per shard (:func:`~teacherlm_core.engines.open_stream`), so the engine
+does not drain at part boundaries: the next part's requests are fed while the current part's last
+ones run (``LOOKAHEAD`` parts at once, so memory stays about two parts), a rejected generation
+goes back into the stream with its next seed, and each part is committed, files then marker, as
+soon as its last request is back, in part order. A result depends on its request alone (its
+seed), never on the stream, so the files are the bytes one ``generate`` call per part wrote.
+
 Fencing: ``W`` is the writer, unique to each :func:`run_shard` call (start time, then random), so
 two pods running the same shard (a retry racing a slow original) never write the same key, and
 a marker always describes its own writer's files. When several complete markers exist for one
@@ -57,7 +64,12 @@ STOP = ("\nQ:",)  # a teacher that starts a new question has finished its explan
 
 @dataclass
 class PartStats:
-    """What one part did; the progress bar and MLflow read it."""
+    """What one part did; the progress bar and MLflow read it.
+
+    ``seconds``: wall time from the previous part's commit (or this part's start, if later) to this
+    part's commit: parts overlap in the stream, and this way a shard's part seconds add up to its
+    time generating (the cost report sums them).
+    """
 
     shard: int
     part: int
@@ -167,7 +179,7 @@ class _Part:
     index: int
     entries: list[Entry]
     stats: PartStats
-    started: float  # time.perf_counter() when its first request was submitted (or it was read)
+    started: float  # time.perf_counter() when it was read and its requests submitted
     marker: dict[str, Any] | None = None  # finished by a writer of this shard already: not generated
     samples: list[Sample] = field(default_factory=list)
     bases: list[str] = field(default_factory=list)
