@@ -1,5 +1,8 @@
 """Run an augmentation in its own process (for kill -9 tests): the scripted engine, or a real one.
 
+The scripted engine streams (four requests a poll, the next part fed before the current one
+drains), so a kill lands with two parts in flight.
+
 python tests/augment_worker.py INPUT OUTPUT NUM_SHARDS PART_SIZE DELAY [SHARD_INDEX]
 
 With ``TEACHERLM_WORKER_MODEL`` set, the real HF engine runs that model (greedy, so a resumed
@@ -12,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_engines import ScriptedEngine
+from fake_engines import StreamingScriptedEngine
 
 from teacherlm_core.augment import AugmentConfig, augment
 
@@ -29,5 +32,5 @@ if __name__ == "__main__":
         engine="hf",
         **({"temperature": 0.0, "max_new_tokens": 40} if real else {}),
     )
-    engine = None if real else ScriptedEngine(delay=float(delay), empty_rate=0.1)
+    engine = None if real else StreamingScriptedEngine(batch=4, delay=float(delay), empty_rate=0.1)
     augment(cfg, shard, engine=None if real else (lambda: engine))

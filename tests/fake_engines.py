@@ -3,12 +3,17 @@
 ``ScriptedEngine`` writes deterministic, well-formed explanations derived from the prompt and
 the request seed (so resumed runs must reproduce them exactly), can return empty text for some
 (prompt, seed) pairs to exercise retries and quarantine, and can sleep per request so a test can
-kill a run in the middle of a part.
+kill a run in the middle of a part. ``StreamingScriptedEngine`` is the same teacher behind a
+:class:`~teacherlm_core.engines.GenerationStream` that runs ``batch`` requests a poll (lowest
+priority first, as the HF engine does) and logs every submit and result, so a test can see what
+the engine was fed and when.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import re
 import time
 
@@ -50,4 +55,37 @@ class ScriptedEngine:
         raise NotImplementedError
 
 
-__all__ = ["GenerationParams", "ScriptedEngine"]
+class StreamingScriptedEngine(ScriptedEngine):
+    """:class:`ScriptedEngine` with ``open_stream``: ``batch`` requests a poll, each batch through
+    ``generate`` (so a subclass that overrides ``generate`` still applies); ``events`` logs
+    ``("submit" | "result", key)`` in order."""
+
+    def __init__(self, batch: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.batch = batch
+        self.events: list[tuple[str, object]] = []
+
+    def open_stream(self) -> _ScriptedStream:
+        return _ScriptedStream(self)
+
+
+class _ScriptedStream:
+    def __init__(self, engine: StreamingScriptedEngine):
+        self.engine, self.queue, self.arrivals = engine, [], itertools.count()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.queue)
+
+    def submit(self, key, prompt, params, priority=0):
+        bisect.insort(self.queue, (priority, next(self.arrivals), key, prompt, params))
+        self.engine.events.append(("submit", key))
+
+    def poll(self):
+        batch, self.queue = self.queue[: self.engine.batch], self.queue[self.engine.batch :]
+        gens = self.engine.generate([b[3] for b in batch], [b[4] for b in batch]) if batch else []
+        self.engine.events += [("result", b[2]) for b in batch]
+        return [(b[2], g) for b, g in zip(batch, gens, strict=True)]
+
+
+__all__ = ["GenerationParams", "ScriptedEngine", "StreamingScriptedEngine"]

@@ -9,6 +9,13 @@ are cut into parts of ``part_size`` input records; each part is written as ``par
 (+ ``.W.quarantine.jsonl``) and then its marker ``part-NNNNN.W.json``; the shard ends with ``_SUCCESS``. A re-run skips finished shards
 and, inside a shard, finished parts; a kill at any moment loses nothing and duplicates nothing.
 
+Generation is one stream per shard (:func:`~teacherlm_core.engines.open_stream`), so the engine
+does not drain at part boundaries: the next part's requests are fed while the current part's last
+ones run (``LOOKAHEAD`` parts at once, so memory stays about two parts), a rejected generation
+goes back into the stream with its next seed, and each part is committed, files then marker, as
+soon as its last request is back, in part order. A result depends on its request alone (its
+seed), never on the stream, so the files are the bytes one ``generate`` call per part wrote.
+
 Fencing: ``W`` is the writer, unique to each :func:`run_shard` call (start time, then random), so
 two pods running the same shard (a retry racing a slow original) never write the same key, and
 a marker always describes its own writer's files. When several complete markers exist for one
@@ -25,6 +32,7 @@ import json
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +40,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import storage
-from ..engines import Engine, GenerationParams, generate_servable, request_seed
+from ..engines import Engine, Generation, GenerationParams, GenerationStream, open_stream, request_seed
 from ..errors import ConfigError, DataError
 from ..hashset import SeenIds
 from ..prompts import FIELD_SUFFIX, base_text
@@ -57,7 +65,12 @@ STOP = ("\nQ:",)  # a teacher that starts a new question has finished its explan
 
 @dataclass
 class PartStats:
-    """What one part did; the progress bar and MLflow read it."""
+    """What one part did; the progress bar and MLflow read it.
+
+    ``seconds``: wall time from the previous part's commit (or this part's start, if later) to this
+    part's commit: parts overlap in the stream, and this way a shard's part seconds add up to its
+    time generating (the cost report sums them).
+    """
 
     shard: int
     part: int
@@ -117,59 +130,75 @@ def _jsonl(records: list[dict[str, Any]]) -> bytes:
     return b"".join(json.dumps(r, ensure_ascii=False, allow_nan=False).encode() + b"\n" for r in records)
 
 
-def _generate_part(cfg: AugmentConfig, engine: Engine, samples: list[Sample], stats: PartStats):
-    """Generate every (sample, field); retry bad ones with a fresh seed. Returns texts and failures."""
-    texts: dict[tuple[int, str], str] = {}
-    meta: dict[tuple[int, str], dict[str, Any]] = {}
-    failures: dict[tuple[int, str], str] = {}
-    pending = [(i, f) for i in range(len(samples)) for f in cfg.fields]
-    bases = [base_text(s) for s in samples]  # once per sample, not once per field and attempt
+LOOKAHEAD = 2  # parts generating at once (the oldest and the next): memory stays about two parts
+
+
+@dataclass
+class _Part:
+    """A part between reading and commit: its records, its requests in the stream, their results."""
+
+    index: int
+    entries: list[Entry]
+    stats: PartStats
+    started: float  # time.perf_counter() when it was read and its requests submitted
+    marker: dict[str, Any] | None = None  # finished by a writer of this shard already: not generated
+    samples: list[Sample] = field(default_factory=list)
+    bases: list[str] = field(default_factory=list)
+    waiting: int = 0  # requests in the stream
+    texts: dict[tuple[int, str], str] = field(default_factory=dict)
+    meta: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+    failures: dict[tuple[int, str], str] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.marker is not None or self.waiting == 0
+
+
+def _submit(cfg: AugmentConfig, stream: GenerationStream, part: _Part, i: int, f: str, attempt: int) -> None:
+    params = GenerationParams(
+        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+        seed=request_seed(cfg.seed, part.samples[i].id, f, attempt), stop=STOP,
+    )  # fmt: skip
+    # base_text once per sample, not once per field and attempt; == teacher_prompt(samples[i], f)
+    # Older parts first (their retries too): the oldest part commits soonest, freeing the window.
+    stream.submit((part.index, i, f, attempt), part.bases[i] + FIELD_SUFFIX[f], params, priority=part.index)
+    part.waiting += 1
+
+
+def _receive(cfg: AugmentConfig, stream: GenerationStream, part: _Part, key, gen: Generation) -> None:
+    """Record one result; a rejected generation goes back into the stream with the next attempt's seed."""
+    _, i, f, attempt = key
+    part.waiting -= 1
+    part.stats.tokens += gen.num_tokens
+    text, reason = clean_generation(gen, part.bases[i] + FIELD_SUFFIX[f])
     # Greedy decoding repeats itself: a retry would only cost time.
     attempts = 1 + (cfg.max_retries if cfg.temperature > 0 else 0)
-    for attempt in range(attempts):
-        if not pending:
-            break
-        prompts = [bases[i] + FIELD_SUFFIX[f] for i, f in pending]  # == teacher_prompt(samples[i], f)
-        params = [
-            GenerationParams(
-                max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                seed=request_seed(cfg.seed, samples[i].id, f, attempt), stop=STOP,
-            )
-            for i, f in pending
-        ]  # fmt: skip
-        generations = generate_servable(engine, prompts, params)
-        retry = []
-        for (i, f), prompt, gen in zip(pending, prompts, generations, strict=True):
-            stats.tokens += gen.num_tokens
-            text, reason = clean_generation(gen, prompt)
-            if gen.finish_reason == "error":  # this request cannot be served: a retry would fail the same way
-                failures[(i, f)] = reason
-            elif text is None:
-                failures[(i, f)] = f"{reason} (after {attempt + 1} attempt(s))"
-                retry.append((i, f))
-            else:
-                texts[(i, f)] = text
-                failures.pop((i, f), None)
-                meta[(i, f)] = {
-                    "attempts": attempt + 1,
-                    "tokens": gen.num_tokens,
-                    "finish_reason": gen.finish_reason,
-                }
-        pending = retry
-    return texts, meta, failures
+    if gen.finish_reason == "error":  # this request cannot be served: a retry would fail the same way
+        part.failures[(i, f)] = reason
+    elif text is None:
+        part.failures[(i, f)] = f"{reason} (after {attempt + 1} attempt(s))"
+        if attempt + 1 < attempts:
+            _submit(cfg, stream, part, i, f, attempt + 1)
+    else:
+        part.texts[(i, f)] = text
+        part.failures.pop((i, f), None)
+        part.meta[(i, f)] = {
+            "attempts": attempt + 1,
+            "tokens": gen.num_tokens,
+            "finish_reason": gen.finish_reason,
+        }
 
 
-def _process_part(cfg: AugmentConfig, engine: Engine, entries: list[Entry], stats: PartStats):
-    samples = [s for _, s, _ in entries if s is not None]
-    texts, meta, failures = _generate_part(cfg, engine, samples, stats) if samples else ({}, {}, {})
+def _assemble(cfg: AugmentConfig, part: _Part):
+    """The part's augmented records and its quarantine, in line order."""
     out, rejected = [], []
     k = 0
-    for line, sample, rej in entries:
+    for line, sample, rej in part.entries:
         if sample is None:
             rejected.append(rej.model_dump())
             continue
         i, k = k, k + 1
-        failed = [f"field '{f}': {failures[(i, f)]}" for f in cfg.fields if (i, f) in failures]
+        failed = [f"field '{f}': {part.failures[(i, f)]}" for f in cfg.fields if (i, f) in part.failures]
         if failed:
             reason = "teacher output rejected: " + "; ".join(failed)
             rejected.append(
@@ -178,16 +207,16 @@ def _process_part(cfg: AugmentConfig, engine: Engine, entries: list[Entry], stat
                 ).model_dump()
             )
             continue
-        record = sample.to_record() | {f: texts[(i, f)] for f in cfg.fields}
+        record = sample.to_record() | {f: part.texts[(i, f)] for f in cfg.fields}
         record["teacher"] = cfg.teacher
         record["generation"] = {
             "engine": "dry-run" if cfg.dry_run else cfg.engine, "seed": cfg.seed, "temperature": cfg.temperature, "top_p": cfg.top_p,
-            "max_new_tokens": cfg.max_new_tokens, **{f: meta[(i, f)] for f in cfg.fields},
+            "max_new_tokens": cfg.max_new_tokens, **{f: part.meta[(i, f)] for f in cfg.fields},
         }  # fmt: skip
         if "chain_of_thought" in cfg.fields:
             record["cot_consistent"] = is_consistent(record["chain_of_thought"], sample)
-            stats.cot_checked += 1
-            stats.cot_consistent += record["cot_consistent"] is True
+            part.stats.cot_checked += 1
+            part.stats.cot_consistent += record["cot_consistent"] is True
         out.append(record)
     return out, rejected
 
@@ -250,24 +279,23 @@ def run_shard(
         return done
     own = plan["inputs"][f"{shard_name(index, cfg.num_shards)}.jsonl"]
     entries = shard_entries(iter_shard_input(cfg, index, own), cfg.input, own["records"])
-    engine: Engine | None = None
     writer = new_writer_id()
     finished = winning_markers(shard_dir, fingerprint)
-    parts = []
-    n_in = 0
-    for p, chunk in enumerate(_parts(entries, cfg.part_size)):
-        n_in += len(chunk)
-        name = f"part-{p:05d}.{writer}"
-        marker = finished.get(p)
-        if marker is None:  # another writer of this shard may have finished it meanwhile
+    stream: GenerationStream | None = None
+    window: deque[_Part] = deque()  # read, not yet committed, in part order
+    chunks = enumerate(_parts(entries, cfg.part_size))
+    reading, parts, n_in = True, [], 0
+    last_commit = time.perf_counter()
+
+    def commit(part: _Part) -> None:
+        nonlocal finished, last_commit
+        p, stats, marker = part.index, part.stats, part.marker
+        if marker is None:  # another writer of this shard may have finished it meanwhile: theirs stands
             finished = winning_markers(shard_dir, fingerprint)
             marker = finished.get(p)
         if marker is None:
-            stats = PartStats(shard=index, part=p)
-            t0 = time.perf_counter()
-            if engine is None and any(s is not None for _, s, _ in chunk):
-                engine = engine_factory()
-            out, rejected = _process_part(cfg, engine, chunk, stats)
+            name = f"part-{p:05d}.{writer}"
+            out, rejected = _assemble(cfg, part)
             # Data first, marker last: a marker always describes complete files.
             for suffix, records in ((".jsonl", out), (".quarantine.jsonl", rejected)):
                 if records:
@@ -278,10 +306,14 @@ def run_shard(
                         "sha256": hashlib.sha256(blob).hexdigest(),
                     }
             stats.samples, stats.quarantined = len(out), len(rejected)
-            stats.seconds = time.perf_counter() - t0
-            marker = {"fingerprint": fingerprint, "part": p, "writer": writer, "in": len(chunk), "out": len(out), "quarantined": len(rejected),
-                      "tokens": stats.tokens, "seconds": round(stats.seconds, 3), "cot_checked": stats.cot_checked,
-                      "cot_consistent": stats.cot_consistent, "files": stats.files}  # fmt: skip
+            # Parts overlap in the stream: each counts from the previous commit (or its start), so
+            # a shard's part seconds add up to its wall time generating.
+            now = time.perf_counter()
+            stats.seconds = now - max(part.started, last_commit)
+            last_commit = now
+            marker = {"fingerprint": fingerprint, "part": p, "writer": writer, "in": len(part.entries), "out": len(out),
+                      "quarantined": len(rejected), "tokens": stats.tokens, "seconds": round(stats.seconds, 3),
+                      "cot_checked": stats.cot_checked, "cot_consistent": stats.cot_consistent, "files": stats.files}  # fmt: skip
             storage.write_text(storage.join(shard_dir, f"{name}.json"), json.dumps(marker, sort_keys=True))
         else:
             stats = PartStats(
@@ -290,6 +322,46 @@ def run_shard(
         parts.append(marker)
         if on_part:
             on_part(stats)
+
+    while True:
+        while window and window[0].done:
+            commit(window.popleft())
+        # Keep LOOKAHEAD parts in the stream: the next part's requests reach the engine while the
+        # current part's last ones (and its retries, which go first) still run, so the engine does
+        # not drain at a part boundary; memory stays bounded by the LOOKAHEAD parts in the window.
+        while reading and sum(w.marker is None for w in window) < LOOKAHEAD:
+            chunk = next(chunks, None)
+            if chunk is None:
+                reading = False
+                break
+            p, records = chunk
+            n_in += len(records)
+            part = _Part(
+                p, records, PartStats(shard=index, part=p), time.perf_counter(), marker=finished.get(p)
+            )
+            if part.marker is None:
+                part.samples = [s for _, s, _ in records if s is not None]
+                part.bases = [base_text(s) for s in part.samples]
+                if part.samples and stream is None:
+                    stream = open_stream(engine_factory())
+                for i in range(len(part.samples)):
+                    for f in cfg.fields:
+                        _submit(cfg, stream, part, i, f, 0)
+            else:
+                part.entries = []  # counted; a finished part's records are not needed again
+            window.append(part)
+            while window and window[0].done:
+                commit(window.popleft())
+        if not window:  # nothing left to read either: a full window is never empty
+            break
+        results = stream.poll() if stream is not None else []
+        if not results:  # an invariant: the oldest part waits on requests in the stream
+            raise AssertionError(
+                f"shard {index}: part {window[0].index} waits, but the engine has nothing in flight"
+            )
+        by_index = {w.index: w for w in window}
+        for key, gen in results:
+            _receive(cfg, stream, by_index[key[0]], key, gen)
     # Another writer of this shard may have finished parts meanwhile: list the winners, whoever wrote them.
     finished = winning_markers(shard_dir, fingerprint)
     parts = [finished.get(p, marker) for p, marker in enumerate(parts)]

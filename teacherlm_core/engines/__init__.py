@@ -1,5 +1,9 @@
 """Inference engines: one protocol, ``generate`` and ``loglikelihood``, several backends.
 
+Long runs use :func:`open_stream` instead of ``generate``: requests go in as they become known and
+results come out as they finish, so the engine's batch stays full across the caller's part
+boundaries and retries (see :class:`GenerationStream`).
+
 * ``VLLMEngine``: vLLM (continuous batching; the default; tensor parallel on GPUs).
 * ``HFEngine``: transformers; the fallback and the reference in tests.
 * ``OpenAIEngine``: any OpenAI-compatible completions server (``vllm serve``...), generation only.
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -23,11 +27,13 @@ __all__ = [
     "Engine",
     "Generation",
     "GenerationParams",
+    "GenerationStream",
     "LoglikelihoodRequest",
     "encode_pair",
     "encode_requests",
     "generate_servable",
     "get_engine",
+    "open_stream",
     "request_seed",
 ]
 
@@ -86,9 +92,36 @@ class EncodedRequest:
     inputs: list[int] = field(default_factory=list)
 
 
+class GenerationStream(Protocol):
+    """Requests in as they become known, results out as they finish: the engine never drains
+    between the caller's batches.
+
+    ``submit`` only queues; ``poll`` runs the engine until at least one submitted request has
+    finished and returns every ``(key, Generation)`` finished since the last call, in any order
+    (``[]`` at once when nothing is in flight). Requests submitted between two polls join the
+    running batch at the next one. A result never depends on what it was batched with: the same
+    generation as ``engine.generate([prompt], [params])``. One stream per engine at a time; do
+    not call the engine's ``generate`` or ``loglikelihood`` while it has requests in flight.
+    """
+
+    def submit(self, key: Hashable, prompt: str, params: GenerationParams, priority: int = 0) -> None:
+        """Queue one request; ``key`` names its result. Where the engine keeps a queue of its own
+        (HF), lower ``priority`` runs first, ties in arrival order; vLLM serves in arrival order."""
+        ...
+
+    def poll(self) -> list[tuple[Hashable, Generation]]: ...
+
+    @property
+    def in_flight(self) -> int:
+        """Requests submitted and not yet returned by ``poll``."""
+        ...
+
+
 class Engine(Protocol):
     """What every backend does. Backends that know their context window also have
-    ``context_window: int`` and ``count_tokens(prompts) -> list[int]`` (see :func:`generate_servable`)."""
+    ``context_window: int`` and ``count_tokens(prompts) -> list[int]`` (see :func:`generate_servable`);
+    backends that can take requests while a batch runs also have ``open_stream() ->``
+    :class:`GenerationStream` (see :func:`open_stream`)."""
 
     name: str
 
@@ -122,6 +155,20 @@ def encode_pair(tokenizer, context: str, continuation: str, max_length: int | No
     return EncodedRequest(context=ctx, continuation=cont, inputs=seq[:-1])
 
 
+def _refusals(engine: Engine, prompts: list[str], params: list[GenerationParams]) -> dict[int, Generation]:
+    """``{index: "error" generation}`` for each prompt too long for the engine's known context window."""
+    window = getattr(engine, "context_window", None)
+    counter = getattr(engine, "count_tokens", None)
+    refused: dict[int, Generation] = {}
+    if window and counter and prompts:
+        for i, (n, p) in enumerate(zip(counter(prompts), params, strict=True)):
+            if n + p.max_new_tokens > window:
+                reason = (f"prompt is {n} tokens; with max_new_tokens {p.max_new_tokens} that exceeds the "
+                          f"teacher's context of {window} tokens")  # fmt: skip
+                refused[i] = Generation(text="", num_tokens=0, finish_reason="error", error=reason)
+    return refused
+
+
 def generate_servable(
     engine: Engine,
     prompts: list[str],
@@ -135,15 +182,7 @@ def generate_servable(
     ``"prompt is N tokens; with max_new_tokens K that exceeds the teacher's context of M tokens"``.
     Engines without a known window (OpenAI-compatible servers) report refusals per request instead.
     """
-    window = getattr(engine, "context_window", None)
-    counter = getattr(engine, "count_tokens", None)
-    refused: dict[int, Generation] = {}
-    if window and counter and prompts:
-        for i, (n, p) in enumerate(zip(counter(prompts), params, strict=True)):
-            if n + p.max_new_tokens > window:
-                reason = (f"prompt is {n} tokens; with max_new_tokens {p.max_new_tokens} that exceeds the "
-                          f"teacher's context of {window} tokens")  # fmt: skip
-                refused[i] = Generation(text="", num_tokens=0, finish_reason="error", error=reason)
+    refused = _refusals(engine, prompts, params)
     served = [i for i in range(len(prompts)) if i not in refused]
     kwargs = {"progress": progress} if progress else {}
     out = (
@@ -155,6 +194,72 @@ def generate_servable(
         progress(len(refused))
     result = dict(zip(served, out, strict=True)) | refused
     return [result[i] for i in range(len(prompts))]
+
+
+class _GenerateStream:
+    """The stream of an engine that has only ``generate``: each ``poll`` is one ``generate`` call
+    over everything submitted since the last (so the engine drains at every poll)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.queue: list[tuple[Hashable, str, GenerationParams]] = []
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.queue)
+
+    def submit(self, key: Hashable, prompt: str, params: GenerationParams, priority: int = 0) -> None:
+        self.queue.append((key, prompt, params))
+
+    def poll(self) -> list[tuple[Hashable, Generation]]:
+        batch, self.queue = self.queue, []
+        if not batch:
+            return []
+        out = self.engine.generate([p for _, p, _ in batch], [q for _, _, q in batch])
+        if len(out) != len(batch):
+            raise EngineError(
+                f"engine {self.engine.name!r} returned {len(out)} generations for {len(batch)} prompts"
+            )
+        return [(key, g) for (key, _, _), g in zip(batch, out, strict=True)]
+
+
+class _ServableStream:
+    """A stream that refuses, as :func:`generate_servable` does, what the engine's window cannot hold."""
+
+    def __init__(self, engine: Engine, inner: GenerationStream):
+        self.engine, self.inner = engine, inner
+        self.unchecked: list[tuple[Hashable, str, GenerationParams, int]] = []
+        self.refused: list[tuple[Hashable, Generation]] = []
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.unchecked) + len(self.refused) + self.inner.in_flight
+
+    def submit(self, key: Hashable, prompt: str, params: GenerationParams, priority: int = 0) -> None:
+        self.unchecked.append((key, prompt, params, priority))
+
+    def poll(self) -> list[tuple[Hashable, Generation]]:
+        batch, self.unchecked = self.unchecked, []
+        refused = _refusals(self.engine, [p for _, p, _, _ in batch], [q for _, _, q, _ in batch])
+        for i, (key, prompt, params, priority) in enumerate(batch):
+            if i in refused:
+                self.refused.append((key, refused[i]))
+            else:
+                self.inner.submit(key, prompt, params, priority)
+        if self.refused:  # at once: the caller may have more work to submit before the engine runs
+            out, self.refused = self.refused, []
+            return out
+        return self.inner.poll()
+
+
+def open_stream(engine: Engine) -> GenerationStream:
+    """A :class:`GenerationStream` over ``engine``: its own ``open_stream()`` where it has one
+    (vLLM: continuous batching; HF: batches formed from whatever is queued), else one ``generate``
+    call per ``poll``. Requests too long for the engine's context window come back at the next
+    ``poll`` as ``"error"`` generations without reaching the engine, as in :func:`generate_servable`.
+    """
+    own = getattr(engine, "open_stream", None)
+    return _ServableStream(engine, own() if own is not None else _GenerateStream(engine))
 
 
 def encode_requests(tokenizer, requests, max_length: int, engine: str) -> list[EncodedRequest]:

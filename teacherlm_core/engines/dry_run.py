@@ -4,7 +4,8 @@ It writes, for each request, a short deterministic text derived from the prompt 
 request's seed (so a re-run, any sharding or batching, writes the same bytes), in a fraction of
 a millisecond: an operator can check storage, sharding, fan-out and merge at full scale before
 paying for GPUs. Its output is never training data: a dry run is part of the plan's identity
-(never resumed into, or from, a real run) and the manifest and dataset card say so.
+(never resumed into, or from, a real run) and the manifest and dataset card say so. It has no
+``open_stream``: a stream over it is one (instant) ``generate`` call a poll.
 """
 
 from __future__ import annotations

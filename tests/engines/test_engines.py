@@ -172,3 +172,29 @@ def test_hf_sampling_is_batched_and_results_do_not_depend_on_batching(tiny_model
     assert batched[0].token_ids == batched[4].token_ids  # same prompt and seed
     assert len({g.token_ids for g in batched}) >= 6  # the seeds matter: not one fixed continuation
     assert all(0 < g.num_tokens <= 12 for g in batched)
+
+
+def test_cpu_threads_are_the_cpus_the_process_may_use_unless_overridden(monkeypatch):
+    import os
+
+    from teacherlm_core.engines.vllm import default_cpu_threads
+    from teacherlm_core.errors import EngineError
+
+    monkeypatch.delenv("TEACHERLM_CPU_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert 1 <= default_cpu_threads() <= len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert default_cpu_threads() == 3
+    monkeypatch.setenv("TEACHERLM_CPU_THREADS", "1")
+    assert default_cpu_threads() == 1
+    monkeypatch.setenv("TEACHERLM_CPU_THREADS", "all")
+    with pytest.raises(EngineError, match="TEACHERLM_CPU_THREADS='all'"):
+        default_cpu_threads()
+
+
+@pytest.mark.integration
+def test_vllm_on_cpu_runs_with_the_threads_it_was_given(vllm_engine):
+    """In-process vLLM binds no threads (and may lower torch's to 1 while it starts): the engine sets them."""
+    import torch
+
+    assert vllm_engine.cpu_threads and torch.get_num_threads() == vllm_engine.cpu_threads
