@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from .. import __version__, storage
@@ -240,6 +241,7 @@ def merge(output: str, progress: Callable[[int], None] | None = None) -> dict[st
     manifest = redact_document(manifest)  # nothing secret in a manifest or card (URL credentials, keys)
     storage.write_text(storage.join(output, "manifest.json"), json.dumps(manifest, indent=1, sort_keys=True))
     storage.write_text(storage.join(output, "README.md"), dataset_card(manifest))
+    _remove_orphaned_temp_files(output)
     if n_out == 0:  # a complete record of the failure is written; nothing downstream can use it
         top = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(3))
         raise DataError(
@@ -247,6 +249,18 @@ def merge(output: str, progress: Callable[[int], None] | None = None) -> dict[st
             f"every one of the {n_in} input records was quarantined, nothing was augmented ({top})",
         )  # fmt: skip
     return manifest
+
+
+def _remove_orphaned_temp_files(output: str) -> None:
+    """Delete the ``*.tmp`` files that writers killed mid-write (``kill -9``, an evicted pod) left
+    in a local output: every shard is complete and the manifest written, so none is in use by a
+    run that counts (a straggling duplicate writer of a finished shard loses its write, nothing
+    else). Object stores have none: their writes are whole objects."""
+    if storage.is_remote(output):
+        return
+    for path in Path(output).rglob("*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
 
 
 _DRY_RUN_NOTE = """

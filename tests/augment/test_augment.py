@@ -183,6 +183,20 @@ def test_merge_refuses_unfinished_shards(dataset, tmp_path):
         merge(cfg.output)
 
 
+def test_merge_removes_the_temp_files_killed_writers_left(dataset, tmp_path):
+    """A writer killed between creating its temp file and renaming it leaves the temp file behind;
+    once every shard is complete, the merge removes them (none can belong to a live run)."""
+    cfg = cfg_for(dataset, tmp_path / "m", num_shards=2)
+    augment(cfg, engine=ScriptedEngine)
+    shard_dir = Path(cfg.shard_dir(0))
+    orphans = [shard_dir / "._SUCCESS.k9x2.tmp", shard_dir / ".part-00000.abc.jsonl.q1.tmp",
+               tmp_path / "m" / ".merge-123-xyz.tmp"]  # fmt: skip
+    for orphan in orphans:
+        orphan.write_text("half a write")
+    merge(cfg.output)
+    assert not list((tmp_path / "m").rglob("*.tmp"))
+
+
 # -- kill -9, outages, real engines ----------------------------------------------------------
 def run_worker(dataset, out, shards=2, part_size=3, delay=0.02, shard=None, model=None):
     args = [
