@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..errors import TeacherLMError
+from ..errors import DataError, TeacherLMError
 from .merge import merge
 
 __all__ = ["merge_gathered"]
@@ -20,6 +20,9 @@ __all__ = ["merge_gathered"]
 
 def _gather(shards: list[str], out: Path) -> None:
     """Link the shard outputs of one plan under ``out`` (refusing outputs of different plans)."""
+    missing = [s for s in shards if not Path(s, "plan.json").is_file()]
+    if missing:
+        raise DataError(missing[0], None, None, "not a shard task's output (no plan.json in it)")
     plans = [json.loads(Path(s, "plan.json").read_text()) for s in shards]
     fingerprints = {p["fingerprint"] for p in plans}
     if len(fingerprints) != 1:
@@ -43,7 +46,8 @@ def merge_gathered(shards: list[str], output: str | Path) -> dict[str, Any]:
     Returns the merged manifest.
 
     Raises:
-        TeacherLMError: no shard outputs, or outputs of different plans.
+        DataError: a path that is not a shard task's output. TeacherLMError: no shard outputs, or
+            outputs of different plans.
     """
     if not shards:
         raise TeacherLMError("no shard outputs to merge")

@@ -35,7 +35,9 @@ def run(
         help="Teacher model: local path or hub id (the served name for --engine openai).",
     ),
     input: str = typer.Option(
-        None, "--input", help="Dataset to augment: JSONL or Parquet, local path or s3:// URI."
+        None,
+        "--input",
+        help="Dataset to augment: JSONL or Parquet file (local or s3:// URI), or a dataset directory (its train split).",
     ),
     output: str = typer.Option(None, help="Output root: local dir or s3:// prefix (resumes what is there)."),
     num_shards: int = typer.Option(1, help="Split the dataset into this many shards."),
@@ -90,6 +92,12 @@ def run(
     from ..errors import ConfigError
     from ..tracking import Tracker
 
+    if "://" not in input:  # a dataset directory (as `data build` / `data import` write it): its train split
+        from ..data.splits import split_file
+
+        input = str(split_file(input, "train"))
+    if shard_index is not None and not 0 <= shard_index < max(num_shards, 1):  # before anything is written
+        raise ConfigError("--shard-index", [f"must be in [0, {num_shards}), got {shard_index}"])
     try:
         cfg = AugmentConfig(
             model=model, input=input, output=output, num_shards=num_shards, engine=engine.value, fields=fields,
@@ -181,7 +189,9 @@ def plan_cmd(
     The plan itself (identity and column types, plan.json) is fixed by the first shard that runs."""
     from ..stages.augment_plan import augment_plan
 
-    console.print(" ".join(map(str, augment_plan(data, num_shards))))
+    print(
+        " ".join(map(str, augment_plan(data, num_shards)))
+    )  # stdout: for i in $(teacherlm augment plan ...)
 
 
 @app.command("shard")

@@ -15,11 +15,13 @@ def augment_plan(data: str | Path, num_shards: int) -> list[int]:
 
     Raises:
         ConfigError: ``num_shards`` outside [1, 99999].
-        DataError: no train split, or an empty one.
+        DataError: ``data`` does not exist, has no train split, or an empty one.
     """
     if not 1 <= num_shards <= 99999:
         raise ConfigError("num_shards", [f"must be in [1, 99999], got {num_shards}"])
     source = split_file(data, "train")
+    if not source.is_file():
+        raise DataError(str(source), None, None, "no such file or directory")
     if source.stat().st_size == 0:
         raise DataError(str(source), None, None, "empty dataset: nothing to augment")
     return list(range(num_shards))

@@ -151,3 +151,38 @@ def _check_lineage(client, parent, children, run):
     assert "## Augmented data" in report and "## Cost" in report
     card = next(run.glob("kfp/**/augment-merge/augmented/README.md")).read_text()
     assert "cost per 1,000 samples" in card
+
+
+def test_augment_mistakes_exit_2_with_one_line_and_write_nothing(tmp_path):
+    """What a new user tried (session 4's trial): each mistake is one line naming it, exit 2, no traceback."""
+    from teacherlm_core.data import build_builtin
+
+    data = build_builtin(tmp_path / "data", ["claims"], per_task=6, seed=0) and tmp_path / "data"
+    cases = [
+        (["augment", "plan", "--data", str(tmp_path / "nothere"), "--num-shards", "4"], "no such file"),
+        (["augment", "merge", "--output", str(tmp_path / "m"), "--shards", str(tmp_path / "nothere")],
+         "not a shard task's output"),
+        (["augment", "--teacher", "t", "--input", str(data), "--output", str(tmp_path / "o"), "--num-shards", "4",
+          "--shard-index", "4", "--dry-run", "--no-track"], "--shard-index: 1 problem(s): must be in [0, 4), got 4"),
+    ]  # fmt: skip
+    for args, message in cases:
+        res = cli(*args, cwd=tmp_path)
+        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, (
+            args,
+            res.stderr,
+        )
+    assert not (tmp_path / "o").exists()  # the bad shard index was refused before planning wrote anything
+
+
+def test_augment_takes_the_dataset_directory_that_data_build_and_import_write(tmp_path):
+    from teacherlm_core.data import build_builtin
+
+    build_builtin(tmp_path / "data", ["claims"], per_task=6, seed=0)
+    plan = cli("augment", "plan", "--data", str(tmp_path / "data"), "--num-shards", "3")
+    assert plan.returncode == 0 and plan.stdout.split() == ["0", "1", "2"]  # on stdout, for a shell loop
+    res = cli("augment", "--teacher", "t", "--input", str(tmp_path / "data"), "--output", str(tmp_path / "o"),
+              "--dry-run", "--no-track", cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    train = (tmp_path / "data" / "train.jsonl").read_text().splitlines()
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["counts"]["input"] == len(train) == manifest["counts"]["output"]
