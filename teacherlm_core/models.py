@@ -116,6 +116,7 @@ def _ensure_converted(named: NamedModel) -> Path:
     source = _source(named)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{named.name}.", dir=out.parent))
+    tmp.chmod(storage.DIR_MODE)  # a shared model cache: readable by everyone who may read its parent
     try:
         _convert(source, tmp)
         files = {p.name: storage.sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -379,7 +378,9 @@ def load_samples(path: str | os.PathLike[str], model: type[Sample] = Sample) -> 
 
 def _atomic_target(path: Path) -> tuple[int, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    from .storage import atomic_temp
+
+    return atomic_temp(path.parent, f".{path.name}.")
 
 
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[dict[str, Any] | BaseModel]) -> int:

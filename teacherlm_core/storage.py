@@ -25,9 +25,11 @@ from urllib.parse import urlparse
 from .errors import StorageError
 
 __all__ = [
+    "DIR_MODE",
     "LocalStore",
     "S3Store",
     "Store",
+    "atomic_temp",
     "chunk_lines",
     "content_id",
     "copy",
@@ -74,6 +76,28 @@ def join(uri: str, *parts: str) -> str:
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+_FILE_MODE = 0o666 & ~_UMASK  # what open() would give a new file: others can read a shared output
+DIR_MODE = 0o777 & ~_UMASK  # what mkdir() would give a new directory (mkdtemp gives 0700)
+
+
+def atomic_temp(folder: str | os.PathLike[str] | None, prefix: str) -> tuple[int, str]:
+    """``(fd, path)`` of a new ``{prefix}*.tmp`` file in ``folder``, to be renamed over its target.
+
+    Unlike a bare :func:`tempfile.mkstemp` (mode 0600), the file gets the mode a plain ``open``
+    would (0644 under the usual umask), so outputs on a shared disk stay readable by the team.
+    """
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
+    os.fchmod(fd, _FILE_MODE)
+    return fd, tmp
+
+
 class LocalStore:
     """A directory on the local file system (``file://`` prefix allowed)."""
 
@@ -86,7 +110,7 @@ class LocalStore:
     def write_bytes(self, key: str, data: bytes) -> None:
         path = Path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = atomic_temp(path.parent, f".{path.name}.")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

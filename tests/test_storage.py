@@ -65,3 +65,23 @@ def test_s3_unreachable_fails_after_the_retry_budget(monkeypatch):
     monkeypatch.setenv("TEACHERLM_S3_RETRY_SECONDS", "2")
     with pytest.raises(StorageError, match="unreachable"):
         storage.write_text("s3://bucket/x", "y")
+
+
+def test_written_files_are_readable_by_others_on_a_shared_disk(tmp_path):
+    """Atomic writes go through temp files; mkstemp's 0600 must not reach the outputs a team shares."""
+    import os
+    import stat
+
+    from teacherlm_core import storage
+    from teacherlm_core.data.manifest import write_json
+    from teacherlm_core.schema import write_jsonl
+
+    old = os.umask(0o022)
+    try:
+        storage.write_text(str(tmp_path / "a.json"), "{}")
+        write_json(tmp_path / "manifest.json", {"a": 1})
+        write_jsonl(tmp_path / "train.jsonl", [{"id": "1"}])
+    finally:
+        os.umask(old)
+    for name in ("a.json", "manifest.json", "train.jsonl"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -58,7 +57,7 @@ class _Output:
         folder = root if local else None  # the run's root: same file system, and no empty data/ left
         if folder:
             os.makedirs(folder, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=f".merge-{os.getpid()}-", suffix=".tmp")
+        fd, self.tmp = storage.atomic_temp(folder, f".merge-{os.getpid()}-")
         os.close(fd)
         self.local = local
 

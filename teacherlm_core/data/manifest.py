@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..parquet import ColumnKinds
-from ..storage import sha256_file
+from ..storage import atomic_temp, sha256_file
 from .tasks.base import SPLITS
 
 __all__ = [
@@ -241,7 +241,7 @@ def write_splits(
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file + rename), keys sorted so equal content gives equal bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = atomic_temp(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(obj, fh, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
