@@ -214,8 +214,11 @@ def _assemble(cfg: AugmentConfig, part: _Part):
             "max_new_tokens": cfg.max_new_tokens, **{f: part.meta[(i, f)] for f in cfg.fields},
         }  # fmt: skip
         if "chain_of_thought" in cfg.fields:
-            record["cot_consistent"] = is_consistent(record["chain_of_thought"], sample)
-            part.stats.cot_checked += 1
+            # A dry run's placeholder concludes nothing: no consistency to measure (null, uncounted).
+            record["cot_consistent"] = (
+                None if cfg.dry_run else is_consistent(record["chain_of_thought"], sample)
+            )
+            part.stats.cot_checked += not cfg.dry_run
             part.stats.cot_consistent += record["cot_consistent"] is True
         out.append(record)
     return out, rejected

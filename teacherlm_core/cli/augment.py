@@ -171,8 +171,9 @@ def _summary(result: dict, shard_index: int | None) -> None:
         return
     c = result["counts"]
     rate = result["chain_of_thought_consistency"]["rate"]
+    dry = " [yellow](dry run: placeholder text, not training data)[/]" if result.get("dry_run") else ""
     console.print(
-        f"[green]augmented[/] {c['output']} of {c['input']} samples ({c['quarantined']} quarantined); "
+        f"[green]augmented[/] {c['output']} of {c['input']} samples ({c['quarantined']} quarantined){dry}; "
         f"chain of thought consistent with the gold answer: {'n/a' if rate is None else f'{rate:.1%}'}"
     )
 

@@ -168,6 +168,10 @@ def test_a_dry_run_needs_no_model_and_says_so_everywhere(dataset, tmp_path):
     )
     assert all("placeholder" in r["chain_of_thought"].lower() for r in records)
     assert manifest["counts"]["input"] == manifest["counts"]["output"] + manifest["counts"]["quarantined"]
+    # a placeholder concludes nothing: no consistency rate is claimed for it (it said 0.0%)
+    assert manifest["chain_of_thought_consistency"] == {"checked": 0, "consistent": 0, "rate": None}
+    assert all(r["cot_consistent"] is None for r in records)
+    assert "dry run: placeholder text, not training data" in " ".join(r.stderr.split())
 
 
 def test_dry_run_output_is_deterministic_whatever_the_sharding(dataset, tmp_path):
