@@ -257,9 +257,14 @@ def _remove_orphaned_temp_files(output: str) -> None:
     else). Object stores have none: their writes are whole objects."""
     if storage.is_remote(output):
         return
-    for path in Path(output).rglob("*.tmp"):
-        if path.is_file():
-            path.unlink(missing_ok=True)
+    root = Path(output)
+    # Only where a run writes, and only our temp names (".<target>.<random>.tmp"): an --output that
+    # also holds other things keeps them.
+    places = [root, root / "data", root / "quarantine", root / "inputs", *root.glob("shards/*")]
+    for place in places:
+        for path in place.glob(".*.tmp"):
+            if path.is_file():
+                path.unlink(missing_ok=True)
 
 
 _DRY_RUN_NOTE = """

@@ -193,8 +193,11 @@ def test_merge_removes_the_temp_files_killed_writers_left(dataset, tmp_path):
                tmp_path / "m" / ".merge-123-xyz.tmp"]  # fmt: skip
     for orphan in orphans:
         orphan.write_text("half a write")
+    theirs = tmp_path / "m" / "notes" / "draft.tmp"  # not ours: an --output may hold other files
+    theirs.parent.mkdir()
+    theirs.write_text("keep me")
     merge(cfg.output)
-    assert not list((tmp_path / "m").rglob("*.tmp"))
+    assert [p.relative_to(tmp_path) for p in (tmp_path / "m").rglob("*.tmp")] == [Path("m/notes/draft.tmp")]
 
 
 # -- kill -9, outages, real engines ----------------------------------------------------------
