@@ -3,8 +3,8 @@
 A generation is rejected when it is empty or whitespace only, when it echoes the prompt, or when
 it hit the token limit with no complete sentence to keep. A length-truncated generation that has
 complete sentences is trimmed to its last one, and one that falls into a loop (a sentence that
-repeats an earlier one, as small models decoding greedily do) is trimmed before the repeat. Rejections are retried with a fresh seed, then
-quarantined with the reason.
+repeats an earlier one, as small models decoding greedily do) is trimmed before the repeat.
+Rejections are retried with a fresh seed, then quarantined with the reason.
 """
 
 from __future__ import annotations

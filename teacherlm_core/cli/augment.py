@@ -190,9 +190,8 @@ def plan_cmd(
     The plan itself (identity and column types, plan.json) is fixed by the first shard that runs."""
     from ..stages.augment_plan import augment_plan
 
-    print(
-        " ".join(map(str, augment_plan(data, num_shards)))
-    )  # stdout: for i in $(teacherlm augment plan ...)
+    # On stdout, for a shell loop: for i in $(teacherlm augment plan ...)
+    print(" ".join(map(str, augment_plan(data, num_shards))))
 
 
 @app.command("shard")
