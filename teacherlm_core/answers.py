@@ -21,6 +21,7 @@ __all__ = [
     "sentence_key",
     "split_sentences",
     "until_loop",
+    "words",
 ]
 
 _CONCLUSION = re.compile(r"\banswer\s+is\b\s*:?\s*", re.IGNORECASE)
@@ -41,6 +42,13 @@ class Conclusion:
 
 
 _WORDS = re.compile(r"[^\W_]+")
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text``, case-folded, punctuation dropped: what sentence comparisons look at."""
+    return _WORDS.findall(text.casefold())
+
+
 _TURN_MARKER = re.compile(r"^(?:[QA]|Answer|Question)\s*:\s*", re.IGNORECASE)
 
 
@@ -59,7 +67,7 @@ def sentence_key(sentence: str, choices: Sequence[str] | None) -> str:
     (a leading ``A:``/``Q:`` turn marker dropped); every statement of one answer has the same key."""
     if (stated := parse_answer(sentence, choices)) is not None:
         return f"\0answer {stated.answer.casefold()}"
-    return " ".join(_WORDS.findall(_TURN_MARKER.sub("", sentence).casefold()))
+    return " ".join(words(_TURN_MARKER.sub("", sentence)))
 
 
 def until_loop(text: str, choices: Sequence[str] | None = None) -> tuple[str, str | None]:

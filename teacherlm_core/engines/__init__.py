@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -32,6 +32,7 @@ __all__ = [
     "encode_pair",
     "encode_requests",
     "generate_servable",
+    "generate_through",
     "get_engine",
     "open_stream",
     "request_seed",
@@ -250,6 +251,32 @@ class _ServableStream:
             out, self.refused = self.refused, []
             return out
         return self.inner.poll()
+
+
+def generate_through(
+    stream: GenerationStream,
+    prompts: Sequence[str],
+    params: GenerationParams | Sequence[GenerationParams],
+    progress: Callable[[int], None] | None = None,
+) -> list[Generation]:
+    """``generate`` on top of a stream: submit every prompt, poll until all are back, in prompt order.
+
+    Raises:
+        ValueError: ``params`` is a list of another length than ``prompts``.
+    """
+    plist = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
+    if len(plist) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(plist)} params")
+    for i, (prompt, p) in enumerate(zip(prompts, plist, strict=True)):
+        stream.submit(i, prompt, p)
+    out: list[Generation | None] = [None] * len(prompts)
+    while stream.in_flight:
+        done = stream.poll()
+        for i, g in done:
+            out[i] = g
+        if progress and done:
+            progress(len(done))
+    return out  # type: ignore[return-value]
 
 
 def open_stream(engine: Engine) -> GenerationStream:

@@ -13,7 +13,14 @@ import itertools
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 
-from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest, encode_requests
+from . import (
+    EncodedRequest,
+    Generation,
+    GenerationParams,
+    LoglikelihoodRequest,
+    encode_requests,
+    generate_through,
+)
 
 __all__ = ["HFEngine", "HFStream", "shared_prefix_plan"]
 
@@ -157,20 +164,7 @@ class HFEngine:
         requests go in batches of ``batch_size`` whatever their settings, each row drawing from
         its own ``torch.Generator`` seeded with its request's seed, so a result depends on its
         own seed and prompt only, never on what it was batched with (:meth:`_sample_batch`)."""
-        plist = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
-        if len(plist) != len(prompts):
-            raise ValueError(f"{len(prompts)} prompts but {len(plist)} params")
-        stream = self.open_stream()
-        for i, (prompt, p) in enumerate(zip(prompts, plist, strict=True)):
-            stream.submit(i, prompt, p)
-        out: list[Generation | None] = [None] * len(prompts)
-        while stream.in_flight:
-            done = stream.poll()
-            for i, g in done:
-                out[i] = g
-            if progress:
-                progress(len(done))
-        return out  # type: ignore[return-value]
+        return generate_through(self.open_stream(), prompts, params, progress)
 
     def open_stream(self) -> HFStream:
         """A :class:`~teacherlm_core.engines.GenerationStream`: each ``poll`` runs one batch of

@@ -20,7 +20,14 @@ import os
 from collections.abc import Callable, Hashable, Sequence
 
 from ..errors import EngineError
-from . import EncodedRequest, Generation, GenerationParams, LoglikelihoodRequest, encode_requests
+from . import (
+    EncodedRequest,
+    Generation,
+    GenerationParams,
+    LoglikelihoodRequest,
+    encode_requests,
+    generate_through,
+)
 
 __all__ = ["VLLMEngine", "VLLMStream", "default_cpu_threads"]
 
@@ -166,19 +173,7 @@ class VLLMEngine:
         progress: Callable[[int], None] | None = None,
     ) -> list[Generation]:
         """All prompts go to vLLM at once; its scheduler batches them continuously."""
-        plist = list(params) if isinstance(params, Sequence) else [params] * len(prompts)
-        if len(plist) != len(prompts):
-            raise ValueError(f"{len(prompts)} prompts but {len(plist)} params")
-        stream = self.open_stream()
-        for i, (prompt, p) in enumerate(zip(prompts, plist, strict=True)):
-            stream.submit(i, prompt, p)
-        out: list[Generation | None] = [None] * len(prompts)
-        while stream.in_flight:
-            for i, g in stream.poll():
-                out[i] = g
-        if progress:
-            progress(len(prompts))
-        return out  # type: ignore[return-value]
+        return generate_through(self.open_stream(), prompts, params, progress)
 
     def open_stream(self) -> VLLMStream:
         """A :class:`~teacherlm_core.engines.GenerationStream` on vLLM's request-level API: submitted

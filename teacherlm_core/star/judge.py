@@ -9,18 +9,15 @@ the same (the leakage problem of Hase et al. 2020, arXiv 2010.04119), so it is r
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 
-from ..answers import SENTENCE_END, parse_answer, same_answer, sentence_key, split_sentences
+from ..answers import SENTENCE_END, parse_answer, same_answer, sentence_key, split_sentences, words
 from ..engines import Generation
 from ..prompts import FIELD_SUFFIX, collapse_ws
 from ..schema import Sample
 
 __all__ = ["Verdict", "judge", "reasoning_words"]
-
-_WORDS = re.compile(r"[^\W_]+")
 
 
 def _is_echo(text: str, sample: Sample) -> bool:
@@ -45,7 +42,7 @@ def reasoning_words(text: str, sample: Sample) -> tuple[int, str | None]:
     answer are the same sentence, and a leading ``A:`` / ``Q:`` turn marker is not a word. A
     sentence that comes back is a generation loop: the caller refuses the rationale.
     """
-    prompt = " ".join(_WORDS.findall(" ".join([sample.question, *(sample.choices or [])]).casefold()))
+    prompt = " ".join(words(" ".join([sample.question, *(sample.choices or [])])))
     seen: set[str] = set()
     count = 0
     for _, sentence in split_sentences(text):
