@@ -7,7 +7,7 @@ from ._image import VLLM_IMAGE
 @dsl.component(base_image=VLLM_IMAGE, install_kfp_package=False)
 def augment_shard(
     teacher: Input[Model],
-    data: Input[Dataset],
+    split: Input[Dataset],
     shard: Output[Dataset],
     shard_index: int,
     num_shards: int,
@@ -23,7 +23,7 @@ def augment_shard(
 
     Args:
         teacher: The trained teacher.
-        data: The dataset to augment (its train split).
+        split: The plan's split of the dataset to augment; the shard reads only its own file of it.
         shard: plan.json + shards/<shard>/ (parts, markers, _SUCCESS), for the merge.
         shard_index: Which shard, 0 <= shard_index < num_shards.
         num_shards: Shards in the plan.
@@ -38,7 +38,7 @@ def augment_shard(
     from teacherlm_core.stages.augment_shard import augment_shard
 
     counts = augment_shard(
-        teacher.path, data.path, shard.path, shard_index=shard_index, num_shards=num_shards, fields=fields,
+        teacher.path, split.path, shard.path, shard_index=shard_index, num_shards=num_shards, fields=fields,
         max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
         tensor_parallel_size=tensor_parallel_size, work_root=work_root,
     )  # fmt: skip

@@ -40,6 +40,7 @@ __all__ = [
     "mark_experiment",
     "promote_champion",
     "register_model",
+    "split_dataset_ref",
     "versions_of_run",
 ]
 
@@ -145,6 +146,21 @@ def describe_dataset(uri: str | Path, name: str, split: str = "train") -> Datase
         ref["counts"] |= {f"build.{k}": v for k, v in manifest["records"].items()}
     ref["digest"] = ref["digest"] or manifest.get("fingerprint") or hashlib.sha256(uri.encode()).hexdigest()
     return ref
+
+
+def split_dataset_ref(split: Mapping[str, Any], name: str) -> DatasetRef:
+    """The :class:`DatasetRef` of the input a split (:func:`teacherlm_core.augment.split.load_split`,
+    or a run's ``plan.json``: the same ``input``, ``columns`` and ``inputs``) was cut from, without
+    reading it: its content id as digest, its columns and its record count (lines, unreadable ones
+    included)."""
+    source = split["input"]
+    return DatasetRef(
+        name=name,
+        source=source["uri"],
+        digest=str(source.get("sha256") or source.get("etag") or ""),
+        columns=sorted(split["columns"]),
+        counts={"records": sum(entry["records"] for entry in split["inputs"].values())},
+    )
 
 
 def _mlflow_dataset(ref: Mapping[str, Any]):

@@ -36,11 +36,11 @@ def graph(s: Placement = Placement()):
         work_root: str = P.work_root,
         price_per_accelerator_hour: float = P.price_per_accelerator_hour,
     ) -> Dataset:
-        plan = on_cpu(augment_plan(data=data, num_shards=num_shards), s, "augment plan")
-        with dsl.ParallelFor(plan.output, parallelism=s.parallelism) as shard_index:
+        plan = on_cpu(augment_plan(data=data, num_shards=num_shards, work_root=work_root), s, "augment plan")
+        with dsl.ParallelFor(plan.outputs["Output"], parallelism=s.parallelism) as shard_index:
             shard = on_gpu(
                 augment_shard(
-                    teacher=teacher, data=data, shard_index=shard_index, num_shards=num_shards, fields=fields,
+                    teacher=teacher, split=plan.outputs["split"], shard_index=shard_index, num_shards=num_shards, fields=fields,
                     max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
                     tensor_parallel_size=tensor_parallel_size, work_root=work_root,
                 ),

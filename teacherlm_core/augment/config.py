@@ -54,6 +54,12 @@ class AugmentConfig(BaseModel):
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint (engine=openai).")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key.")
     max_concurrency: int = Field(32, ge=1, description="Requests in flight (engine=openai).")
+    split: str | None = Field(
+        None,
+        description="A split of the input written by `augment plan` (split.json + per-shard files): the run "
+        "reads its shards' files from there and takes the input's identity from split.json, never reading "
+        "the input itself.",
+    )
     dry_run: bool = Field(
         False,
         description="Write deterministic placeholder explanations without loading a model (checks storage, "
@@ -85,6 +91,11 @@ class AugmentConfig(BaseModel):
     # -- layout --------------------------------------------------------------------------------
     def shard_dir(self, index: int) -> str:
         return join(self.output, "shards", shard_name(index, self.num_shards))
+
+    @property
+    def inputs_uri(self) -> str:
+        """Where the shards' input files are: the given split, else ``OUT/inputs``."""
+        return self.split or join(self.output, "inputs")
 
     @property
     def plan_uri(self) -> str:

@@ -10,7 +10,8 @@
 * ``columns``: the Parquet type of every column the merged dataset will have
   (:mod:`teacherlm_core.parquet`'s rule, computed from the whole input before any generation);
 * ``inputs``: per shard, the records, bytes and sha256 of its input file
-  (``OUT/inputs/<shard>.jsonl``, :mod:`.split`), written in the same single pass over the input.
+  (``OUT/inputs/<shard>.jsonl``, or the given split's, :mod:`.split`), written in the same single
+  pass over the input.
 
 A dry run (``dry_run``: placeholder text, no model) is part of the identity, so a dry run's
 output and a real run's can never be mixed or resumed one from the other.
@@ -32,9 +33,10 @@ from ..models import model_identity
 from ..redaction import redact_document, strip_url_credentials
 from ..schema import FIELDS
 from .config import AugmentConfig, public_endpoint
-from .split import split_input
+from .split import load_split, write_split
 
 __all__ = [
+    "OUTPUT_COLUMNS",
     "SETTINGS",
     "check_plan",
     "ensure_plan",
@@ -72,7 +74,10 @@ def _stat(path: str) -> list[int]:
 
 def _input_id(cfg: AugmentConfig, recorded: dict[str, Any] | None) -> dict[str, Any]:
     """The input's content id; for a local file whose inode, size and times are those recorded at
-    planning, the recorded one (so a shard task never re-reads the whole input to hash it)."""
+    planning, the recorded one (so a shard task never re-reads the whole input to hash it); with a
+    split, the one its ``split.json`` recorded (the input itself is not read)."""
+    if cfg.split:
+        return load_split(cfg.split, cfg.num_shards)["input"]
     if (
         recorded
         and not storage.is_remote(cfg.input)
@@ -103,8 +108,13 @@ def plan_fingerprint(ident: dict[str, Any]) -> str:
 
 
 def new_plan(cfg: AugmentConfig, ident: dict[str, Any], progress=None) -> dict[str, Any]:
-    """The plan of a new run, after writing every shard's input (one streaming pass over the input)."""
-    columns, inputs = split_input(cfg, progress)
+    """The plan of a new run: the given split's, else after writing every shard's input (one
+    streaming pass over the input) into ``OUT/inputs``."""
+    if cfg.split:
+        record = load_split(cfg.split, cfg.num_shards)
+    else:
+        record = write_split(cfg.input, cfg.num_shards, cfg.inputs_uri, ident["input"], progress)
+    columns, inputs = record["columns"], record["inputs"]
     plan = {"fingerprint": plan_fingerprint(ident), "identity": ident, "num_shards": cfg.num_shards,
             "config": cfg.public(), "columns": columns | OUTPUT_COLUMNS, "inputs": inputs}  # fmt: skip
     return redact_document(plan)
@@ -124,7 +134,7 @@ def ensure_plan(cfg: AugmentConfig, ident: dict[str, Any] | None = None, progres
     plan = check_plan(cfg, ident)
     if plan is None:
         plan = new_plan(cfg, ident, progress)
-        if not storage.is_remote(cfg.input):
+        if not cfg.split and not storage.is_remote(cfg.input):
             plan["input_stat"] = _stat(cfg.input)
         storage.write_text(cfg.plan_uri, json.dumps(plan, indent=1, sort_keys=True))
     elif "inputs" not in plan:

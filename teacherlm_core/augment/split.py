@@ -1,6 +1,7 @@
-"""Per-shard inputs: the input read once, in one streaming pass, and cut by owner shard.
+"""Per-shard inputs (a *split*): the input read once, in one streaming pass, and cut by owner shard.
 
-The plan step writes ``OUT/inputs/shard-NNNNN-of-MMMMM.jsonl`` for every shard, each holding,
+A split is a directory (local or ``s3://``; ``OUT/inputs/`` of a run, or where ``augment plan``
+writes it) holding ``shard-NNNNN-of-MMMMM.jsonl`` for every shard, each holding,
 in input line order, the entries of the records that shard owns (``sha256(id) % num_shards``;
 a record without a usable id: by line), one JSON object a line:
 
@@ -11,9 +12,14 @@ a record without a usable id: by line), one JSON object a line:
 A shard task then streams only its own file (:func:`iter_shard_input`), never the whole input:
 at 2M records over 64 shards each task reads 1/64 of the bytes and parses 1/64 of the lines.
 The same pass computes the column kinds of every record (the merged dataset's schema). Memory
-is bounded by the write buffers (``BUFFER_BYTES``), whatever the input's size. The files'
-record counts, sizes and sha256 go into ``plan.json``, which is written after them: a plan
-that exists always names complete inputs, and a shard refuses an input that does not match.
+is bounded by the write buffers (``BUFFER_BYTES``), whatever the input's size.
+
+``split.json``, written after the files (so a split that has one is complete), records the
+input's URI and content id (:func:`~teacherlm_core.storage.content_id`), ``num_shards``, the
+column kinds and, per file, its records, bytes and sha256. ``plan.json`` copies the last two, and
+a shard refuses a file that does not match. A run given a split (``AugmentConfig.split``) takes
+the input's identity from ``split.json`` and never reads the input itself: that is how the
+pipeline's shard tasks read only their own records (:func:`write_split`, :func:`load_split`).
 """
 
 from __future__ import annotations
@@ -33,9 +39,20 @@ from ..parquet import ColumnKinds
 from ..schema import format_of, iter_jsonl_lines, iter_raw_records
 from .config import AugmentConfig, shard_name
 
-__all__ = ["BUFFER_BYTES", "iter_input", "iter_shard_input", "local_input", "owner_shard", "split_input"]
+__all__ = [
+    "BUFFER_BYTES",
+    "SPLIT_RECORD",
+    "iter_input",
+    "iter_shard_input",
+    "load_split",
+    "local_input",
+    "owner_shard",
+    "split_input",
+    "write_split",
+]
 
 BUFFER_BYTES = 8 << 20  # all shards' pending lines together; flushed to disk past this
+SPLIT_RECORD = "split.json"
 
 
 def owner_shard(key: str, num_shards: int) -> int:
@@ -108,11 +125,15 @@ class _ShardFiles:
         self.pending = 0
 
 
-def split_input(cfg: AugmentConfig, progress=None) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-    """Write every shard's input under ``cfg.output/inputs/`` in one streaming pass over ``cfg.input``.
+def split_input(
+    input: str, num_shards: int, inputs_dir: str, progress=None
+) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Write every shard's input file under ``inputs_dir`` in one streaming pass over ``input``.
 
     Args:
-        cfg: the run (its input, output and ``num_shards``).
+        input: the dataset file (JSON lines or Parquet; local or ``s3://``).
+        num_shards: how many shards to cut it into.
+        inputs_dir: where the shard files go (local dir or ``s3://`` prefix).
         progress: called with the number of input lines read so far, every 10,000 lines.
 
     Returns:
@@ -123,8 +144,7 @@ def split_input(cfg: AugmentConfig, progress=None) -> tuple[dict[str, str], dict
         DataError: the input is missing, empty, or not JSON lines / Parquet.
     """
     kinds = ColumnKinds()
-    names = [f"{shard_name(i, cfg.num_shards)}.jsonl" for i in range(cfg.num_shards)]
-    inputs_dir = storage.join(cfg.output, "inputs")
+    names = [f"{shard_name(i, num_shards)}.jsonl" for i in range(num_shards)]
     local_out = not storage.is_remote(inputs_dir)
     if local_out:
         os.makedirs(inputs_dir, exist_ok=True)
@@ -133,7 +153,7 @@ def split_input(cfg: AugmentConfig, progress=None) -> tuple[dict[str, str], dict
     with tempfile.TemporaryDirectory(prefix=prefix, dir=inputs_dir if local_out else None) as tmp:
         files = _ShardFiles(tmp, names)
         n = 0
-        for n, (line, item, raw) in enumerate(iter_input(cfg.input), start=1):
+        for n, (line, item, raw) in enumerate(iter_input(input), start=1):
             if isinstance(item, dict):
                 kinds.add(item)
                 key = item["id"] if isinstance(item.get("id"), str) else f"line:{line}"
@@ -142,12 +162,12 @@ def split_input(cfg: AugmentConfig, progress=None) -> tuple[dict[str, str], dict
                 key = f"line:{line}"
                 entry = {"line": line, "error": {"field": item.field, "reason": item.reason}, "raw": raw}
             blob = json.dumps(entry, ensure_ascii=False, allow_nan=False, default=str).encode() + b"\n"
-            files.add(owner_shard(key, cfg.num_shards), blob)
+            files.add(owner_shard(key, num_shards), blob)
             if progress and n % 10_000 == 0:
                 progress(n)
         files.flush()
         if n == 0:
-            raise DataError(cfg.input, None, None, "holds no records: nothing to augment")
+            raise DataError(input, None, None, "holds no records: nothing to augment")
         inputs = {}
         for name, path, digest, count, size in zip(
             names, files.paths, files.digests, files.counts, files.sizes, strict=True
@@ -161,6 +181,44 @@ def split_input(cfg: AugmentConfig, progress=None) -> tuple[dict[str, str], dict
     return kinds.types(), inputs
 
 
+def write_split(
+    input: str, num_shards: int, inputs_dir: str, input_id: dict[str, Any], progress=None
+) -> dict:
+    """:func:`split_input`, then ``inputs_dir/split.json``; returns that record.
+
+    Args:
+        input_id: the input's ``{"uri", "size", "sha256" | "etag"}`` (read before the split, so
+            an input replaced during it gives a record that no longer matches it).
+    """
+    columns, inputs = split_input(input, num_shards, inputs_dir, progress)
+    record = {"input": input_id, "num_shards": num_shards, "columns": columns, "inputs": inputs}
+    storage.write_text(storage.join(inputs_dir, SPLIT_RECORD), json.dumps(record, indent=1, sort_keys=True))
+    return record
+
+
+def load_split(split: str, num_shards: int | None = None) -> dict[str, Any]:
+    """The ``split.json`` of split directory ``split``, with ``"uri"``: where its shard files are.
+
+    A pipeline's plan artifact may hold only a ``split.json`` whose ``"location"`` names the
+    shared storage the files were written to; that location is followed.
+
+    Raises:
+        DataError: ``split`` holds no ``split.json``, or one of another shard count.
+    """
+    uri = storage.join(split, SPLIT_RECORD)
+    if not storage.exists(uri):
+        raise DataError(uri, None, None, "no such file: not a split written by `teacherlm augment plan`")
+    record = json.loads(storage.read_text(uri))
+    location = record.get("location")
+    if location:
+        record = json.loads(storage.read_text(storage.join(location, SPLIT_RECORD)))
+    if num_shards is not None and record["num_shards"] != num_shards:
+        raise DataError(
+            uri, None, "num_shards", f"the split has {record['num_shards']} shards, the run {num_shards}"
+        )
+    return record | {"uri": location or split}
+
+
 def iter_shard_input(cfg: AugmentConfig, index: int, expected: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The entries of shard ``index``'s input file, streamed, checked against the plan at the end.
 
@@ -168,15 +226,16 @@ def iter_shard_input(cfg: AugmentConfig, index: int, expected: dict[str, Any]) -
         TeacherLMError: the file's content differs from what the plan recorded (changed after it
             was written); raised after the last entry, before the shard can be marked done.
     """
-    uri = storage.join(cfg.output, "inputs", f"{shard_name(index, cfg.num_shards)}.jsonl")
+    uri = storage.join(cfg.inputs_uri, f"{shard_name(index, cfg.num_shards)}.jsonl")
     digest, count = hashlib.sha256(), 0
     for raw in storage.iter_lines(uri):
         digest.update(raw)
         count += 1
         yield json.loads(raw)
     if digest.hexdigest() != expected["sha256"] or count != expected["records"]:
+        again = f", write the split {cfg.split} again (augment plan)," if cfg.split else ""
         raise TeacherLMError(
             f"{uri}: {count} entries, sha256 {digest.hexdigest()[:12]}, but the plan recorded "
             f"{expected['records']}, {expected['sha256'][:12]}: the shard input changed after planning; "
-            f"delete {cfg.output} and augment again"
+            f"delete {cfg.output}{again} and augment again"
         )

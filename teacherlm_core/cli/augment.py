@@ -184,21 +184,43 @@ def plan_cmd(
         ..., help="The dataset to augment: a directory with train.jsonl/.parquet, or the file."
     ),
     num_shards: int = typer.Option(P.num_shards, help="How many shards to split it into."),
+    split: str | None = typer.Option(
+        None,
+        help="Write the split here (split.json + one input file per shard, for `augment shard --split`); "
+        "default: only check the dataset.",
+    ),
+    work_root: str = typer.Option(
+        P.work_root,
+        help="Shared storage (s3:// prefix): the shard files go there, SPLIT gets only split.json.",
+    ),
 ) -> None:
-    """Check that the dataset to augment has a non-empty train split; print the shard indices a pipeline fans out over.
+    """Split the dataset to augment by shard (one streaming pass); print the shard indices a pipeline fans out over.
 
-    The plan itself (identity and column types, plan.json) is fixed by the first shard that runs."""
+    Each `augment shard --split SPLIT` then reads only its own shard's records. The run's plan
+    (identity and column types, plan.json) is fixed by the first shard that runs."""
     from ..stages.augment_plan import augment_plan
+    from .progress import progress_bar
 
+    if split is None:
+        shards = augment_plan(data, num_shards)
+    else:
+        with progress_bar("plan: split the input by shard", None) as advance:
+            seen = [0]
+
+            def planned(n: int) -> None:
+                advance(n - seen[0])
+                seen[0] = n
+
+            shards = augment_plan(data, num_shards, split=split, work_root=work_root, progress=planned)
     # On stdout, for a shell loop: for i in $(teacherlm augment plan ...)
-    print(" ".join(map(str, augment_plan(data, num_shards))))
+    print(" ".join(map(str, shards)))
 
 
 @app.command("shard")
 def shard_cmd(
     teacher: str = typer.Option(..., help="The trained teacher: local path or hub id."),
-    data: str = typer.Option(
-        ..., help="The dataset to augment: a directory with train.jsonl/.parquet, or the file."
+    split: str = typer.Option(
+        ..., help="The split `augment plan --split` wrote; the shard reads only its own file."
     ),
     output: str = typer.Option(..., help="This shard's output directory: plan.json + shards/<shard>/."),
     shard_index: int = typer.Option(..., help="Which shard, 0 <= shard_index < num_shards."),
@@ -215,7 +237,7 @@ def shard_cmd(
     from ..stages.augment_shard import augment_shard
 
     counts = augment_shard(
-        teacher, data, output, shard_index=shard_index, num_shards=num_shards, fields=fields,
+        teacher, split, output, shard_index=shard_index, num_shards=num_shards, fields=fields,
         max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine.value,
         tensor_parallel_size=tensor_parallel_size, work_root=work_root,
     )  # fmt: skip

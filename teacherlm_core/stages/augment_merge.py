@@ -40,9 +40,10 @@ def augment_merge(
     """
     from .. import storage
     from ..augment import load_plan, merge, merge_gathered
+    from ..augment.plan import OUTPUT_COLUMNS
     from ..augment.summary import augmentation_summary, summary_markdown
     from ..cost import augment_cost, cost_markdown, write_cost
-    from ..lineage import describe_dataset, log_datasets
+    from ..lineage import describe_dataset, log_datasets, split_dataset_ref
     from ._training import registered_version
 
     started = time.perf_counter()
@@ -54,7 +55,10 @@ def augment_merge(
     teacher_version = next((v for v in map(registered_version, roots) if v), "")
     with stage_run("augment merge", {"shards": len(shards) or "in place"}, stage="augment_merge") as t:
         manifest = merge_gathered(list(shards), output) if shards else merge(output)
-        cfg, _ = load_plan(output)
+        _, plan = load_plan(output)
+        # what the run read, as its plan recorded it (the merge task never has the input itself)
+        inputs = [c for c in plan["columns"] if c not in OUTPUT_COLUMNS]
+        source = {"input": plan["identity"]["input"], "columns": inputs, "inputs": plan["inputs"]}
         t.log_metrics(manifest["counts"])
         cost.wall_seconds += time.perf_counter() - started
         write_cost(output, {"augmentation": cost})
@@ -73,7 +77,7 @@ def augment_merge(
         )  # fmt: skip
         log_datasets(
             t.run_id,
-            [describe_dataset(cfg.input, "data to augment")],
+            [split_dataset_ref(source, "data to augment")],
             [describe_dataset(output, "augmented data")],
         )
         if teacher_version:

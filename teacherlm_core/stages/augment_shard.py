@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
-from ..data.splits import split_file
 from ..kfp_support.run_id import kfp_run_id
 from ._run import stage_run
 from ._training import registered_version
@@ -17,7 +15,7 @@ __all__ = ["augment_shard"]
 
 def augment_shard(
     teacher: str,
-    data: str,
+    split: str,
     output: str,
     *,
     shard_index: int,
@@ -30,9 +28,10 @@ def augment_shard(
     tensor_parallel_size: int = P.tensor_parallel_size,
     work_root: str = P.work_root,
 ) -> dict:
-    """Augment shard ``shard_index`` of the train split of ``data`` into ``output`` (``plan.json`` + ``shards/<shard>/``).
+    """Augment shard ``shard_index`` of the dataset ``augment plan`` split into ``split``, into ``output`` (``plan.json`` + ``shards/<shard>/``).
 
-    With ``work_root`` (e.g. an ``s3://`` prefix) the shard writes under
+    The shard reads only its own file of the split (where ``split/split.json`` says it is), never
+    the whole input. With ``work_root`` (e.g. an ``s3://`` prefix) the shard writes under
     ``work_root/<KFP run id>/augment`` as it goes, so a retried task resumes its finished parts,
     and is then copied into ``output``. ``tensor_parallel_size`` is vLLM's (the task's GPUs).
 
@@ -41,24 +40,24 @@ def augment_shard(
     """
     from .. import storage
     from ..augment import AugmentConfig, augment, shard_name
-    from ..lineage import describe_dataset, log_datasets
+    from ..augment.split import load_split
+    from ..lineage import log_datasets, split_dataset_ref
 
+    record = load_split(split, num_shards)
     root = storage.join(work_root, kfp_run_id() or "local", "augment") if work_root else output
     cfg = AugmentConfig(
-        model=teacher, input=str(split_file(data, "train")), output=root, num_shards=num_shards, fields=fields,
-        engine=engine, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+        model=teacher, input=record["input"]["uri"], split=record["uri"], output=root, num_shards=num_shards,
+        fields=fields, engine=engine, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
         tensor_parallel_size=tensor_parallel_size if engine == "vllm" else 1,
     )  # fmt: skip
     params = {"shard_index": shard_index, "num_shards": num_shards, "engine": engine, "fields": fields}
     with stage_run(f"augment shard {shard_index}", params, stage="augment_shard") as t:
-        log_datasets(t.run_id, [describe_dataset(cfg.input, "data to augment")])
+        log_datasets(t.run_id, [split_dataset_ref(record, "data to augment")])
         done = augment(cfg, shard_index, tracker=t)
     # Which registered teacher wrote this shard: the merge passes it on to the dataset's lineage.json.
     storage.write_text(
         os.path.join(output, "lineage.json"), json.dumps({"teacher_version": registered_version(teacher)})
     )
-    if not work_root:  # every shard's input was cut here for this one task: the artifact keeps none of them
-        shutil.rmtree(os.path.join(output, "inputs"), ignore_errors=True)
     if work_root:  # the finished shard, from the shared root into this task's output
         storage.copy(cfg.plan_uri, os.path.join(output, "plan.json"))
         storage.download_dir(

@@ -42,7 +42,7 @@ class PipelineParams(BaseModel):
                       "augment_shard")  # fmt: skip
     data: str = _p("s3://teacherlm/datasets/train",
                    "The dataset to augment: a directory with train.jsonl/.parquet, or one file (URI).",
-                   "augment_plan", "augment_shard")  # fmt: skip
+                   "augment_plan")  # fmt: skip
     augmented_data: str = _p("s3://teacherlm/datasets/augmented",
                              "The augmented dataset (a directory with train.jsonl, or the file), as a URI.",
                              "train_student", "compare")  # fmt: skip
@@ -98,7 +98,7 @@ class PipelineParams(BaseModel):
         "auto", "trainjob, torchrun, or auto (TrainJob inside Kubernetes, torchrun elsewhere).", *TRAINING
     )
     work_root: str = _p("", "Shared storage (s3:// prefix) for shards, training data/models and resuming; empty: none.",
-                        "augment_shard", *TRAINING)  # fmt: skip
+                        "augment_plan", "augment_shard", *TRAINING)  # fmt: skip
     # -- lineage and cost
     teacher_registered_model: str = _p("teacherlm-teacher", "MLflow registered model that each trained teacher becomes a version of.",
                                        "train_teacher")  # fmt: skip

@@ -162,6 +162,8 @@ def test_augment_mistakes_exit_2_with_one_line_and_write_nothing(tmp_path):
         (["augment", "plan", "--data", str(tmp_path / "nothere"), "--num-shards", "4"], "no such file"),
         (["augment", "merge", "--output", str(tmp_path / "m"), "--shards", str(tmp_path / "nothere")],
          "not a shard task's output"),
+        (["augment", "shard", "--teacher", "t", "--split", str(data), "--output", str(tmp_path / "s"),
+          "--shard-index", "0", "--num-shards", "2"], "split.json: no such file: not a split written by"),
         (["augment", "--teacher", "t", "--input", str(data), "--output", str(tmp_path / "o"), "--num-shards", "4",
           "--shard-index", "4", "--dry-run", "--no-track"], "--shard-index: 1 problem(s): must be in [0, 4), got 4"),
     ]  # fmt: skip
@@ -180,6 +182,21 @@ def test_augment_takes_the_dataset_directory_that_data_build_and_import_write(tm
     build_builtin(tmp_path / "data", ["claims"], per_task=6, seed=0)
     plan = cli("augment", "plan", "--data", str(tmp_path / "data"), "--num-shards", "3")
     assert plan.returncode == 0 and plan.stdout.split() == ["0", "1", "2"]  # on stdout, for a shell loop
+    assert not (tmp_path / "split").exists()
+    plan = cli(
+        "augment",
+        "plan",
+        "--data",
+        str(tmp_path / "data"),
+        "--num-shards",
+        "3",
+        "--split",
+        str(tmp_path / "split"),
+    )
+    assert plan.returncode == 0 and plan.stdout.split() == ["0", "1", "2"], plan.stderr
+    split = json.loads((tmp_path / "split" / "split.json").read_text())
+    lines = (tmp_path / "data" / "train.jsonl").read_text().splitlines()
+    assert sum(f["records"] for f in split["inputs"].values()) == len(lines) and len(split["inputs"]) == 3
     res = cli("augment", "--teacher", "t", "--input", str(tmp_path / "data"), "--output", str(tmp_path / "o"),
               "--dry-run", "--no-track", cwd=tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stderr

@@ -148,6 +148,30 @@ def test_retries_caching_and_fan_out():
     assert shard["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--tensor_parallel_size']}}"
 
 
+@pytest.mark.parametrize("name", ["augment", "end_to_end"])
+def test_the_dataset_reaches_the_plan_task_only_the_shards_get_their_split(name):
+    """A KFP task downloads every input artifact whole before it starts (kubeflow/pipelines#5672):
+    a shard task that took the dataset would download all of it (64 times at 64 shards). The plan
+    task takes it once and splits it; each shard takes the plan's split (split.json only, with
+    work_root) and reads its own file of it."""
+    spec = _docs(ROOT / "pipelines" / name / f"{name}.yaml")[0]
+    artifacts = {
+        comp: set(spec["components"][comp]["inputDefinitions"]["artifacts"])
+        for comp in ("comp-augment-plan", "comp-augment-shard")
+    }
+    assert artifacts == {"comp-augment-plan": {"data"}, "comp-augment-shard": {"split", "teacher"}}
+    (loop,) = [  # the ParallelFor over the shards passes the plan's split in
+        t["inputs"]["artifacts"] for comp in spec["components"].values()
+        for t in comp.get("dag", {}).get("tasks", {}).values()
+        if "pipelinechannel--augment-plan-split" in t.get("inputs", {}).get("artifacts", {})
+    ]  # fmt: skip
+    assert loop["pipelinechannel--augment-plan-split"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "split", "producerTask": "augment-plan",
+    }  # fmt: skip
+    assert set(loop) == {"pipelinechannel--augment-plan-split", "pipelinechannel--teacher"}
+    assert "work_root" in _tasks(spec)["augment-plan"]["inputs"]["parameters"]
+
+
 def test_end_to_end_nests_the_three():
     """The teacher pipeline, then augmentation of the task data with its teacher, then the students on the task data."""
     spec = _docs(ROOT / "pipelines" / "end_to_end" / "end_to_end.yaml")[0]

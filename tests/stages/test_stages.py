@@ -135,13 +135,79 @@ def test_a_trainjob_needs_shared_storage(tmp_path):
 
 
 def test_augment_shard_tasks_output_carries_its_shard_not_every_shards_input(tmp_path, tiny_model):
-    """A pipeline shard task without shared storage cuts the input for every shard: its output
-    artifact must not keep N copies of the input (64 tasks x the input at 64 shards)."""
+    """A shard task's output artifact holds its plan and its shard, never the input (64 tasks x
+    the input at 64 shards)."""
     from teacherlm_core.stages.augment_shard import augment_shard
 
+    assert augment_plan(str(_data(tmp_path)), 3, split=str(tmp_path / "split")) == [0, 1, 2]
     out = tmp_path / "task-out"
-    counts = augment_shard(tiny_model, str(_data(tmp_path)), str(out), shard_index=1, num_shards=3,
+    counts = augment_shard(tiny_model, str(tmp_path / "split"), str(out), shard_index=1, num_shards=3,
                            engine="hf", max_new_tokens=4, temperature=0.0)  # fmt: skip
     assert counts["in"] == counts["out"] + counts["quarantined"] > 0
     assert (out / "plan.json").exists() and (out / "shards" / "shard-00001-of-00003" / "_SUCCESS").exists()
-    assert not (out / "inputs").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["lineage.json", "plan.json", "shards"]
+
+
+def _own_split(split: Path, index: int, num_shards: int, into: Path) -> Path:
+    """A copy of ``split`` holding only ``split.json`` and shard ``index``'s file: what the shard may read."""
+    import shutil
+
+    into.mkdir()
+    shutil.copy(split / "split.json", into)
+    name = f"shard-{index:05d}-of-{num_shards:05d}.jsonl"
+    shutil.copy(split / name, into / name)
+    return into
+
+
+def test_pipeline_shard_tasks_read_only_their_own_records_and_merge_as_one_run(tmp_path, tiny_teacher):
+    """The plan task splits the data once; each shard task, given the split with only its own file
+    (and the dataset deleted), augments its records; the merged shards equal one all-in-one run."""
+    from teacherlm_core.augment import AugmentConfig, augment
+    from teacherlm_core.stages.augment_shard import augment_shard
+
+    data = _data(tmp_path)
+    train = split_file(data, "train")
+    settings = dict(num_shards=3, engine="hf", max_new_tokens=48, temperature=0.0)
+    whole = augment(
+        AugmentConfig(model=tiny_teacher, input=str(train), output=str(tmp_path / "whole"), **settings)
+    )
+    lines = sum(1 for line in train.read_text().splitlines() if line.strip())
+    augment_plan(str(data), 3, split=str(tmp_path / "split"))
+    train.unlink()  # the shard tasks never read the dataset itself
+    outs = []
+    for i in range(3):
+        own = _own_split(tmp_path / "split", i, 3, tmp_path / f"split-{i}")
+        outs.append(str(tmp_path / f"task-{i}"))
+        augment_shard(tiny_teacher, str(own), outs[-1], shard_index=i, **settings)
+    merged = augment_merge(str(tmp_path / "merged"), outs)
+    assert merged["counts"]["input"] == lines == merged["counts"]["output"] + merged["counts"]["quarantined"]
+    assert merged["counts"]["output"] > 0
+    assert merged["counts"] == whole["counts"]
+    assert (tmp_path / "merged" / "train.jsonl").read_bytes() == (
+        tmp_path / "whole" / "train.jsonl"
+    ).read_bytes()
+
+
+def test_with_shared_storage_the_split_artifact_holds_only_where_the_shard_files_are(
+    tmp_path, tiny_model, s3_env, monkeypatch
+):
+    """With work_root, the plan writes the shard files to shared storage and its artifact (which
+    every shard task downloads whole) holds only split.json; the shard task streams its own file."""
+    from teacherlm_core import storage
+    from teacherlm_core.stages.augment_shard import augment_shard
+
+    monkeypatch.setenv(RUN_ID_ENV, "kfp-split")
+    work_root = f"s3://{s3_env.bucket}/split-{tmp_path.name}"
+    data = _data(tmp_path)
+    augment_plan(str(data), 2, split=str(tmp_path / "split"), work_root=work_root)
+    assert [p.name for p in (tmp_path / "split").iterdir()] == ["split.json"]
+    assert (tmp_path / "split" / "split.json").stat().st_size < 200
+    remote = sorted(u.rsplit("/", 1)[1] for u in storage.list_files(f"{work_root}/kfp-split/augment/inputs"))
+    assert remote == ["shard-00000-of-00002.jsonl", "shard-00001-of-00002.jsonl", "split.json"]
+    split_file(data, "train").unlink()
+    counts = augment_shard(tiny_model, str(tmp_path / "split"), str(tmp_path / "task"), shard_index=0, num_shards=2,
+                           engine="hf", max_new_tokens=4, temperature=0.0, work_root=work_root)  # fmt: skip
+    assert counts["in"] == counts["out"] + counts["quarantined"] > 0
+    with pytest.raises(Exception, match="2 shards, the run 3"):
+        augment_shard(tiny_model, str(tmp_path / "split"), str(tmp_path / "task3"), shard_index=0, num_shards=3,
+                      engine="hf", max_new_tokens=4, temperature=0.0, work_root=work_root)  # fmt: skip
