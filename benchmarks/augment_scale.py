@@ -219,7 +219,8 @@ def main() -> None:
             sys.path.insert(0, str(ROOT / "tests"))
             from servers import S3Server
 
-            server = S3Server(work / "s3").start()
+            # the input, its split and the output at 2M records: about 2.5 GB (the tests' 1 GiB server stalls)
+            server = S3Server(work / "s3", capacity_gib=8).start()
             env |= server.env
             env.pop("AWS_ENDPOINT_URL", None)
         for backend in backends:

@@ -18,6 +18,7 @@ def augment_shard(
     engine: str,
     tensor_parallel_size: int,
     work_root: str,
+    dry_run: bool,
 ):
     """The teacher writes fundamentals / chain of thought / common mistakes for one shard.
 
@@ -34,12 +35,13 @@ def augment_shard(
         engine: vllm (tensor parallel over the task's GPUs) or hf.
         tensor_parallel_size: GPUs of the task (vLLM tensor parallel size).
         work_root: Shared storage (s3:// prefix) the shard writes to as it goes, so a retry resumes; empty: none.
+        dry_run: Placeholder explanations, no model loaded (checks storage, fan-out and merge at full scale).
     """
     from teacherlm_core.stages.augment_shard import augment_shard
 
     counts = augment_shard(
         teacher.path, split.path, shard.path, shard_index=shard_index, num_shards=num_shards, fields=fields,
         max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
-        tensor_parallel_size=tensor_parallel_size, work_root=work_root,
+        tensor_parallel_size=tensor_parallel_size, work_root=work_root, dry_run=dry_run,
     )  # fmt: skip
     shard.metadata.update(counts)

@@ -44,8 +44,10 @@ class S3Server:
     access_key = "teacherlm-test"
     secret_key = "teacherlm-test-secret"
 
-    def __init__(self, root: Path, bucket: str = "teacherlm"):
+    def __init__(self, root: Path, bucket: str = "teacherlm", capacity_gib: int = 1):
+        """``capacity_gib``: what the server may hold (volumes of 64 MB); past it, writes stall."""
         self.root, self.bucket = Path(root), bucket
+        self.volumes = max(1, capacity_gib * 1024 // 64)
         self.ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
         self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
         self.proc: subprocess.Popen | None = None
@@ -86,7 +88,7 @@ class S3Server:
             f"-volume.port={p['volume']}", f"-volume.port.grpc={free_port()}",
             "-filer", f"-filer.port={p['filer']}", f"-filer.port.grpc={free_port()}",
             "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={free_port()}", f"-s3.config={config}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64", "-volume.max=16",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64", f"-volume.max={self.volumes}",
             f"-metricsPort={free_port()}",
         ]  # fmt: skip
         log = open(self.root / "weed.log", "ab")  # noqa: SIM115 (lives as long as the server)

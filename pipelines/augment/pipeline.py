@@ -35,6 +35,7 @@ def graph(s: Placement = Placement()):
         tensor_parallel_size: int = P.tensor_parallel_size,
         work_root: str = P.work_root,
         price_per_accelerator_hour: float = P.price_per_accelerator_hour,
+        dry_run: bool = P.dry_run,
     ) -> Dataset:
         plan = on_cpu(augment_plan(data=data, num_shards=num_shards, work_root=work_root), s, "augment plan")
         with dsl.ParallelFor(plan.outputs["Output"], parallelism=s.parallelism) as shard_index:
@@ -42,7 +43,7 @@ def graph(s: Placement = Placement()):
                 augment_shard(
                     teacher=teacher, split=plan.outputs["split"], shard_index=shard_index, num_shards=num_shards, fields=fields,
                     max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
-                    tensor_parallel_size=tensor_parallel_size, work_root=work_root,
+                    tensor_parallel_size=tensor_parallel_size, work_root=work_root, dry_run=dry_run,
                 ),
                 s, "augment shard", gpus=tensor_parallel_size,
             )  # fmt: skip
@@ -76,6 +77,7 @@ def build(s: Placement = Placement()):
         tensor_parallel_size: int = P.tensor_parallel_size,
         work_root: str = P.work_root,
         price_per_accelerator_hour: float = P.price_per_accelerator_hour,
+        dry_run: bool = P.dry_run,
     ) -> Dataset:
         imported_teacher = dsl.importer(artifact_uri=teacher, artifact_class=Model, reimport=False)
         imported_teacher.set_display_name("import teacher")
@@ -85,7 +87,7 @@ def build(s: Placement = Placement()):
             teacher=imported_teacher.output, data=dataset.output, num_shards=num_shards, fields=fields,
             max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
             tensor_parallel_size=tensor_parallel_size, work_root=work_root,
-            price_per_accelerator_hour=price_per_accelerator_hour,
+            price_per_accelerator_hour=price_per_accelerator_hour, dry_run=dry_run,
         ).set_display_name("augment").output  # fmt: skip
 
     return augment

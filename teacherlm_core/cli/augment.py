@@ -232,6 +232,9 @@ def shard_cmd(
     engine: EngineName = typer.Option(EngineName(P.engine), help="vllm or hf."),
     tensor_parallel_size: int = typer.Option(P.tensor_parallel_size, help="GPUs per vLLM engine."),
     work_root: str = typer.Option(P.work_root, help="Shared storage (s3:// prefix) to write to as it goes."),
+    dry_run: bool = typer.Option(
+        P.dry_run, help="Placeholder explanations, no model loaded (checks storage, fan-out and merge)."
+    ),
 ) -> None:
     """One shard of a pipeline's fan-out, exactly as its 'augment shard' task runs it."""
     from ..stages.augment_shard import augment_shard
@@ -239,7 +242,7 @@ def shard_cmd(
     counts = augment_shard(
         teacher, split, output, shard_index=shard_index, num_shards=num_shards, fields=fields,
         max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine.value,
-        tensor_parallel_size=tensor_parallel_size, work_root=work_root,
+        tensor_parallel_size=tensor_parallel_size, work_root=work_root, dry_run=dry_run,
     )  # fmt: skip
     _summary(counts, shard_index)
 

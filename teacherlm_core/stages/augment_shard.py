@@ -27,6 +27,7 @@ def augment_shard(
     engine: str = P.engine,
     tensor_parallel_size: int = P.tensor_parallel_size,
     work_root: str = P.work_root,
+    dry_run: bool = P.dry_run,
 ) -> dict:
     """Augment shard ``shard_index`` of the dataset ``augment plan`` split into ``split``, into ``output`` (``plan.json`` + ``shards/<shard>/``).
 
@@ -34,6 +35,7 @@ def augment_shard(
     the whole input. With ``work_root`` (e.g. an ``s3://`` prefix) the shard writes under
     ``work_root/<KFP run id>/augment`` as it goes, so a retried task resumes its finished parts,
     and is then copied into ``output``. ``tensor_parallel_size`` is vLLM's (the task's GPUs).
+    ``dry_run``: placeholder text, no model loaded (see :class:`~teacherlm_core.augment.AugmentConfig`).
 
     Returns:
         ``{"in", "out", "quarantined", "tokens"}`` of the shard.
@@ -48,9 +50,10 @@ def augment_shard(
     cfg = AugmentConfig(
         model=teacher, input=record["input"]["uri"], split=record["uri"], output=root, num_shards=num_shards,
         fields=fields, engine=engine, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-        tensor_parallel_size=tensor_parallel_size if engine == "vllm" else 1,
+        tensor_parallel_size=tensor_parallel_size if engine == "vllm" else 1, dry_run=dry_run,
     )  # fmt: skip
-    params = {"shard_index": shard_index, "num_shards": num_shards, "engine": engine, "fields": fields}
+    params = {"shard_index": shard_index, "num_shards": num_shards, "engine": engine, "fields": fields,
+              "dry_run": dry_run}  # fmt: skip
     with stage_run(f"augment shard {shard_index}", params, stage="augment_shard") as t:
         log_datasets(t.run_id, [split_dataset_ref(record, "data to augment")])
         done = augment(cfg, shard_index, tracker=t)

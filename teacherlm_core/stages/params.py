@@ -71,6 +71,9 @@ class PipelineParams(BaseModel):
     max_new_tokens: int = _p(256, "Token limit per explanation.", "augment_shard")
     temperature: float = _p(0.7, "Sampling temperature of STaR and augmentation (0: greedy).",
                             "data_star", "augment_shard")  # fmt: skip
+    dry_run: bool = _p(False, "Write deterministic placeholder explanations without loading the teacher: checks "
+                       "storage, fan-out and merge at full scale before a real run (marked in the plan and the "
+                       "manifest, never mixable with real output).", "augment_shard")  # fmt: skip
     tensor_parallel_size: int = _p(
         1, "GPUs per augmentation shard (vLLM tensor parallel size).", "augment_shard"
     )

@@ -211,3 +211,21 @@ def test_with_shared_storage_the_split_artifact_holds_only_where_the_shard_files
     with pytest.raises(Exception, match="2 shards, the run 3"):
         augment_shard(tiny_model, str(tmp_path / "split"), str(tmp_path / "task3"), shard_index=0, num_shards=3,
                       engine="hf", max_new_tokens=4, temperature=0.0, work_root=work_root)  # fmt: skip
+
+
+def test_a_pipeline_dry_run_fans_out_and_merges_without_loading_the_teacher(tmp_path):
+    """The augment pipeline's dry_run: every shard task writes placeholder text without a model (the
+    teacher here does not exist), and the merge marks the dataset as a dry run."""
+    from teacherlm_core.stages.augment_shard import augment_shard
+
+    data = _data(tmp_path)
+    lines = sum(1 for line in split_file(data, "train").read_text().splitlines() if line.strip())
+    augment_plan(str(data), 2, split=str(tmp_path / "split"))
+    outs = [str(tmp_path / f"task-{i}") for i in range(2)]
+    for i, out in enumerate(outs):
+        augment_shard("no-such-org/no-such-teacher", str(tmp_path / "split"), out, shard_index=i, num_shards=2,
+                      engine="vllm", dry_run=True)  # fmt: skip
+    merged = augment_merge(str(tmp_path / "merged"), outs)
+    assert merged["counts"]["input"] == lines == merged["counts"]["output"]
+    assert merged["dry_run"] is True
+    assert "dry run" in (tmp_path / "merged" / "README.md").read_text().lower()
