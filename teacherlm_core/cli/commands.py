@@ -145,7 +145,9 @@ def demo(
     """Run the end_to_end pipeline locally (KFP local runner) on the built-in data: teacher data, STaR,
     teacher stages on a real small LM (SmolLM2-135M-Instruct, shipped in a wheel: no downloads),
     augmentation shards, plain vs augmented students (tiny, trained from scratch), evaluation on a
-    held-out split of 316 items, comparison report with 95% intervals. About 23 min on a 2-core machine shared with another job (--teacher tiny: a few minutes)."""
+    held-out split of 316 items, comparison report with 95% intervals. About 12 min on a quiet
+    2-core machine, 23 min shared with another job; the first run also converts the model, about
+    1 min (--teacher tiny: a few minutes)."""
     import os
 
     from rich.table import Table
