@@ -8,7 +8,6 @@ root in the layout :func:`~teacherlm_core.augment.merge.merge` reads, and merges
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +17,60 @@ from .merge import merge
 __all__ = ["merge_gathered"]
 
 
-def _gather(shards: list[str], out: Path) -> None:
-    """Link the shard outputs of one plan under ``out`` (refusing outputs of different plans)."""
+def _shard_dirs(shards: list[str]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The plan the shard outputs ``shards`` share, and their shard directories by name.
+
+    The same output named twice counts once; two outputs holding the same shard are refused (which
+    one is the run's is not for the merge to guess).
+    """
     missing = [s for s in shards if not Path(s, "plan.json").is_file()]
     if missing:
         raise DataError(missing[0], None, None, "not a shard task's output (no plan.json in it)")
-    plans = [json.loads(Path(s, "plan.json").read_text()) for s in shards]
-    fingerprints = {p["fingerprint"] for p in plans}
-    if len(fingerprints) != 1:
+    outputs = list(dict.fromkeys(Path(s).resolve() for s in shards))
+    plans = {s: json.loads((s / "plan.json").read_text()) for s in outputs}
+    by_plan: dict[str, list[Path]] = {}
+    for s, p in plans.items():
+        by_plan.setdefault(p["fingerprint"], []).append(s)
+    if len(by_plan) != 1:
+        groups = "; ".join(f"plan {f}: {', '.join(map(str, paths))}" for f, paths in by_plan.items())
         raise TeacherLMError(
-            f"{len(shards)} shard outputs from {len(fingerprints)} plans: refusing to mix them"
+            f"{len(outputs)} shard outputs from {len(by_plan)} plans: refusing to mix them ({groups})"
         )
-    plan = dict(plans[0])
+    dirs: dict[str, Path] = {}
+    for s in outputs:
+        for shard_dir in sorted(Path(s, "shards").iterdir()) if (s / "shards").is_dir() else []:
+            if shard_dir.name in dirs:
+                raise DataError(
+                    str(shard_dir), None, None,
+                    f"{shard_dir.name} is in two shard outputs ({dirs[shard_dir.name].parent.parent} and {s}): "
+                    "give the merge one of them",
+                )  # fmt: skip
+            dirs[shard_dir.name] = shard_dir.resolve()
+    return plans[outputs[0]], dirs
+
+
+def _link(plan: dict[str, Any], dirs: dict[str, Path], out: Path) -> None:
+    """Link the shard directories under ``out`` with the shards' plan, in the layout the merge reads."""
+    plan = dict(plan)
     plan["config"] = plan["config"] | {"output": str(out)}  # the merge reads the shards from here
     (out / "plan.json").write_text(json.dumps(plan, indent=1, sort_keys=True))
-    (out / "shards").mkdir(exist_ok=True)
-    for s in shards:  # linked, not copied: the merge only reads them
-        for shard_dir in sorted(Path(s, "shards").iterdir()):
-            (out / "shards" / shard_dir.name).symlink_to(shard_dir.resolve(), target_is_directory=True)
+    (out / "shards").mkdir()
+    for name, target in dirs.items():  # linked, not copied: the merge only reads them
+        (out / "shards" / name).symlink_to(target, target_is_directory=True)
+
+
+def _remove_links(shards_dir: Path) -> None:
+    """Remove a gathered ``shards/`` (links only: their targets are the shard tasks' own outputs)."""
+    if not shards_dir.is_dir() or shards_dir.is_symlink():
+        return
+    entries = list(shards_dir.iterdir())
+    if any(not e.is_symlink() for e in entries):
+        raise TeacherLMError(
+            f"{shards_dir} holds shards of a run, not a merge's links: merge the shard outputs into another directory"
+        )
+    for e in entries:
+        e.unlink()
+    shards_dir.rmdir()
 
 
 def merge_gathered(shards: list[str], output: str | Path) -> dict[str, Any]:
@@ -43,18 +78,21 @@ def merge_gathered(shards: list[str], output: str | Path) -> dict[str, Any]:
 
     Writes ``train.jsonl``, ``data/*.parquet``, ``quarantine/``, ``manifest.json`` and
     ``README.md``; the per-shard parts are not copied (the manifest keeps their checksums).
-    Returns the merged manifest.
+    Everything is checked before ``output`` is touched, and a merge that fails (or was killed)
+    can be run again into the same ``output``. Returns the merged manifest.
 
     Raises:
-        DataError: a path that is not a shard task's output. TeacherLMError: no shard outputs, or
-            outputs of different plans.
+        DataError: a path that is not a shard task's output, or a shard in two of them.
+        TeacherLMError: no shard outputs, or outputs of different plans.
     """
     if not shards:
         raise TeacherLMError("no shard outputs to merge")
+    plan, dirs = _shard_dirs(shards)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    _gather(shards, out)
+    _remove_links(out / "shards")  # left by a merge killed before it cleaned up
     try:
+        _link(plan, dirs, out)
         return merge(str(out))
     finally:
-        shutil.rmtree(out / "shards")  # the links (their targets are the shard tasks' own outputs)
+        _remove_links(out / "shards")

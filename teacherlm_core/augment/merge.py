@@ -148,7 +148,8 @@ def merge(output: str, progress: Callable[[int], None] | None = None) -> dict[st
     if missing:
         raise TeacherLMError(
             f"{output}: cannot merge, {len(missing)} of {cfg.num_shards} shard(s) unfinished: {missing[:20]}; "
-            "re-run `teacherlm augment` (finished shards and parts are skipped)"
+            "run them (`teacherlm augment --shard-index I` into this output, or `teacherlm augment shard "
+            "--shard-index I` and merge its output too); finished shards and parts are skipped"
         )
     if not storage.is_remote(output):  # temps of a merge killed mid-way (kill -9): nothing else cleans them
         storage.remove_stale_temps(output, ".merge-")

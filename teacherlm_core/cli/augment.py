@@ -201,9 +201,8 @@ def plan_cmd(
     from ..stages.augment_plan import augment_plan
     from .progress import progress_bar
 
-    if split is None:
-        shards = augment_plan(data, num_shards)
-    else:
+    shards = augment_plan(data, num_shards)  # the dataset checked before anything is shown or written
+    if split is not None:
         with progress_bar("plan: split the input by shard", None) as advance:
             seen = [0]
 
@@ -224,7 +223,7 @@ def shard_cmd(
     ),
     output: str = typer.Option(..., help="This shard's output directory: plan.json + shards/<shard>/."),
     shard_index: int = typer.Option(..., help="Which shard, 0 <= shard_index < num_shards."),
-    num_shards: int = typer.Option(P.num_shards, help="Shards in the plan."),
+    num_shards: int | None = typer.Option(None, help="Shards in the plan (default: the split's; given, must match)."),
     fields: str = typer.Option(P.fields, help="Comma-separated explanation fields to write."),
     max_new_tokens: int = typer.Option(P.max_new_tokens, help="Token limit per explanation."),
     temperature: float = typer.Option(P.temperature, help="Sampling temperature (0: greedy, no retries)."),
@@ -236,7 +235,9 @@ def shard_cmd(
         P.dry_run, help="Placeholder explanations, no model loaded (checks storage, fan-out and merge)."
     ),
 ) -> None:
-    """One shard of a pipeline's fan-out, exactly as its 'augment shard' task runs it."""
+    """One shard of a pipeline's fan-out, exactly as its 'augment shard' task runs it (the pipeline's
+    settings; for --top-p, --part-size, --max-retries or an OpenAI-compatible engine use
+    `teacherlm augment --shard-index I`)."""
     from ..stages.augment_shard import augment_shard
 
     counts = augment_shard(

@@ -19,7 +19,7 @@ def augment_shard(
     output: str,
     *,
     shard_index: int,
-    num_shards: int,
+    num_shards: int | None = None,
     fields: str = P.fields,
     max_new_tokens: int = P.max_new_tokens,
     temperature: float = P.temperature,
@@ -31,7 +31,7 @@ def augment_shard(
 ) -> dict:
     """Augment shard ``shard_index`` of the dataset ``augment plan`` split into ``split``, into ``output`` (``plan.json`` + ``shards/<shard>/``).
 
-    The shard reads only its own file of the split (where ``split/split.json`` says it is), never
+    ``num_shards`` defaults to the split's (given, it must match). The shard reads only its own file of the split (where ``split/split.json`` says it is), never
     the whole input. With ``work_root`` (e.g. an ``s3://`` prefix) the shard writes under
     ``work_root/<KFP run id>/augment`` as it goes, so a retried task resumes its finished parts,
     and is then copied into ``output``. ``tensor_parallel_size`` is vLLM's (the task's GPUs).
@@ -46,6 +46,7 @@ def augment_shard(
     from ..lineage import log_datasets, split_dataset_ref
 
     record = load_split(split, num_shards)
+    num_shards = record["num_shards"]
     root = storage.join(work_root, kfp_run_id() or "local", "augment") if work_root else output
     cfg = AugmentConfig(
         model=teacher, input=record["input"]["uri"], split=record["uri"], output=root, num_shards=num_shards,

@@ -229,3 +229,28 @@ def test_a_pipeline_dry_run_fans_out_and_merges_without_loading_the_teacher(tmp_
     assert merged["counts"]["input"] == lines == merged["counts"]["output"]
     assert merged["dry_run"] is True
     assert "dry run" in (tmp_path / "merged" / "README.md").read_text().lower()
+
+
+def test_merging_shard_outputs_survives_a_repeated_output_and_a_failed_merge(tmp_path):
+    """What a new user tried: the same shard output given twice merged once; a merge refused (a
+    shard in two outputs) or killed leaves nothing that blocks merging again into the same dir."""
+    import shutil
+
+    from teacherlm_core.errors import DataError
+    from teacherlm_core.stages.augment_shard import augment_shard
+
+    augment_plan(str(_data(tmp_path)), 2, split=str(tmp_path / "split"))
+    outs = [str(tmp_path / f"task-{i}") for i in range(2)]
+    for i, out in enumerate(outs):
+        augment_shard("no/teacher", str(tmp_path / "split"), out, shard_index=i, dry_run=True)  # count from the split
+    once = augment_merge(str(tmp_path / "once"), outs)["counts"]
+    assert augment_merge(str(tmp_path / "twice"), [outs[0], outs[1], outs[1]])["counts"] == once
+    shutil.copytree(outs[1], tmp_path / "task-1-again")
+    target = tmp_path / "merged"
+    with pytest.raises(DataError, match="shard-00001-of-00002 is in two shard outputs"):
+        augment_merge(str(target), [*outs, str(tmp_path / "task-1-again")])
+    assert not target.exists()  # refused before anything was written
+    (target / "shards").mkdir(parents=True)  # a merge killed while its links were in place
+    (target / "shards" / "shard-00000-of-00002").symlink_to(Path(outs[0], "shards", "shard-00000-of-00002"))
+    assert augment_merge(str(target), outs)["counts"] == once
+    assert not (target / "shards").exists()
