@@ -223,7 +223,9 @@ def shard_cmd(
     ),
     output: str = typer.Option(..., help="This shard's output directory: plan.json + shards/<shard>/."),
     shard_index: int = typer.Option(..., help="Which shard, 0 <= shard_index < num_shards."),
-    num_shards: int | None = typer.Option(None, help="Shards in the plan (default: the split's; given, must match)."),
+    num_shards: int | None = typer.Option(
+        None, help="Shards in the plan (default: the split's; given, must match)."
+    ),
     fields: str = typer.Option(P.fields, help="Comma-separated explanation fields to write."),
     max_new_tokens: int = typer.Option(P.max_new_tokens, help="Token limit per explanation."),
     temperature: float = typer.Option(P.temperature, help="Sampling temperature (0: greedy, no retries)."),

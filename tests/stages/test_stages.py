@@ -242,7 +242,9 @@ def test_merging_shard_outputs_survives_a_repeated_output_and_a_failed_merge(tmp
     augment_plan(str(_data(tmp_path)), 2, split=str(tmp_path / "split"))
     outs = [str(tmp_path / f"task-{i}") for i in range(2)]
     for i, out in enumerate(outs):
-        augment_shard("no/teacher", str(tmp_path / "split"), out, shard_index=i, dry_run=True)  # count from the split
+        augment_shard(
+            "no/teacher", str(tmp_path / "split"), out, shard_index=i, dry_run=True
+        )  # count from the split
     once = augment_merge(str(tmp_path / "once"), outs)["counts"]
     assert augment_merge(str(tmp_path / "twice"), [outs[0], outs[1], outs[1]])["counts"] == once
     shutil.copytree(outs[1], tmp_path / "task-1-again")
