@@ -243,8 +243,8 @@ def test_merging_shard_outputs_survives_a_repeated_output_and_a_failed_merge(tmp
     outs = [str(tmp_path / f"task-{i}") for i in range(2)]
     for i, out in enumerate(outs):
         augment_shard(
-            "no/teacher", str(tmp_path / "split"), out, shard_index=i, dry_run=True
-        )  # count from the split
+            "no/teacher", str(tmp_path / "split"), out, shard_index=i, num_shards=None, dry_run=True
+        )
     once = augment_merge(str(tmp_path / "once"), outs)["counts"]
     assert augment_merge(str(tmp_path / "twice"), [outs[0], outs[1], outs[1]])["counts"] == once
     shutil.copytree(outs[1], tmp_path / "task-1-again")
