@@ -29,10 +29,11 @@ def augment_shard(
     work_root: str = P.work_root,
     dry_run: bool = P.dry_run,
 ) -> dict:
-    """Augment shard ``shard_index`` of the split ``augment plan`` wrote, into ``output`` (``plan.json`` + ``shards/<shard>/``).
+    """Augment shard ``shard_index`` of the split ``augment plan`` wrote into ``output`` (``plan.json`` + ``shards/<shard>/``).
 
     The shard reads only its own file of the split (where ``split/split.json`` says it is), never
-    the whole input; ``num_shards`` must be the split's (``None``: take the split's). With ``work_root`` (e.g. an ``s3://`` prefix) the shard writes under
+    the whole input; ``num_shards`` must be the split's (``None``: take the split's). With
+    ``work_root`` (e.g. an ``s3://`` prefix) the shard writes under
     ``work_root/<KFP run id>/augment`` as it goes, so a retried task resumes its finished parts,
     and is then copied into ``output``. ``tensor_parallel_size`` is vLLM's (the task's GPUs).
     ``dry_run``: placeholder text, no model loaded (see :class:`~teacherlm_core.augment.AugmentConfig`).
