@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .evaluate import EvalReport
@@ -28,8 +28,11 @@ from .report import write_report
 __all__ = [
     "accuracy_interval",
     "gain_plot",
+    "hierarchical_bootstrap",
+    "minimum_detectable_effect",
     "page_html",
     "paired_comparison",
+    "pooled_mcnemar",
     "summarize",
     "write_comparison",
 ]
@@ -95,6 +98,67 @@ def paired_comparison(base: EvalReport, other: EvalReport, seed: int = 0) -> dic
     )
     return {"items": len(ids), "difference": d, "interval": list(interval), "discordant": [only_other, only_base],
             "p_value": float(p), "significant": bool(significant), "verdict": verdict}  # fmt: skip
+
+
+def pooled_mcnemar(discordant: Sequence[Sequence[int]]) -> float:
+    """McNemar's exact test pooled over seeds: the discordant pairs summed, then one binomial test.
+
+    Args:
+        discordant: per seed ``[other right only, base right only]`` (``paired_comparison``'s
+            ``"discordant"``), on the same items in every seed.
+
+    Returns:
+        The two-sided p-value (1.0 when no pair is discordant).
+    """
+    from scipy.stats import binomtest
+
+    b = sum(int(d[0]) for d in discordant)
+    c = sum(int(d[1]) for d in discordant)
+    return float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
+
+
+def hierarchical_bootstrap(differences: Sequence[Sequence[float]], seed: int = 0,
+                           resamples: int = RESAMPLES) -> tuple[float, float]:  # fmt: skip
+    """95% percentile interval of a mean paired difference, resampling seeds, then items in each.
+
+    Args:
+        differences: per seed, the per-item differences (other correct - base correct: -1, 0 or
+            1) on that seed's items. Seeds are the upper level (a new student initialisation),
+            items the lower (new questions), so the interval covers both sources of noise.
+
+    Returns:
+        ``(low, high)``; the point itself when there is nothing to resample.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(d, dtype=float) for d in differences if len(d)]
+    if not arrays:
+        return (0.0, 0.0)
+    means = np.empty(resamples)
+    for k in range(resamples):
+        picked = rng.integers(0, len(arrays), len(arrays))
+        means[k] = np.mean([arrays[i][rng.integers(0, len(arrays[i]), len(arrays[i]))].mean() for i in picked])
+    lo, hi = np.percentile(means, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2])
+    return float(lo), float(hi)
+
+
+def minimum_detectable_effect(items: int, discordant_share: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest accuracy difference a paired McNemar test finds with ``power`` at ``alpha``.
+
+    Normal approximation (Connor 1987): a difference ``d`` on ``items`` paired items of which a
+    share ``discordant_share`` is discordant is found when ``d >= (z_(1-alpha/2) + z_power) *
+    sqrt(discordant_share / items)``. Pooled over seeds, ``items`` is items x seeds.
+
+    Returns:
+        The difference in accuracy (0 to 1); ``inf`` for no items.
+    """
+    from scipy.stats import norm
+
+    if items <= 0:
+        return float("inf")
+    z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
+    return float(z * (max(discordant_share, 1.0 / items) / items) ** 0.5)
 
 
 def summarize(reports: Mapping[str, EvalReport]) -> dict:

@@ -32,7 +32,7 @@ from .tasks.base import split_sizes
 __all__ = ["GENERATOR", "GENERATOR_VERSION", "build_builtin", "generate_builtin", "generate_task"]
 
 GENERATOR = "teacherlm-builtin"
-GENERATOR_VERSION = "1"  # bump whenever any family's output changes for the same seed
+GENERATOR_VERSION = "2"  # bump whenever any family's output changes for the same seed
 TEACHER = f"gold:{GENERATOR}@{GENERATOR_VERSION}"
 
 Progress = Callable[[str, int], None]
@@ -46,13 +46,18 @@ def generate_task(family: TaskFamily, per_task: int, seed: int, test_per_task: i
     the train and validation records do not change.
     """
     records: list[dict[str, Any]] = []
-    for split, want in split_sizes(per_task, test_per_task).items():
+    sizes = split_sizes(per_task, test_per_task)
+    drawn = None
+    if hasattr(family, "generate_splits"):  # knowledge families draw whole splits (test pairs follow train)
+        drawn = family.generate_splits(random.Random(f"{seed}/{family.name}"), sizes)
+    for split, want in sizes.items():
         rng = random.Random(f"{seed}/{family.name}/{split}")
+        pending = list(drawn[split]) if drawn is not None else None
         seen: set[str] = set()
         attempts = 0
-        while len(seen) < want and attempts < 50 * want + 100:
+        while len(seen) < want and attempts < 50 * want + 100 and (pending is None or pending):
             attempts += 1
-            item = family.generate(rng, split)
+            item = pending.pop(0) if pending is not None else family.generate(rng, split)
             key = normalize_text(item.question)
             if key in seen:
                 continue

@@ -80,6 +80,34 @@ class TextsConfig(_Strict):
     )
     max_length: int = Field(512, ge=16, description="Tokens per packed block; longer texts are truncated.")
     pack: bool = Field(True, description="Pack several texts per block (no text is split across blocks).")
+    batching: Literal["packed", "per_question"] = Field(
+        "packed",
+        description=(
+            "'packed': every text is a training sequence, packed into blocks (the paper's recipe). "
+            "'per_question': label-exposure matched: each step trains the same questions whatever the "
+            "fields, each with its plain text (the label target) and its explanations as auxiliary "
+            "targets weighted by explanation_weight (L_label + weight * L_explanation, as in "
+            "distilling step-by-step, Hsieh et al. 2023); max_length then applies to each text."
+        ),
+    )
+    explanation_position: Literal["after_answer", "after_question"] = Field(
+        "after_answer",
+        description=(
+            "Where an explanation text starts: 'after_answer' (base text with the answer, then the "
+            "field's suffix: the paper's format) or 'after_question' (the question and options, then "
+            "the suffix: the explanation is its own target and cannot be predicted from the answer)."
+        ),
+    )
+    explanation_weight: float = Field(
+        1.0, ge=0, description="per_question only: the weight of the explanation loss against the label loss."
+    )
+    field_rotation: bool = Field(
+        False,
+        description=(
+            "per_question only: each visit of a question trains one of its fields, in turn, instead "
+            "of all of them (a third of the explanation tokens a step for three fields)."
+        ),
+    )
 
     def kinds(self) -> list[str]:
         """The enabled text kinds, plain first."""
@@ -95,6 +123,11 @@ class TextsConfig(_Strict):
         problems += _weight_problems(self.weights, self.kinds())
         if self.weights and self.kinds() and all(self.weights.get(k, 1.0) == 0 for k in self.kinds()):
             problems.append("weights: every enabled text kind has weight 0")
+        if self.batching == "per_question":
+            if not self.include_plain:
+                problems.append("batching per_question: the plain text is the label target; include_plain must be true")
+            if self.weights:
+                problems.append("batching per_question: weights do not apply (use explanation_weight)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

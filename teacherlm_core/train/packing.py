@@ -22,7 +22,20 @@ from typing import Any
 
 from .texts import TrainingText
 
-__all__ = ["PackStats", "Packed", "load_packed", "pack", "save_packed", "tokenize"]
+__all__ = [
+    "EXPLANATION",
+    "LABEL",
+    "PackStats",
+    "Packed",
+    "QuestionTexts",
+    "load_packed",
+    "pack",
+    "pack_questions",
+    "question_schedule",
+    "save_packed",
+    "save_questions",
+    "tokenize",
+]
 
 
 @dataclass
@@ -170,5 +183,98 @@ def load_packed(path: str | Path):
 
     with safe_open(str(path), framework="pt") as fh:
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open has no __iter__)
-        stats = PackStats(**json.loads(fh.metadata()["stats"]))
+        meta = fh.metadata()
+        stats = PackStats(**json.loads(meta["stats"]))
+    if "per_question" in meta:
+        tensors["per_question"] = json.loads(meta["per_question"])
     return tensors, stats
+
+
+@dataclass
+class QuestionTexts:
+    """Per-question texts for label-exposure matched training (``texts.batching: per_question``).
+
+    ``ids``/``mask``: ``[questions, 1 + fields, max_length]``; text 0 is the plain text (its
+    targets are marked 1: the label loss), texts 1.. are the explanation fields (targets marked 2:
+    the explanation loss); ``length`` ``[questions, 1 + fields]`` is each text's real length (0 for
+    a field the record lacks).
+    """
+
+    ids: Any
+    mask: Any
+    length: Any
+    stats: PackStats
+
+
+LABEL, EXPLANATION = 1, 2
+
+
+def pack_questions(
+    tokenizer, per_question: Sequence[Sequence[TrainingText | None]], loss: str, max_length: int, pad_id: int
+) -> QuestionTexts:
+    """Tokenise each question's texts (plain first, then one per field) into fixed slots.
+
+    The plain text's targets follow ``loss``; an explanation's targets are its completion only
+    (the question, and the answer in the paper's format, are context, so every arm sees the same
+    label targets). ``None`` marks a field the record lacks. Longer texts are truncated.
+    """
+    import numpy as np
+
+    n, k = len(per_question), max((len(t) for t in per_question), default=1)
+    ids = np.full((n, k, max_length), pad_id, dtype=np.int32)
+    mask = np.zeros((n, k, max_length), dtype=np.uint8)
+    length = np.zeros((n, k), dtype=np.int32)
+    truncated = real = targets = 0
+    for q, texts in enumerate(per_question):
+        for j, text in enumerate(texts):
+            if text is None:
+                continue
+            (doc_ids, doc_mask), = tokenize(tokenizer, [text], loss if j == 0 else "completion")  # fmt: skip
+            if len(doc_ids) > max_length:
+                doc_ids, doc_mask = doc_ids[:max_length], doc_mask[:max_length]
+                truncated += 1
+            m = len(doc_ids)
+            ids[q, j, :m] = doc_ids
+            mask[q, j, :m] = np.asarray(doc_mask, dtype=np.uint8) * (LABEL if j == 0 else EXPLANATION)
+            length[q, j] = m
+            real += m
+            targets += sum(doc_mask)
+    stats = PackStats(texts=int((length > 0).sum()), truncated=truncated, dropped=0, blocks=n,
+                      max_length=max_length, real_tokens=real, loss_tokens=targets)  # fmt: skip
+    return QuestionTexts(ids, mask, length, stats)
+
+
+def save_questions(packed: QuestionTexts, path: str | Path, meta: dict[str, Any]) -> None:
+    """Write :class:`QuestionTexts` as one safetensors file; ``meta`` (weight, rotation) goes with it."""
+    import torch
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        "question_ids": torch.from_numpy(packed.ids),
+        "question_mask": torch.from_numpy(packed.mask),
+        "question_length": torch.from_numpy(packed.length),
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(tmp), metadata={"stats": json.dumps(asdict(packed.stats)), "per_question": json.dumps(meta)})
+    tmp.replace(path)
+
+
+def question_schedule(questions: int, fields: int, rotation: bool, rows: int, seed: int):
+    """``[rows, 2]`` int64: the (question, field) of each training row, in the order trained.
+
+    Epoch ``e`` visits every question once in a permutation seeded by ``(seed, e)``: the same
+    questions in the same order for every student of the same data size and seed, whatever its
+    fields (the label-exposure match). Field ``-1`` means all of the question's fields; with
+    ``rotation``, visit ``e`` of question ``q`` trains field ``(e + q) % fields`` only.
+    """
+    import numpy as np
+
+    out, e = [], 0
+    while sum(len(x) for x in out) < rows:
+        order = np.random.default_rng([seed, e]).permutation(questions)
+        field = (e + order) % fields if rotation and fields else np.full(questions, -1)
+        out.append(np.stack([order, field], axis=1))
+        e += 1
+    return np.concatenate(out)[:rows] if out else np.zeros((0, 2), dtype=np.int64)

@@ -143,12 +143,17 @@ def prepare_stage(
     """
     from transformers import AutoTokenizer
 
-    from .packing import pack, save_packed, tokenize
-    from .texts import build_texts, load_training_samples
+    from .packing import pack, pack_questions, save_packed, save_questions, tokenize
+    from .texts import build_texts, load_training_samples, sample_texts
 
     local_data = fetch_data(data)
     kinds = texts.kinds()
-    samples = load_training_samples(str(local_data), kinds, display=data)
+    per_question = texts.batching == "per_question"
+    # per_question: a record without an explanation trains its label only (e.g. a utility filter
+    # dropped it); a field that no record has is still an error (the data was not augmented).
+    samples = load_training_samples(str(local_data), ["plain"] if per_question else kinds, display=data)
+    if per_question:
+        _check_some_explained(samples, texts.fields, data)
     identity = {
         "start": start,
         "data_sha256": storage.sha256_file(local_data),
@@ -202,12 +207,19 @@ def prepare_stage(
         output.write_json(STATE, {"fingerprint": fp, "identity": identity, "version": __version__})
 
     # -- texts -> tokens -> packed blocks (cached by fingerprint: every rank reads the same file) ------
-    texts_list, counts = build_texts(samples, kinds, texts.weights, train.seed)
     packed_path = _cache_dir("packed", fp) / "packed.safetensors"
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source or model)
-    docs = tokenize(tokenizer, texts_list, texts.loss)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    packed = pack(docs, texts.max_length, pad_id, enabled=texts.pack)
+    if per_question:
+        rows = [[sample_texts(s, ["plain"])[0]]
+                + [sample_texts(s, [f], texts.explanation_position)[0] if _has(s, f) else None for f in texts.fields]
+                for s in samples]  # fmt: skip
+        counts = {"plain": len(rows)} | {f: sum(_has(s, f) for s in samples) for f in texts.fields}
+        packed = pack_questions(tokenizer, rows, texts.loss, texts.max_length, pad_id)
+    else:
+        texts_list, counts = build_texts(samples, kinds, texts.weights, train.seed)
+        docs = tokenize(tokenizer, texts_list, texts.loss)
+        packed = pack(docs, texts.max_length, pad_id, enabled=texts.pack)
     micro = train.per_device_batch_size * world_size
     if packed.stats.blocks < micro:
         raise ConfigError(
@@ -218,7 +230,12 @@ def prepare_stage(
                 "use more data, fewer ranks or a smaller batch"
             ],
         )
-    save_packed(packed, packed_path)
+    if per_question:
+        meta = {"fields": list(texts.fields), "explanation_weight": texts.explanation_weight,
+                "field_rotation": texts.field_rotation}  # fmt: skip
+        save_questions(packed, packed_path, meta)
+    else:
+        save_packed(packed, packed_path)
     card = {
         "stage": name,
         "data": data,
@@ -247,6 +264,23 @@ def prepare_stage(
         done=done,
         card=card,
     )
+
+
+def _has(sample: Any, field: str) -> bool:
+    value = getattr(sample, field, None)
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _check_some_explained(samples: list[Any], fields: list[str], data: str) -> None:
+    """A field that no record has means the data was never augmented: say so, as packed batching does."""
+    from ..errors import DataError
+
+    absent = [f for f in fields if not any(_has(s, f) for s in samples)]
+    if absent:
+        raise DataError(
+            data, None, ", ".join(absent),
+            f"no record has {', '.join(repr(f) for f in absent)}: augment the data first, or leave them out of texts.fields",
+        )  # fmt: skip
 
 
 def _drop_incomplete_checkpoints(output: StageOutput) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import DataError
-from ..prompts import base_text, collapse_ws, question_text, teacher_prompt
+from ..prompts import FIELD_SUFFIX, base_text, collapse_ws, question_text, teacher_prompt
 from ..schema import Sample, read_samples
 
 __all__ = ["TrainingText", "build_texts", "load_training_samples", "sample_texts"]
@@ -36,8 +36,13 @@ class TrainingText:
         return self.prompt + self.completion
 
 
-def sample_texts(sample: Sample, kinds: Sequence[str]) -> list[TrainingText]:
-    """The training texts of one sample, one per kind, in the order given."""
+def sample_texts(sample: Sample, kinds: Sequence[str], position: str = "after_answer") -> list[TrainingText]:
+    """The training texts of one sample, one per kind, in the order given.
+
+    ``position`` is where an explanation starts: ``after_answer`` (``Q: ... A: The answer is (B).
+    <suffix> <text>``, the paper's format) or ``after_question`` (``Q: ... (A) .. (B) .. <suffix>
+    <text>``: no answer in the prompt).
+    """
     out = []
     for kind in kinds:
         if kind == "plain":
@@ -46,7 +51,11 @@ def sample_texts(sample: Sample, kinds: Sequence[str]) -> list[TrainingText]:
             out.append(TrainingText(sample.id, kind, prompt, full[len(prompt) :]))
         else:
             body = collapse_ws(getattr(sample, kind))
-            out.append(TrainingText(sample.id, kind, teacher_prompt(sample, kind), " " + body))
+            if position == "after_question":
+                prompt = question_text(sample) + FIELD_SUFFIX[kind]
+            else:
+                prompt = teacher_prompt(sample, kind)
+            out.append(TrainingText(sample.id, kind, prompt, " " + body))
     return out
 
 

@@ -138,18 +138,92 @@ def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+class QuestionRows:
+    """Label-exposure matched rows (``texts.batching: per_question``) in the order they are trained.
+
+    Row ``i`` is question ``schedule[i, 0]``: its plain text, then its explanation texts (all of
+    them, or only field ``schedule[i, 1]`` with rotation), one after another in one sequence with
+    restarting ``position_ids`` (a text never attends to another).
+    """
+
+    def __init__(self, tensors: dict[str, Any], schedule: Any):
+        self.ids, self.mask = tensors["question_ids"], tensors["question_mask"]
+        self.length, self.schedule = tensors["question_length"], schedule
+
+    def __len__(self) -> int:
+        return len(self.schedule)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        q, field = (int(x) for x in self.schedule[i])
+        texts = [0] + ([1 + field] if field >= 0 else list(range(1, self.ids.shape[1])))
+        parts = [(self.ids[q, j, : self.length[q, j]], self.mask[q, j, : self.length[q, j]]) for j in texts
+                 if self.length[q, j] > 0]  # fmt: skip
+        return {
+            "input_ids": torch.cat([p[0] for p in parts]),
+            "loss_mask": torch.cat([p[1] for p in parts]),
+            "position_ids": torch.cat([torch.arange(len(p[0]), dtype=torch.int32) for p in parts]),
+        }
+
+
+def collate_questions(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pad :class:`QuestionRows` rows to the longest; ``loss_kind`` says which targets are labels (1) or explanations (2)."""
+    import torch
+
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    kind = torch.zeros((len(rows), width), dtype=torch.long)
+    # Padding is its own "text" (positions restart at 0), so real tokens never attend to it.
+    pos = torch.arange(width).repeat(len(rows), 1)
+    for b, r in enumerate(rows):
+        n = len(r["input_ids"])
+        ids[b, :n], kind[b, :n], pos[b, :n] = r["input_ids"], r["loss_mask"], r["position_ids"]
+        pos[b, n:] = torch.arange(width - n)
+    num_real = sum(len(r["input_ids"]) for r in rows)
+    return {"input_ids": ids, "position_ids": pos, "loss_kind": kind, "num_real": torch.tensor(num_real), "use_cache": False}
+
+
 def _make_trainer_class():
+    import torch
     from transformers import Trainer
 
     class RecipeTrainer(Trainer):
-        """HF Trainer that counts real tokens (for tokens/s) and owns the schedule's length."""
+        """HF Trainer that counts real tokens (for tokens/s) and owns the schedule's length.
+
+        With per-question rows (``loss_kind`` in the batch) the loss is the label loss plus
+        ``explanation_weight`` times the explanation loss, each a mean over its target tokens, and
+        the rows are trained in the order given (the schedule is the sampler).
+        """
 
         schedule_steps: int | None = None
         real_tokens: int = 0
+        explanation_weight: float = 1.0
+        target_tokens: dict[str, int] = {}
+        ordered: bool = False
+
+        def _get_train_sampler(self, train_dataset=None):
+            if self.ordered:
+                return torch.utils.data.SequentialSampler(train_dataset or self.train_dataset)
+            return super()._get_train_sampler(train_dataset)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             self.real_tokens += int(inputs.pop("num_real"))
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            kind = inputs.pop("loss_kind", None)
+            if kind is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            outputs = model(**inputs)
+            logits = outputs.logits[:, :-1].float()
+            target, kind = inputs["input_ids"][:, 1:], kind[:, 1:]
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+            label, explanation = kind == 1, kind == 2
+            loss = (nll * label).sum() / label.sum().clamp(min=1)
+            if explanation.any():
+                loss = loss + self.explanation_weight * (nll * explanation).sum() / explanation.sum()
+            counts = self.target_tokens
+            counts["label"] = counts.get("label", 0) + int(label.sum())
+            counts["explanation"] = counts.get("explanation", 0) + int(explanation.sum())
+            return (loss, outputs) if return_outputs else loss
 
         def create_scheduler(self, num_training_steps, optimizer=None):
             # A decaying schedule keeps its length when a re-run raises max_steps.
@@ -327,17 +401,33 @@ def run_stage(spec: StageSpec, dist: Dist) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(spec.start_model)
     use_cache = model.config.use_cache  # the Trainer turns it off for training; the output keeps it
 
-    # 3. Data: the blocks the parent packed (identical on every rank; the sampler shards them).
+    # 3. Data: the blocks the parent packed (identical on every rank; the sampler shards them), or
+    #    per-question rows in the schedule's order (the same questions each step in every arm).
     tensors, _stats = load_packed(spec.packed)
+    per_question = tensors.pop("per_question", None)
+    if per_question is not None:
+        from .packing import question_schedule
+
+        questions = int(tensors["question_ids"].shape[0])
+        per_step = train.per_device_batch_size * train.gradient_accumulation_steps * dist.world_size
+        rows = train.max_steps * per_step if train.max_steps else int(train.epochs * questions)
+        schedule = question_schedule(questions, len(per_question["fields"]), per_question["field_rotation"],
+                                     rows, train.seed)  # fmt: skip
+        dataset, collator = QuestionRows(tensors, schedule), collate_questions
+    else:
+        dataset, collator = PackedBlocks(tensors), collate
 
     # 4. Trainer, with the checks and the outputs as callbacks.
     trainer = _make_trainer_class()(
         model=model,
         args=args,
-        train_dataset=PackedBlocks(tensors),
-        data_collator=collate,
+        train_dataset=dataset,
+        data_collator=collator,
         processing_class=tokenizer,
     )
+    trainer.target_tokens = {}
+    if per_question is not None:
+        trainer.ordered, trainer.explanation_weight = True, float(per_question["explanation_weight"])
     trainer.schedule_steps = train.schedule_steps
     trainer.remove_callback(PrinterCallback)
     callbacks = _callbacks(trainer, spec, dist, out)
@@ -361,6 +451,8 @@ def run_stage(spec: StageSpec, dist: Dist) -> dict[str, Any]:
         "train_loss": result.training_loss,
         "final_loss": _last_loss(out.local / METRICS),
         "runtime_s": round(time.time() - started, 2),
+        # tokens this rank trained on: every input token, and the label / explanation targets
+        "tokens": {"input": trainer.real_tokens, **{f"{k}_targets": v for k, v in trainer.target_tokens.items()}},
         "distributed": callbacks[0].info,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

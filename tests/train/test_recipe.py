@@ -94,7 +94,7 @@ def test_resume_is_exact_and_a_finished_run_is_not_redone(tiny_model, data, tmp_
     with pytest.raises(ConfigError, match="already trained to step 8, beyond max_steps 6"):
         train_student(student(tiny_model, data, out, **{"train.max_steps": 6}))
     with pytest.raises(ConfigError) as err:
-        train_student(student(tiny_model, data, out, **{"train.lr": 0.01, "texts.loss": "completion"}))
+        train_student(student(tiny_model, data, out, **{"train.lr": 0.01, "texts.loss": "all"}))
     assert "changed: texts.loss, train.lr" in str(err.value)
 
 

@@ -73,7 +73,7 @@ class TaskFamily(Protocol):
     name: str
     version: str
     description: str
-    holdout: Literal["template", "entity"]
+    holdout: Literal["template", "entity", "entity_relation", "item"]
 
     def generate(self, rng: random.Random, split: Split) -> Annotated: ...
 
