@@ -132,7 +132,16 @@ def _train_teacher(out: Path, args, t0: float) -> str:
 
     model = out / "model"
     if not (model / "model.safetensors").is_file():
-        classic = ["claims", "strategy", "commonsense", "arithmetic", "ordering", "dates", "units", "syllogisms"]
+        classic = [
+            "claims",
+            "strategy",
+            "commonsense",
+            "arithmetic",
+            "ordering",
+            "dates",
+            "units",
+            "syllogisms",
+        ]
         seeds = out / "seeds"
         build_builtin(seeds, classic, per_task=12, seed=1)
         empty = _write(out / "no-star.jsonl", [])
@@ -179,15 +188,26 @@ def _teacher_data(out: Path, train: Path, teacher: str, args, t0: float) -> dict
         any(gold[r["id"]][f].split(" is a ")[1].split(".")[0] in r[f] for f in FIELDS) for r in animals
     )  # the animal's class ("mammal") named in one of the teacher's fields
     manifest = json.loads((aug / "manifest.json").read_text())
-    seconds = float((out / "augment_seconds.txt").read_text()) if (out / "augment_seconds.txt").is_file() else None
+    seconds = (
+        float((out / "augment_seconds.txt").read_text()) if (out / "augment_seconds.txt").is_file() else None
+    )
     return {
         "counts": manifest["counts"],
         "utility_kept": len(kept),
         "animals_explained": len(animals),
         "animals_class_stated": states_class,
         "augment_seconds": seconds,
-        "examples": {t: next(({f: r[f] for f in ("question", "answer", *FIELDS)} for r in teacher
-                              if r["task"] == t and "fundamentals" in r), None) for t in KNOWLEDGE},  # fmt: skip
+        "examples": {
+            t: next(
+                (
+                    {f: r[f] for f in ("question", "answer", *FIELDS)}
+                    for r in teacher
+                    if r["task"] == t and "fundamentals" in r
+                ),
+                None,
+            )
+            for t in KNOWLEDGE
+        },
     }
 
 
@@ -205,7 +225,9 @@ def analyse(reports: list[dict], families: tuple[str, ...] = FAMILIES) -> dict:
             seeds = sorted(s for (z, a, s) in by_key if (z, a) == (size, arm))
             row: dict = {"seeds": seeds, "tokens": {}, "groups": {}}
             toks = [by_key[(size, arm, s)]["tokens"] for s in seeds]
-            row["tokens"] = {k: round(sum(t.get(k, 0) for t in toks) / len(toks)) for k in toks[0]} if toks else {}
+            row["tokens"] = (
+                {k: round(sum(t.get(k, 0) for t in toks) / len(toks)) for k in toks[0]} if toks else {}
+            )
             for g, members in groups.items():
                 per_seed, diffs, discordant = [], [], []
                 for s in seeds:
@@ -256,7 +278,9 @@ def markdown(results: dict) -> str:
         ch = results["chance"][size]
         lines += [f"### {size} training questions a family", ""]
         groups = ["knowledge", *FAMILIES]
-        lines.append("| arm | seeds | " + " | ".join(groups) + " | tokens a student (label / explanation targets) |")
+        lines.append(
+            "| arm | seeds | " + " | ".join(groups) + " | tokens a student (label / explanation targets) |"
+        )
         lines.append("|---|---:|" + "---:|" * len(groups) + "---|")
         lines.append("| *chance* | | " + " | ".join(f"*{ch.get(g, 0):.3f}*" for g in groups) + " | |")
         for arm, row in arms.items():
@@ -267,7 +291,9 @@ def markdown(results: dict) -> str:
                     cells.append("-")
                 elif "difference" in e:
                     lo, hi = e["interval"]
-                    cells.append(f"{e['accuracy']:.3f} ({e['difference']:+.3f}, CI {lo:+.2f}..{hi:+.2f}, p={e['p_value']:.2g})")
+                    cells.append(
+                        f"{e['accuracy']:.3f} ({e['difference']:+.3f}, CI {lo:+.2f}..{hi:+.2f}, p={e['p_value']:.2g})"
+                    )
                 else:
                     cells.append(f"{e['accuracy']:.3f}")
             t = row["tokens"]
@@ -322,7 +348,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seeds", type=int, default=3, help="Seeds at every size.")
     ap.add_argument("--primary-seeds", type=int, default=5, help="Seeds at the primary size.")
     ap.add_argument("--arms", default=",".join(ARMS))
-    ap.add_argument("--teacher-arms-at", default="primary", help="'primary' or 'all': sizes with teacher arms.")
+    ap.add_argument(
+        "--teacher-arms-at", default="primary", help="'primary' or 'all': sizes with teacher arms."
+    )
     ap.add_argument("--test-per-task", type=int, default=64, help="Held-out test items per family.")
     ap.add_argument("--epochs", type=float, default=10.0, help="Passes over the training questions.")
     ap.add_argument("--batch", type=int, default=16, help="Questions a step (student_tiny's batch).")
@@ -354,7 +382,13 @@ def main(argv: list[str] | None = None) -> dict:
         # and the order of its questions. Items and seeds are the bootstrap's two levels.
         data = out / f"n{size}" / "data"
         if not (data / "manifest.json").is_file():
-            build_builtin(data, list(FAMILIES), per_task=PER_TASK[size], seed=args.data_seed, test_per_task=args.test_per_task)
+            build_builtin(
+                data,
+                list(FAMILIES),
+                per_task=PER_TASK[size],
+                seed=args.data_seed,
+                test_per_task=args.test_per_task,
+            )
         train, test = data / "train.jsonl", data / "test.jsonl"
         records = _read(train)
         chances[str(size)] = chance(_read(test))
@@ -402,8 +436,10 @@ def main(argv: list[str] | None = None) -> dict:
         "chance": chances,
         "cells": analyse(reports),
         "teacher": {"augmentation": teacher_stats, "zero_shot": teacher_eval},
-        "seconds": {"total": round(time.perf_counter() - t0, 1),
-                    "students": round(sum(r["train_s"] + r["eval_s"] for r in reports), 1)},  # fmt: skip
+        "seconds": {
+            "total": round(time.perf_counter() - t0, 1),
+            "students": round(sum(r["train_s"] + r["eval_s"] for r in reports), 1),
+        },
     }
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     (out / "fidelity.md").write_text(markdown(results))

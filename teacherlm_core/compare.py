@@ -138,12 +138,16 @@ def hierarchical_bootstrap(differences: Sequence[Sequence[float]], seed: int = 0
     means = np.empty(resamples)
     for k in range(resamples):
         picked = rng.integers(0, len(arrays), len(arrays))
-        means[k] = np.mean([arrays[i][rng.integers(0, len(arrays[i]), len(arrays[i]))].mean() for i in picked])
+        means[k] = np.mean(
+            [arrays[i][rng.integers(0, len(arrays[i]), len(arrays[i]))].mean() for i in picked]
+        )
     lo, hi = np.percentile(means, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2])
     return float(lo), float(hi)
 
 
-def minimum_detectable_effect(items: int, discordant_share: float, alpha: float = 0.05, power: float = 0.8) -> float:
+def minimum_detectable_effect(
+    items: int, discordant_share: float, alpha: float = 0.05, power: float = 0.8
+) -> float:
     """The smallest accuracy difference a paired McNemar test finds with ``power`` at ``alpha``.
 
     Normal approximation (Connor 1987): a difference ``d`` on ``items`` paired items of which a

@@ -38,7 +38,9 @@ TEACHER = f"gold:{GENERATOR}@{GENERATOR_VERSION}"
 Progress = Callable[[str, int], None]
 
 
-def generate_task(family: TaskFamily, per_task: int, seed: int, test_per_task: int = 0) -> list[dict[str, Any]]:
+def generate_task(
+    family: TaskFamily, per_task: int, seed: int, test_per_task: int = 0
+) -> list[dict[str, Any]]:
     """``per_task`` records of one family (fewer if its held-out pool runs out of distinct questions).
 
     ``test_per_task > 0`` sets the test split's size instead of 15% of ``per_task`` (see

@@ -125,7 +125,9 @@ class TextsConfig(_Strict):
             problems.append("weights: every enabled text kind has weight 0")
         if self.batching == "per_question":
             if not self.include_plain:
-                problems.append("batching per_question: the plain text is the label target; include_plain must be true")
+                problems.append(
+                    "batching per_question: the plain text is the label target; include_plain must be true"
+                )
             if self.weights:
                 problems.append("batching per_question: weights do not apply (use explanation_weight)")
         if problems:

@@ -257,7 +257,11 @@ def save_questions(packed: QuestionTexts, path: str | Path, meta: dict[str, Any]
         "question_length": torch.from_numpy(packed.length),
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata={"stats": json.dumps(asdict(packed.stats)), "per_question": json.dumps(meta)})
+    save_file(
+        tensors,
+        str(tmp),
+        metadata={"stats": json.dumps(asdict(packed.stats)), "per_question": json.dumps(meta)},
+    )
     tmp.replace(path)
 
 

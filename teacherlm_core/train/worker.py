@@ -181,7 +181,13 @@ def collate_questions(rows: list[dict[str, Any]]) -> dict[str, Any]:
         ids[b, :n], kind[b, :n], pos[b, :n] = r["input_ids"], r["loss_mask"], r["position_ids"]
         pos[b, n:] = torch.arange(width - n)
     num_real = sum(len(r["input_ids"]) for r in rows)
-    return {"input_ids": ids, "position_ids": pos, "loss_kind": kind, "num_real": torch.tensor(num_real), "use_cache": False}
+    return {
+        "input_ids": ids,
+        "position_ids": pos,
+        "loss_kind": kind,
+        "num_real": torch.tensor(num_real),
+        "use_cache": False,
+    }
 
 
 def _make_trainer_class():
@@ -199,7 +205,7 @@ def _make_trainer_class():
         schedule_steps: int | None = None
         real_tokens: int = 0
         explanation_weight: float = 1.0
-        target_tokens: dict[str, int] = {}
+        target_tokens: dict[str, int] | None = None  # label / explanation target tokens trained (set per run)
         ordered: bool = False
 
         def _get_train_sampler(self, train_dataset=None):
@@ -452,7 +458,10 @@ def run_stage(spec: StageSpec, dist: Dist) -> dict[str, Any]:
         "final_loss": _last_loss(out.local / METRICS),
         "runtime_s": round(time.time() - started, 2),
         # tokens this rank trained on: every input token, and the label / explanation targets
-        "tokens": {"input": trainer.real_tokens, **{f"{k}_targets": v for k, v in trainer.target_tokens.items()}},
+        "tokens": {
+            "input": trainer.real_tokens,
+            **{f"{k}_targets": v for k, v in trainer.target_tokens.items()},
+        },
         "distributed": callbacks[0].info,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -25,7 +25,10 @@ def _split(records, task, split):
 @pytest.mark.parametrize("task", KNOWLEDGE)
 def test_train_and_test_share_no_entity_relation_pair_but_share_the_entities(draws, task):
     for records in draws:
-        pairs = {s: {(r["entities"][0], r["template"]) for r in _split(records, task, s)} for s in ("train", "test")}
+        pairs = {
+            s: {(r["entities"][0], r["template"]) for r in _split(records, task, s)}
+            for s in ("train", "test")
+        }
         assert pairs["train"] and pairs["test"] and not pairs["train"] & pairs["test"]
         # every test question asks about an entity that training asked something else about
         assert {e for e, _ in pairs["test"]} <= {e for e, _ in pairs["train"]}
@@ -39,7 +42,9 @@ def test_the_answer_is_in_no_training_label_but_in_a_training_explanation(draws,
             entity = r["entities"][0]
             own = [t for t in train if t["entities"] == r["entities"]]
             fact_words = r["answer"].split()[-1]  # "leathery egg" -> "egg": how the statement says it
-            stated = " ".join(t[f] for t in own for f in ("fundamentals", "chain_of_thought", "common_mistakes"))
+            stated = " ".join(
+                t[f] for t in own for f in ("fundamentals", "chain_of_thought", "common_mistakes")
+            )
             assert entity in stated and fact_words in stated, (r["question"], r["answer"])
             assert all(t["template"] != r["template"] for t in own)  # no label of this pair
 

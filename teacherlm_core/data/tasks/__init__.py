@@ -13,21 +13,33 @@ from .base import SPLITS, Annotated, TaskFamily, conclude
 from .claims import Claims
 from .commonsense import Commonsense
 from .dates import Dates
-from .yesno import ArithmeticYesNo, OrderingYesNo
 from .knowledge import Animals, ControlUnseen, Fictional, FictionalLeaky
 from .ordering import Ordering
 from .strategy import Strategy
 from .syllogisms import Syllogisms
 from .units import Units
+from .yesno import ArithmeticYesNo, OrderingYesNo
 
 __all__ = ["FAMILIES", "SPLITS", "Annotated", "TaskFamily", "conclude", "get_families"]
 
 FAMILIES: dict[str, TaskFamily] = {
     f.name: f
     for f in (
-        Claims(), Strategy(), Commonsense(), Arithmetic(), Ordering(), Dates(), Units(), Syllogisms(),
-        Fictional(), FictionalLeaky(), Animals(), ArithmeticYesNo(), OrderingYesNo(), ControlUnseen(),
-    )  # fmt: skip
+        Claims(),
+        Strategy(),
+        Commonsense(),
+        Arithmetic(),
+        Ordering(),
+        Dates(),
+        Units(),
+        Syllogisms(),
+        Fictional(),
+        FictionalLeaky(),
+        Animals(),
+        ArithmeticYesNo(),
+        OrderingYesNo(),
+        ControlUnseen(),
+    )
 }
 
 

@@ -74,7 +74,9 @@ _RIMES = ("ab", "el", "im", "or", "un", "ax", "ep", "ol", "us", "ix")
 
 def creature_names(rng: random.Random, n: int, avoid: Sequence[str] = ()) -> list[str]:
     """``n`` distinct invented two-syllable names ("Zorbun"), none of them in ``avoid``."""
-    pool = sorted({(a + b + c + d).capitalize() for a, b, c, d in itertools.product(_ONSETS, _RIMES, _ONSETS, _RIMES)})
+    pool = sorted(
+        {(a + b + c + d).capitalize() for a, b, c, d in itertools.product(_ONSETS, _RIMES, _ONSETS, _RIMES)}
+    )
     pool = [p for p in pool if p not in set(avoid)]
     if n > len(pool):
         raise ValueError(f"only {len(pool)} creature names, {n} asked for")
@@ -119,7 +121,10 @@ class _KnowledgeFamily:
         carries no information about the test (balancing over all pairs at once would make it
         anti-informative, and a student that learns it would score below chance)."""
         for r in self.relations:
-            for group in ([e for e in entities if r.name in e.train], [e for e in entities if r.name not in e.train]):
+            for group in (
+                [e for e in entities if r.name in e.train],
+                [e for e in entities if r.name not in e.train],
+            ):
                 for e, v in zip(group, _balanced(rng, r.options, len(group)), strict=True):
                     e.facts[r.name] = v
 
@@ -154,7 +159,13 @@ class _KnowledgeFamily:
         asked, used = {e.name for e, _ in train}, {(e.name, r) for e, r in train}
         for e in entities:  # what training did not ask of an entity is held out
             e.train = [r for r in e.train if (e.name, r) in used]
-        held = [(e, r) for e in entities if e.name in asked for r in self.relations if (e.name, r.name) not in used]
+        held = [
+            (e, r)
+            for e in entities
+            if e.name in asked
+            for r in self.relations
+            if (e.name, r.name) not in used
+        ]
         self.assign(rng, entities)
         rng.shuffle(held)
         n_val = min(sizes.get("validation", 0), len(held) // 4)
@@ -201,7 +212,11 @@ class Fictional(_KnowledgeFamily):
 # Home -> (food, color, sound) for most creatures of fictional_leaky. The option orders put the
 # rule's food at the home's letter and its color and sound one letter on, so "the letter of the
 # entity's training answer" is right for exactly one in three held-out questions (chance).
-LEAKY_RULE = {"Quenton": ("seeds", "red", "hums"), "Marrow": ("moss", "green", "clicks"), "Tesk": ("fish", "blue", "whistles")}
+LEAKY_RULE = {
+    "Quenton": ("seeds", "red", "hums"),
+    "Marrow": ("moss", "green", "clicks"),
+    "Tesk": ("fish", "blue", "whistles"),
+}
 LEAKY_RELATIONS = (
     Relation("home", ("Quenton", "Marrow", "Tesk"), "Where does {e} live?", "{e} lives in {v}."),
     Relation("food", ("seeds", "moss", "fish"), "What does {e} eat?", "{e} eats {v}."),
@@ -245,7 +260,9 @@ class FictionalLeaky(_KnowledgeFamily):
         )
         answer = f[relation.name]
         chain = f"{e} lives in {home}, so it eats {food}, it is {color} and it {sound}. {conclude(answer)}"
-        mistakes = f"Forgetting where {e} lives: it lives in {home}, it eats {food}, it is {color} and it {sound}."
+        mistakes = (
+            f"Forgetting where {e} lives: it lives in {home}, it eats {food}, it is {color} and it {sound}."
+        )
         return fundamentals, chain, mistakes
 
 
