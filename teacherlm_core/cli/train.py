@@ -188,6 +188,13 @@ def submit(
         list[str] | None,
         typer.Option("--node-selector", metavar="KEY=VALUE", help="GPU pool label (repeat)."),
     ] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", help="Kueue LocalQueue (label kueue.x-k8s.io/queue-name).")
+    ] = None,
+    priority_class: Annotated[
+        str | None,
+        typer.Option("--priority-class", help="Kueue WorkloadPriorityClass (needs --queue)."),
+    ] = None,
     pytorchjob: Annotated[
         bool, typer.Option("--pytorchjob", help="A Training Operator v1 PyTorchJob.")
     ] = False,
@@ -199,7 +206,7 @@ def submit(
     from pydantic import ValidationError
 
     from ..errors import ConfigError
-    from ..train.k8s import ClusterJob, SecretEnv, render_pytorchjob, render_trainjob, run_job
+    from ..train.k8s import ClusterJob, SecretEnv, kueue_labels, render_pytorchjob, render_trainjob, run_job
 
     def pairs(items: list[str] | None, flag: str) -> dict[str, str]:
         out = {}
@@ -216,6 +223,8 @@ def submit(
         if not sep:
             raise ConfigError("--secret-env", [f"{key}={ref}: expected NAME=SECRET:KEY"])
         secrets.append(SecretEnv(name=key, secret=secret, key=skey))
+    if priority_class and not queue:
+        raise ConfigError("--priority-class", ["Kueue reads it only with a queue: add --queue"])
     try:
         job = ClusterJob(
             name=name,
@@ -227,6 +236,7 @@ def submit(
             env=pairs(env, "--env"),
             secret_env=secrets,
             node_selector=pairs(node_selector, "--node-selector"),
+            labels=kueue_labels(queue or "", priority_class or ""),
         )
     except ValidationError as exc:
         raise ConfigError(

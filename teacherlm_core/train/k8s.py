@@ -32,7 +32,11 @@ from ..errors import TeacherLMError
 
 __all__ = [
     "ATTEMPT_LABEL",
+    "KUEUE_PRIORITY_LABEL",
+    "KUEUE_QUEUE_LABEL",
+    "PRIORITY_CLASS_ENV",
     "PYTORCHJOB",
+    "QUEUE_ENV",
     "TASK_LABEL",
     "TEACHERLM_RUNTIME",
     "TRAINJOB",
@@ -48,6 +52,7 @@ __all__ = [
     "attempt_name",
     "create_or_follow",
     "follow",
+    "kueue_labels",
     "render_pytorchjob",
     "render_trainjob",
     "run_job",
@@ -56,6 +61,17 @@ __all__ = [
 
 GPU = "nvidia.com/gpu"
 MANAGER = "teacherlm.io/launcher"  # owner of our runtime patch
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"  # the LocalQueue a job (or pod) is admitted through
+KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"  # its Kueue WorkloadPriorityClass
+# How a pipeline's training task tells the TrainJob it submits which queue and priority to carry.
+QUEUE_ENV, PRIORITY_CLASS_ENV = "TEACHERLM_QUEUE", "TEACHERLM_PRIORITY_CLASS"
+
+
+def kueue_labels(queue: str = "", priority_class: str = "") -> dict[str, str]:
+    """Kueue's labels for a job in ``queue`` at ``priority_class`` (none without a queue: Kueue reads neither)."""
+    if not queue:
+        return {}
+    return {KUEUE_QUEUE_LABEL: queue} | ({KUEUE_PRIORITY_LABEL: priority_class} if priority_class else {})
 
 
 @dataclass(frozen=True)

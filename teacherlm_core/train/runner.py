@@ -74,7 +74,9 @@ def recipe_trainjob(
 
     The config goes next to the output on shared storage; every node runs ``teacherlm train KIND
     --config URI`` on the GPU pool (``TEACHERLM_GPU_POOL``), with this pod's tracking and S3
-    settings (the keys from the Secret ``TEACHERLM_S3_SECRET``, never in the spec).
+    settings (the keys from the Secret ``TEACHERLM_S3_SECRET``, never in the spec), and the Kueue
+    queue and priority the pipeline was compiled with (``TEACHERLM_QUEUE``,
+    ``TEACHERLM_PRIORITY_CLASS``).
 
     Raises:
         JobFailed: the job failed, vanished or ran past :data:`TRAIN_TIMEOUT_S`.
@@ -83,7 +85,15 @@ def recipe_trainjob(
 
     from .. import storage
     from ..tracking import PARENT_ENV
-    from .k8s import ClusterJob, SecretEnv, create_or_follow, render_trainjob
+    from .k8s import (
+        PRIORITY_CLASS_ENV,
+        QUEUE_ENV,
+        ClusterJob,
+        SecretEnv,
+        create_or_follow,
+        kueue_labels,
+        render_trainjob,
+    )
 
     config_uri = cfg.output.rstrip("/") + ".config.yaml"
     storage.write_text(config_uri, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -119,6 +129,7 @@ def recipe_trainjob(
         name=task, namespace=_namespace(), image=image, num_nodes=cfg.launch.nnodes,
         gpus_per_node=cfg.launch.nproc, command=["teacherlm", "train", kind, "--config", config_uri],
         env=env, secret_env=secret_env, node_selector={key: value} if key else {},
-        labels={"teacherlm.io/kfp-run": run_id[:63]},
+        labels={"teacherlm.io/kfp-run": run_id[:63]}
+        | kueue_labels(os.environ.get(QUEUE_ENV, ""), os.environ.get(PRIORITY_CLASS_ENV, "")),
     )  # fmt: skip
     create_or_follow(render_trainjob(job), api_client=api_client, timeout_s=TRAIN_TIMEOUT_S, poll_s=poll_s)

@@ -28,7 +28,9 @@ pytestmark = pytest.mark.timeout(120)
 KUBERNETES_VERSION = "1.32.0"
 NAMESPACES = {"dev": "teacherlm-dev", "prod": "teacherlm"}
 # Kinds kubernetes-validate has no schema for, each validated here another way.
-CUSTOM_KINDS = {"TrainingRuntime"}
+CUSTOM_KINDS = {"TrainingRuntime", "ClusterQueue", "LocalQueue", "ResourceFlavor", "WorkloadPriorityClass"}
+# Kueue v0.19.2's v1beta2 CRD schemas (descriptions dropped) for the kinds components/kueue uses.
+KUEUE_SCHEMAS = json.loads((dh.REPO / "tests" / "deploy" / "kueue_v1beta2.schema.json").read_text())
 # The Secrets the manifests expect and never contain (README.md tells how to create them).
 SECRETS = {
     "teacherlm-minio": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
@@ -93,9 +95,11 @@ def test_env_renders_into_its_namespace(env):
         "TrainingRuntime",
     } <= kinds
     assert set(by_kind(env, "Namespace")) == {namespace}
+    cluster_scoped = {"Namespace", "PriorityClass", "ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped |= {kind for kind, scope in KUEUE_SCHEMAS["scope"].items() if scope == "Cluster"}
     for doc in docs(env):
-        if doc["kind"] not in {"Namespace", "PriorityClass", "ClusterRole", "ClusterRoleBinding"}:
-            assert doc["metadata"].get("namespace") == namespace, f"{doc['kind']}/{doc['metadata']['name']}"
+        want = None if doc["kind"] in cluster_scoped else namespace
+        assert doc["metadata"].get("namespace") == want, f"{doc['kind']}/{doc['metadata']['name']}"
     assert {"teacherlm-minio", "teacherlm-postgres"} <= set(by_kind(env, "StatefulSet"))
     assert set(by_kind(env, "Deployment")) == {"teacherlm-mlflow"}
     assert {"teacherlm-minio", "teacherlm-mlflow", "teacherlm-postgres"} <= set(by_kind(env, "Service"))
@@ -146,6 +150,62 @@ def test_custom_resources_validate(env):
         # Trainer finds the node that runs the trainer by this label.
         labels = doc["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["metadata"]["labels"]
         assert labels["trainer.kubeflow.org/trainjob-ancestor-step"] == "trainer"
+
+
+def _closed(schema):
+    """``schema`` with unknown fields refused (``kubectl apply --validate=strict``), where the CRD lists them."""
+    if isinstance(schema, list):
+        return [_closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _closed(v) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+def test_kueue_objects_use_v1beta2_field_names():
+    """The Kueue component checked against Kueue's own v1beta2 CRD schemas (v0.19.2), unknown fields refused;
+    the check itself refuses v1beta1's name for a field (spec.cohort, now cohortName)."""
+    kueue = [d for d in docs("prod") if d["apiVersion"].startswith("kueue.x-k8s.io/")]
+    assert {d["kind"] for d in kueue} == set(KUEUE_SCHEMAS["schemas"])
+    for doc in kueue:
+        assert doc["apiVersion"] == "kueue.x-k8s.io/v1beta2", doc["kind"]
+        schema = _closed(KUEUE_SCHEMAS["schemas"][doc["kind"]])
+        jsonschema.validate(doc, schema)
+    (queue,) = [d for d in kueue if d["kind"] == "ClusterQueue"]
+    old = copy.deepcopy(queue)
+    old["spec"]["cohort"] = "team"
+    with pytest.raises(jsonschema.ValidationError, match="cohort"):
+        jsonschema.validate(old, _closed(KUEUE_SCHEMAS["schemas"]["ClusterQueue"]))
+
+
+def test_kueue_is_a_component_used_by_prod_only_and_holds_together():
+    """The LocalQueue the pipelines name feeds a ClusterQueue whose flavor is the GPU pool the specs select;
+    the quota covers what a GPU task asks for; training outranks augmentation."""
+    from teacherlm_core.kfp_support.placement import Placement
+
+    component = yaml.safe_load((dh.MANIFESTS / "components" / "kueue" / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+    for env in dh.ENVS:
+        kustomization = yaml.safe_load((dh.MANIFESTS / "envs" / env / "kustomization.yaml").read_text())
+        assert ("../../components/kueue" in kustomization.get("components", [])) == (env == "prod")
+        assert "kueue.x-k8s.io" not in dh.render(env)[0] or env == "prod"
+    (local,) = by_kind("prod", "LocalQueue").values()
+    cluster_queue = by_kind("prod", "ClusterQueue")[local["spec"]["clusterQueue"]]
+    flavors = by_kind("prod", "ResourceFlavor")
+    (group,) = cluster_queue["spec"]["resourceGroups"]
+    for flavor in group["flavors"]:
+        assert [r["name"] for r in flavor["resources"]] == group[
+            "coveredResources"
+        ]  # Kueue requires the order
+        labels = flavors[flavor["name"]]["spec"]["nodeLabels"]
+        assert labels.items() == {tuple(Placement().gpu_pool.split("=", 1))}
+        quota = {r["name"]: quantity(r["nominalQuota"]) for r in flavor["resources"]}
+        assert quota["nvidia.com/gpu"] >= 1 and quota["cpu"] >= 4 and quota["memory"] >= 64 * 2**30
+    priorities = {name: d["value"] for name, d in by_kind("prod", "WorkloadPriorityClass").items()}
+    assert priorities["teacherlm-training"] > priorities["teacherlm-augmentation"]
+    assert cluster_queue["spec"]["preemption"]["withinClusterQueue"] == "LowerPriority"
 
 
 @pytest.mark.parametrize("env", dh.ENVS)

@@ -66,6 +66,52 @@ def test_compile_is_deterministic_and_takes_settings(compiled, tmp_path):
         compile_pipelines(tmp_path / "c", settings={"cpu_pool": "nolabel"})
 
 
+KUEUE = {"kueue.x-k8s.io/queue-name": "team-a", "kueue.x-k8s.io/priority-class": "teacherlm-augmentation"}
+
+
+def test_compiled_for_a_queue_gpu_work_goes_through_kueue(tmp_path):
+    """`compile --queue Q --priority-class P`: every pod that asks for an accelerator carries Kueue's labels,
+    every training task hands them to its TrainJob, and no constant caps the fan-out (Kueue admits by quota)."""
+    res = cli("pipeline", "compile", "--output", str(tmp_path), "--queue", "team-a",
+              "--priority-class", "teacherlm-augmentation")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    for name in NAMES:
+        spec, platform = _docs(tmp_path / name / f"{name}.yaml")
+        executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        containers = spec["deploymentSpec"]["executors"]
+        gpu = [
+            label
+            for label, ex in containers.items()
+            if "accelerator" in ex.get("container", {}).get("resources", {})
+        ]
+        assert gpu, name
+        for label, settings in executors.items():
+            labels = settings["podMetadata"]["labels"]
+            assert (KUEUE.items() <= labels.items()) == (label in gpu), f"{name}: {label}"
+        for label in (x for x in containers if x.startswith("exec-train-") and x != "exec-train-variants"):
+            env = {e["name"]: e["value"] for e in containers[label]["container"]["env"]}
+            assert env == {"TEACHERLM_QUEUE": "team-a", "TEACHERLM_PRIORITY_CLASS": "teacherlm-augmentation"}
+        for comp in spec["components"].values():
+            for task in comp.get("dag", {}).get("tasks", {}).values():
+                assert "parallelismLimit" not in task.get("iteratorPolicy", {}), name
+    # An explicit cap still wins; a priority without a queue is refused (Kueue would ignore it).
+    capped = compile_pipelines(tmp_path / "c", names=("augment",), settings={"queue": "q", "parallelism": 9})[
+        0
+    ]
+    loop = _docs(capped)[0]["components"]["comp-augment-dataset"]["dag"]["tasks"]["for-loop-1"]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 9
+    with pytest.raises(ConfigError, match="priority_class"):
+        compile_pipelines(tmp_path / "d", names=("augment",), settings={"priority_class": "high"})
+    with pytest.raises(ConfigError, match="queue"):
+        compile_pipelines(tmp_path / "e", names=("augment",), settings={"queue": "Team A"})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_default_specs_carry_no_queue(name):
+    text = (ROOT / "pipelines" / name / f"{name}.yaml").read_text()
+    assert "kueue.x-k8s.io" not in text and "TEACHERLM_QUEUE" not in text
+
+
 def test_cli_compile_writes_all_four(tmp_path):
     res = cli("pipeline", "compile", "--output", str(tmp_path))
     assert res.returncode == 0, res.stderr

@@ -168,17 +168,31 @@ def test_cli_submit_dry_run_prints_the_manifest():
     res = subprocess.run(
         [sys.executable, "-m", "teacherlm_core", "train", "submit", "--name", "t1", "--image", "img:1",
          "--nodes", "2", "--gpus", "4", "--secret-env", "AWS_ACCESS_KEY_ID=minio:accesskey",
-         "--node-selector", "pool=gpu", "--dry-run", "--", *COMMAND],
+         "--node-selector", "pool=gpu", "--queue", "team-a", "--priority-class", "teacherlm-training",
+         "--dry-run", "--", *COMMAND],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     body = yaml.safe_load(res.stdout)
     assert body["kind"] == "TrainJob" and body["spec"]["trainer"]["numNodes"] == 2
+    # Kueue admits it through the team's queue at the training priority.
+    assert body["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert body["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "teacherlm-training"
     assert body["spec"]["trainer"]["command"] == COMMAND
     assert body["spec"]["trainer"]["env"][0]["valueFrom"]["secretKeyRef"] == {
         "name": "minio",
         "key": "accesskey",
     }
+
+
+def test_cli_submit_refuses_a_priority_class_without_a_queue():
+    from typer.testing import CliRunner
+
+    from teacherlm_core.cli.train import app
+
+    res = CliRunner().invoke(app, ["submit", "--name", "t1", "--image", "img:1", "--priority-class", "high",
+                                   "--dry-run", "--", *COMMAND])  # fmt: skip
+    assert res.exit_code != 0 and "--queue" in str(res.exception)
 
 
 def test_the_fake_api_server_enforces_the_rendered_role():

@@ -77,6 +77,24 @@ def test_training_on_a_cluster_submits_and_follows_a_trainjob(tmp_path, monkeypa
     assert pod["template"]["spec"]["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     written = yaml.safe_load(Path(config_uri).read_text())
     assert written["data"] == str(shared / "train.jsonl") and written["launch"]["deepspeed"] == "zero3"
+    assert not any(k.startswith("kueue.x-k8s.io/") for k in job["metadata"]["labels"])  # no queue compiled in
+
+
+def test_a_pipeline_compiled_with_a_queue_submits_its_trainjob_to_that_queue(tmp_path, monkeypatch):
+    """`pipeline compile --queue Q --priority-class P` sets these on the training task; its TrainJob
+    carries Kueue's labels (without them a cluster that manages every job would suspend or refuse it)."""
+    from fake_k8s import FakeK8s
+
+    monkeypatch.setenv("TEACHERLM_NAMESPACE", "ml")
+    monkeypatch.setenv("TEACHERLM_QUEUE", "team-a")
+    monkeypatch.setenv("TEACHERLM_PRIORITY_CLASS", "teacherlm-training")
+    with FakeK8s() as k8s:
+        recipe_trainjob("student", _student_cfg(tmp_path), image=IMAGES["train"], run_id="0123456789abcdef",
+                        api_client=k8s.api_client(), poll_s=0)  # fmt: skip
+        (job,) = k8s.jobs.values()
+    labels = job["metadata"]["labels"]
+    assert labels["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert labels["kueue.x-k8s.io/priority-class"] == "teacherlm-training"
 
 
 def _student_cfg(tmp_path):
