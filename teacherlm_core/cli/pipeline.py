@@ -40,6 +40,9 @@ def compile_(
     priority_class: str = typer.Option(
         None, help="Kueue WorkloadPriorityClass of the same (kueue.x-k8s.io/priority-class); needs --queue."
     ),
+    queue_timeout: int = typer.Option(
+        None, help="Seconds a training task waits for its queued TrainJob to be admitted (default: no limit)."
+    ),
 ) -> None:
     """Compile all four pipelines. Node pools, accelerator, parallelism, retries and the Kueue queue are
     fixed at compile time (KFP takes them only as constants); the committed specs use the defaults."""
@@ -47,7 +50,7 @@ def compile_(
 
     settings = {"gpu_pool": gpu_pool, "cpu_pool": cpu_pool, "accelerator": accelerator,
                 "parallelism": parallelism, "retries": retries, "queue": queue,
-                "priority_class": priority_class}  # fmt: skip
+                "priority_class": priority_class, "queue_timeout_s": queue_timeout}  # fmt: skip
     for path in compile_pipelines(output, settings={k: v for k, v in settings.items() if v is not None}):
         console.print(f"[green]compiled[/] {path}")
 

@@ -199,7 +199,20 @@ def submit(
         bool, typer.Option("--pytorchjob", help="A Training Operator v1 PyTorchJob.")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the manifest; submit nothing.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to follow the job.")] = 86400,
+    timeout: Annotated[
+        int,
+        typer.Option(
+            "--timeout",
+            min=1,
+            help="The job's budget in seconds (activeDeadlineSeconds; queue time not counted).",
+        ),
+    ] = 86400,
+    queue_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--queue-timeout", min=1, help="Give up (and delete the job) after this many seconds queued."
+        ),
+    ] = None,
 ) -> None:
     """Run a command on N nodes as a Kubeflow Trainer TrainJob (or a PyTorchJob) and follow it to the end."""
     import yaml
@@ -237,6 +250,7 @@ def submit(
             secret_env=secrets,
             node_selector=pairs(node_selector, "--node-selector"),
             labels=kueue_labels(queue or "", priority_class or ""),
+            active_deadline_seconds=timeout,
         )
     except ValidationError as exc:
         raise ConfigError(
@@ -246,7 +260,8 @@ def submit(
     if dry_run:
         typer.echo(yaml.safe_dump(body, sort_keys=False))
         return
-    outcome = run_job(body, timeout_s=timeout, echo=typer.echo)
+    # The job's own deadline ends it; the follower waits a little longer to report how it ended.
+    outcome = run_job(body, timeout_s=timeout + 600, echo=typer.echo, queue_timeout_s=queue_timeout)
     typer.echo(f"{outcome.kind} {outcome.name}: {outcome.state} after {outcome.seconds:.0f}s")
 
 

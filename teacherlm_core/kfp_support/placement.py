@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from kfp import dsl, kubernetes
 
-from ..train.k8s import PRIORITY_CLASS_ENV, QUEUE_ENV, kueue_labels
+from ..train.k8s import PRIORITY_CLASS_ENV, QUEUE_ENV, QUEUE_TIMEOUT_ENV, kueue_labels
 from .run_id import RUN_ID_ENV
 
 __all__ = [
@@ -54,6 +54,7 @@ class Placement:
     mlflow_secret: str = "teacherlm-mlflow-auth"
     queue: str = ""  # Kueue LocalQueue of GPU pods and TrainJobs; "": no Kueue labels
     priority_class: str = ""  # Kueue WorkloadPriorityClass of the same; "": the queue's default
+    queue_timeout_s: int = 0  # a training task gives up on a TrainJob queued this long; 0: it waits
 
     @property
     def fan_out(self) -> int:
@@ -71,6 +72,8 @@ class Placement:
                      (("queue", self.queue), ("priority_class", self.priority_class)) if not _LABEL_VALUE.match(value)]  # fmt: skip
         if self.priority_class and not self.queue:
             problems.append("priority_class: Kueue reads it only with a queue (set queue too)")
+        if self.queue_timeout_s < 0:
+            problems.append(f"queue_timeout_s: must be >= 0, got {self.queue_timeout_s}")
         if self.retries < 0:
             problems.append(f"retries: must be >= 0, got {self.retries}")
         if problems:
@@ -142,4 +145,6 @@ def on_trainer(task: dsl.PipelineTask, s: Placement, name: str) -> dsl.PipelineT
         task.set_env_variable(QUEUE_ENV, s.queue)
         if s.priority_class:
             task.set_env_variable(PRIORITY_CLASS_ENV, s.priority_class)
+        if s.queue_timeout_s:
+            task.set_env_variable(QUEUE_TIMEOUT_ENV, str(s.queue_timeout_s))
     return task

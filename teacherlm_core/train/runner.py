@@ -20,7 +20,8 @@ __all__ = ["LAUNCHERS", "TRAIN_TIMEOUT_S", "recipe_trainjob", "resolve_launcher"
 LAUNCHERS = ("auto", "torchrun", "trainjob")
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 MLFLOW_AUTH_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-TRAIN_TIMEOUT_S = 7 * 86400  # a TrainJob is followed for at most a week
+TRAIN_TIMEOUT_S = 7 * 86400  # a TrainJob's budget (its activeDeadlineSeconds): at most a week admitted
+FOLLOW_GRACE_S = 3600  # the follower gives up this long after the job's own deadline should have ended it
 
 
 def resolve_launcher(launcher: str, nnodes: int) -> str:
@@ -79,7 +80,8 @@ def recipe_trainjob(
     ``TEACHERLM_PRIORITY_CLASS``).
 
     Raises:
-        JobFailed: the job failed, vanished or ran past :data:`TRAIN_TIMEOUT_S`.
+        JobFailed: the job failed (past its deadline, :data:`TRAIN_TIMEOUT_S` of admitted time, included),
+            vanished, or waited in the queue past ``TEACHERLM_QUEUE_TIMEOUT_S`` (when set).
     """
     import yaml
 
@@ -88,6 +90,7 @@ def recipe_trainjob(
     from .k8s import (
         PRIORITY_CLASS_ENV,
         QUEUE_ENV,
+        QUEUE_TIMEOUT_ENV,
         ClusterJob,
         SecretEnv,
         create_or_follow,
@@ -129,7 +132,9 @@ def recipe_trainjob(
         name=task, namespace=_namespace(), image=image, num_nodes=cfg.launch.nnodes,
         gpus_per_node=cfg.launch.nproc, command=["teacherlm", "train", kind, "--config", config_uri],
         env=env, secret_env=secret_env, node_selector={key: value} if key else {},
-        labels={"teacherlm.io/kfp-run": run_id[:63]}
+        active_deadline_seconds=TRAIN_TIMEOUT_S, labels={"teacherlm.io/kfp-run": run_id[:63]}
         | kueue_labels(os.environ.get(QUEUE_ENV, ""), os.environ.get(PRIORITY_CLASS_ENV, "")),
     )  # fmt: skip
-    create_or_follow(render_trainjob(job), api_client=api_client, timeout_s=TRAIN_TIMEOUT_S, poll_s=poll_s)
+    queue_timeout = float(os.environ.get(QUEUE_TIMEOUT_ENV) or 0) or None
+    create_or_follow(render_trainjob(job), api_client=api_client, timeout_s=TRAIN_TIMEOUT_S + FOLLOW_GRACE_S,
+                     poll_s=poll_s, queue_timeout_s=queue_timeout)  # fmt: skip

@@ -73,7 +73,7 @@ def test_compiled_for_a_queue_gpu_work_goes_through_kueue(tmp_path):
     """`compile --queue Q --priority-class P`: every pod that asks for an accelerator carries Kueue's labels,
     every training task hands them to its TrainJob, and no constant caps the fan-out (Kueue admits by quota)."""
     res = cli("pipeline", "compile", "--output", str(tmp_path), "--queue", "team-a",
-              "--priority-class", "teacherlm-augmentation")  # fmt: skip
+              "--priority-class", "teacherlm-augmentation", "--queue-timeout", "7200")  # fmt: skip
     assert res.returncode == 0, res.stderr
     for name in NAMES:
         spec, platform = _docs(tmp_path / name / f"{name}.yaml")
@@ -90,7 +90,8 @@ def test_compiled_for_a_queue_gpu_work_goes_through_kueue(tmp_path):
             assert (KUEUE.items() <= labels.items()) == (label in gpu), f"{name}: {label}"
         for label in (x for x in containers if x.startswith("exec-train-") and x != "exec-train-variants"):
             env = {e["name"]: e["value"] for e in containers[label]["container"]["env"]}
-            assert env == {"TEACHERLM_QUEUE": "team-a", "TEACHERLM_PRIORITY_CLASS": "teacherlm-augmentation"}
+            assert env == {"TEACHERLM_QUEUE": "team-a", "TEACHERLM_PRIORITY_CLASS": "teacherlm-augmentation",
+                           "TEACHERLM_QUEUE_TIMEOUT_S": "7200"}  # fmt: skip
         for comp in spec["components"].values():
             for task in comp.get("dag", {}).get("tasks", {}).values():
                 assert "parallelismLimit" not in task.get("iteratorPolicy", {}), name

@@ -143,6 +143,70 @@ def test_a_job_past_its_timeout_is_deleted_and_reported():
         ) in k8s.requests
 
 
+def test_a_queued_job_is_reported_as_queued_and_its_time_in_the_queue_is_not_its_budget():
+    """Kueue holds the job (Suspended) for longer than the follower's timeout; it is admitted, runs, completes:
+    followed to the end, reported as queued, not deleted as timed out."""
+    lines: list[str] = []
+    with FakeK8s() as k8s:
+        k8s.script["teacher-r1"], k8s.queue_s = "queued", 1.5
+        outcome = run_job(render_trainjob(job()), api_client=k8s.api_client(), poll_s=0.05, timeout_s=1.0,
+                          echo=lines.append)  # fmt: skip
+        assert ("trainjobs", "ml", "teacher-r1") in k8s.jobs
+    assert outcome.state == "Complete" and outcome.seconds > 1.5
+    states = [line.split(": ", 1)[1] for line in lines if line.startswith("TrainJob teacher-r1: ")]
+    assert states[0].startswith("queued (Suspended: TrainJob is suspended)")
+    assert states[1:] == [
+        "admitted",
+        "Pending",
+        "Running",
+        "Complete (JobSetCompleted: jobset completed successfully)",
+    ]
+
+
+def test_a_job_queued_past_its_queue_timeout_is_deleted_and_reported():
+    with FakeK8s() as k8s:
+        k8s.script["teacher-r1"], k8s.queue_s = "queued", 60
+        with pytest.raises(JobFailed, match=r"still queued after the 0s queue timeout; deleted it"):
+            run_job(render_trainjob(job()), api_client=k8s.api_client(), poll_s=0.05, queue_timeout_s=0.2,
+                    echo=lambda _: None)  # fmt: skip
+        assert not k8s.jobs
+
+
+def test_a_preempted_job_is_followed_through_its_requeue_to_the_end_with_no_new_attempt():
+    """Running, evicted by a higher-priority workload (Suspended, reason Preempted), readmitted, complete:
+    one attempt, followed throughout; the retry of the training task would find it complete."""
+    from teacherlm_core.train.k8s import create_or_follow
+
+    lines: list[str] = []
+    with FakeK8s() as k8s:
+        k8s.script["teacher-r1-a1"] = "preempted"
+        outcome = create_or_follow(render_trainjob(job()), api_client=k8s.api_client(), poll_s=0,
+                                   echo=lines.append)  # fmt: skip
+        assert [name for (_, _, name) in k8s.jobs] == ["teacher-r1-a1"]
+    assert outcome.state == "Complete"
+    states = [line.split(": ", 1)[1] for line in lines if line.startswith("TrainJob teacher-r1-a1: ")]
+    assert [s.split(" (")[0] for s in states] == [
+        "Created", "Pending", "Running", "preempted, requeued", "Pending", "Running", "Complete",
+    ]  # fmt: skip
+    assert "it resumes from its last checkpoint when readmitted" in states[3]
+    assert any("Stopped: Preempted to accommodate" in line for line in lines)  # Kueue's event, echoed
+
+
+def test_a_cluster_that_requires_a_queue_refuses_a_job_without_one_and_names_the_label():
+    with FakeK8s(require_queue=True) as k8s:
+        with pytest.raises(JobFailed, match=r"creation refused \(422.*kueue.x-k8s.io/queue-name"):
+            submit(render_trainjob(job()), api_client=k8s.api_client())
+        queued = job(labels={"kueue.x-k8s.io/queue-name": "teacherlm"})
+        assert submit(render_trainjob(queued), api_client=k8s.api_client()) == "teacher-r1"
+
+
+def test_every_trainjob_carries_a_deadline():
+    """The run's budget lives on the job (Trainer fails it past activeDeadlineSeconds, reset on each resume),
+    so a job whose follower died still ends."""
+    assert render_trainjob(job())["spec"]["activeDeadlineSeconds"] == 7 * 86400
+    assert render_trainjob(job(active_deadline_seconds=3600))["spec"]["activeDeadlineSeconds"] == 3600
+
+
 def test_refused_and_vanished_jobs_are_clear_errors():
     with FakeK8s() as k8s:
         client = k8s.api_client()
@@ -169,7 +233,7 @@ def test_cli_submit_dry_run_prints_the_manifest():
         [sys.executable, "-m", "teacherlm_core", "train", "submit", "--name", "t1", "--image", "img:1",
          "--nodes", "2", "--gpus", "4", "--secret-env", "AWS_ACCESS_KEY_ID=minio:accesskey",
          "--node-selector", "pool=gpu", "--queue", "team-a", "--priority-class", "teacherlm-training",
-         "--dry-run", "--", *COMMAND],
+         "--timeout", "3600", "--dry-run", "--", *COMMAND],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
@@ -178,6 +242,7 @@ def test_cli_submit_dry_run_prints_the_manifest():
     # Kueue admits it through the team's queue at the training priority.
     assert body["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
     assert body["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "teacherlm-training"
+    assert body["spec"]["activeDeadlineSeconds"] == 3600  # --timeout is the job's own budget
     assert body["spec"]["trainer"]["command"] == COMMAND
     assert body["spec"]["trainer"]["env"][0]["valueFrom"]["secretKeyRef"] == {
         "name": "minio",

@@ -78,6 +78,9 @@ def test_training_on_a_cluster_submits_and_follows_a_trainjob(tmp_path, monkeypa
     written = yaml.safe_load(Path(config_uri).read_text())
     assert written["data"] == str(shared / "train.jsonl") and written["launch"]["deepspeed"] == "zero3"
     assert not any(k.startswith("kueue.x-k8s.io/") for k in job["metadata"]["labels"])  # no queue compiled in
+    assert (
+        job["spec"]["activeDeadlineSeconds"] == 7 * 86400
+    )  # the budget is the job's, queue time not counted
 
 
 def test_a_pipeline_compiled_with_a_queue_submits_its_trainjob_to_that_queue(tmp_path, monkeypatch):
