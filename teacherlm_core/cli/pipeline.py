@@ -40,6 +40,9 @@ def compile_(
     priority_class: str = typer.Option(
         None, help="Kueue WorkloadPriorityClass of the same (kueue.x-k8s.io/priority-class); needs --queue."
     ),
+    gpu_timeout: int = typer.Option(
+        None, help="Seconds a GPU task's pod may run (its activeDeadlineSeconds; default 3 days)."
+    ),
     queue_timeout: int = typer.Option(
         None, help="Seconds a training task waits for its queued TrainJob to be admitted (default: no limit)."
     ),
@@ -50,7 +53,8 @@ def compile_(
 
     settings = {"gpu_pool": gpu_pool, "cpu_pool": cpu_pool, "accelerator": accelerator,
                 "parallelism": parallelism, "retries": retries, "queue": queue,
-                "priority_class": priority_class, "queue_timeout_s": queue_timeout}  # fmt: skip
+                "priority_class": priority_class, "queue_timeout_s": queue_timeout,
+                "gpu_timeout_s": gpu_timeout}  # fmt: skip
     for path in compile_pipelines(output, settings={k: v for k, v in settings.items() if v is not None}):
         console.print(f"[green]compiled[/] {path}")
 

@@ -55,6 +55,10 @@ class Placement:
     queue: str = ""  # Kueue LocalQueue of GPU pods and TrainJobs; "": no Kueue labels
     priority_class: str = ""  # Kueue WorkloadPriorityClass of the same; "": the queue's default
     queue_timeout_s: int = 0  # a training task gives up on a TrainJob queued this long; 0: it waits
+    # A GPU task's pod ends after this long (its activeDeadlineSeconds; the retry resumes from its markers),
+    # so no hung pod holds a GPU forever; the stall watchdog usually ends a hung shard much sooner.
+    gpu_timeout_s: int = 3 * 86400
+    shm_size: str = "16Gi"  # memory-backed /dev/shm of a GPU task (NCCL between vLLM's tensor-parallel ranks)
 
     @property
     def fan_out(self) -> int:
@@ -72,6 +76,8 @@ class Placement:
                      (("queue", self.queue), ("priority_class", self.priority_class)) if not _LABEL_VALUE.match(value)]  # fmt: skip
         if self.priority_class and not self.queue:
             problems.append("priority_class: Kueue reads it only with a queue (set queue too)")
+        if self.gpu_timeout_s < 1:
+            problems.append(f"gpu_timeout_s: must be at least 1, got {self.gpu_timeout_s}")
         if self.queue_timeout_s < 0:
             problems.append(f"queue_timeout_s: must be >= 0, got {self.queue_timeout_s}")
         if self.retries < 0:
@@ -121,11 +127,16 @@ def on_cpu(
 def on_gpu(
     task: dsl.PipelineTask, s: Placement, name: str, gpus: int | dsl.PipelineChannel = 1
 ) -> dsl.PipelineTask:
-    """A GPU stage: accelerators, the GPU pool and its taint, retries with backoff; cached."""
+    """A GPU stage: accelerators, the GPU pool and its taint, retries with backoff, a timeout, a
+    memory-backed ``/dev/shm``; cached."""
     _common(task, s, name).set_caching_options(True)
     task.set_accelerator_type(s.accelerator).set_accelerator_limit(gpus)
     task.set_cpu_request("4").set_memory_request("32Gi").set_memory_limit("64Gi")
     _retry(task, s)
+    kubernetes.set_timeout(task, s.gpu_timeout_s)
+    # A container's default /dev/shm is 64 MiB, which NCCL between tensor-parallel ranks outgrows;
+    # a memory-backed emptyDir counts against the memory limit.
+    kubernetes.empty_dir_mount(task, "dshm", "/dev/shm", medium="Memory", size_limit=s.shm_size)
     kubernetes.add_node_selector(task, *s.gpu_pool.split("=", 1))
     kubernetes.add_toleration(task, key=s.gpu_taint, operator="Exists", effect="NoSchedule")
     # Kueue's pod integration admits the pod by quota (and gates it until then).

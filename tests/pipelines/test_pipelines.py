@@ -88,6 +88,7 @@ def test_compiled_for_a_queue_gpu_work_goes_through_kueue(tmp_path):
         for label, settings in executors.items():
             labels = settings["podMetadata"]["labels"]
             assert (KUEUE.items() <= labels.items()) == (label in gpu), f"{name}: {label}"
+            assert ("activeDeadlineSeconds" in settings and "emptyDirMounts" in settings) == (label in gpu)
         for label in (x for x in containers if x.startswith("exec-train-") and x != "exec-train-variants"):
             env = {e["name"]: e["value"] for e in containers[label]["container"]["env"]}
             assert env == {"TEACHERLM_QUEUE": "team-a", "TEACHERLM_PRIORITY_CLASS": "teacherlm-augmentation",
@@ -144,8 +145,14 @@ def test_specs_place_gpu_and_cpu_stages(name):
             assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in settings[
                 "tolerations"
             ]
+            # Nothing holds a GPU forever; NCCL between vLLM's tensor-parallel ranks needs more than 64 MiB of shm.
+            assert int(settings["activeDeadlineSeconds"]) == 3 * 86400
+            assert settings["emptyDirMounts"] == [
+                {"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "16Gi", "volumeName": "dshm"}
+            ]
         else:
             assert "accelerator" not in resources
+            assert "activeDeadlineSeconds" not in settings and "emptyDirMounts" not in settings
             assert "nodeSelector" not in settings  # the GPU taint keeps CPU stages off GPU nodes
             assert "tolerations" not in settings
         assert settings["secretAsEnv"][0]["optional"] is True  # S3 keys by reference, never values
