@@ -5,6 +5,7 @@
     teacherlm train teacher --config teacher_tiny --output runs/teacher
     teacherlm train submit --name teacher-r1 --image IMAGE --nodes 4 --gpus 8 -- \\
         teacherlm train teacher --config s3://teacherlm/configs/teacher.yaml
+    teacherlm train cleanup --run-id RUN_ID -n teacherlm     # what a stopped run left running
 
 Flags override the YAML config (``--config``: a file, an ``s3://`` URI or a shipped name such as
 ``student_tiny``). The launch flags default to the ``PET_*`` variables that Kubeflow Trainer and the
@@ -263,6 +264,18 @@ def submit(
     # The job's own deadline ends it; the follower waits a little longer to report how it ended.
     outcome = run_job(body, timeout_s=timeout + 600, echo=typer.echo, queue_timeout_s=queue_timeout)
     typer.echo(f"{outcome.kind} {outcome.name}: {outcome.state} after {outcome.seconds:.0f}s")
+
+
+@app.command("cleanup")
+def cleanup(
+    run_id: Annotated[str, typer.Option("--run-id", help="The KFP run whose unfinished TrainJobs go.")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+) -> None:
+    """Delete the unfinished TrainJobs of a stopped or failed pipeline run (label teacherlm.io/kfp-run)."""
+    from ..train.k8s import RUN_LABEL, delete_unfinished
+
+    deleted = delete_unfinished(f"{RUN_LABEL}={run_id[:63]}", namespace, echo=typer.echo)
+    typer.echo(f"{len(deleted)} unfinished TrainJob(s) of run {run_id} deleted")
 
 
 @app.command("variants")

@@ -43,6 +43,7 @@ __all__ = [
     "PYTORCHJOB",
     "QUEUE_ENV",
     "QUEUE_TIMEOUT_ENV",
+    "RUN_LABEL",
     "TASK_LABEL",
     "TEACHERLM_RUNTIME",
     "TRAINJOB",
@@ -57,6 +58,7 @@ __all__ = [
     "SecretEnv",
     "attempt_name",
     "create_or_follow",
+    "delete_unfinished",
     "follow",
     "kueue_labels",
     "render_pytorchjob",
@@ -640,6 +642,7 @@ def run_job(
 
 
 TASK_LABEL = "teacherlm.io/task"  # the same value on every attempt of one training task
+RUN_LABEL = "teacherlm.io/kfp-run"  # the KFP run (id cut to 63 characters) a pipeline's TrainJob belongs to
 ATTEMPT_LABEL = "teacherlm.io/attempt"  # 1, 2, ...: one TrainJob per attempt
 
 
@@ -659,6 +662,66 @@ def _attempts(custom, kind: JobKind, namespace: str, task: str) -> list[dict[str
 
 
 def create_or_follow(
+    body: dict[str, Any],
+    *,
+    api_client=None,
+    timeout_s: float = 86400,
+    poll_s: float = 10,
+    echo=print,
+    queue_timeout_s: float | None = None,
+) -> JobOutcome:
+    """Run one attempt of a training task (:func:`_create_or_follow`); nothing outlives the follower.
+
+    When the follower ends before its job does (its pipeline run was stopped: SIGTERM, or an API
+    error), the task's unfinished job is deleted on the way out: a KFP retry starts a new attempt,
+    which resumes from the last checkpoint. Only a follower killed outright (SIGKILL, a lost node)
+    leaves its job running, to be followed by the retry, and bounded by the job's own deadline.
+    """
+    kind, api_client = _kind_of(body), _client(api_client)
+    namespace = body["metadata"].get("namespace", "default")
+    try:
+        return _create_or_follow(body, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo,
+                                 queue_timeout_s=queue_timeout_s)  # fmt: skip
+    except JobFailed:
+        raise  # failed, past a timeout (deleted then) or gone: nothing left running
+    except BaseException:
+        selector = f"{TASK_LABEL}={body['metadata']['name']}"
+        delete_unfinished(selector, namespace, kind, api_client=api_client, echo=echo)
+        raise
+
+
+def delete_unfinished(
+    selector: str, namespace: str = "default", kind: JobKind = TRAINJOB, *, api_client=None, echo=print
+) -> list[str]:
+    """Delete the jobs matching the label ``selector`` that have not finished; returns their names.
+
+    ``teacherlm train cleanup --run-id R`` calls it with ``teacherlm.io/kfp-run=R``: what a stopped
+    or failed pipeline run left behind. Finished jobs (complete or failed) stay, as a record.
+    """
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    custom = client.CustomObjectsApi(_client(api_client))
+    listed = custom.list_namespaced_custom_object(
+        kind.group, kind.version, namespace, kind.plural, label_selector=selector
+    )
+    deleted = []
+    for obj in listed.get("items") or []:
+        name = obj["metadata"]["name"]
+        state, _ = _state(obj, kind)
+        if state in (kind.succeeded, kind.failed):
+            continue
+        try:
+            custom.delete_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name)
+        except ApiException as exc:
+            if exc.status != 404:  # gone meanwhile: that is the goal
+                raise
+        echo(f"deleted {kind.kind} {namespace}/{name} ({state}): its run ended before it did")
+        deleted.append(name)
+    return deleted
+
+
+def _create_or_follow(
     body: dict[str, Any],
     *,
     api_client=None,

@@ -10,6 +10,9 @@ flags from the runtime's ``PET_*`` variables.
 from __future__ import annotations
 
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -91,6 +94,7 @@ def recipe_trainjob(
         PRIORITY_CLASS_ENV,
         QUEUE_ENV,
         QUEUE_TIMEOUT_ENV,
+        RUN_LABEL,
         ClusterJob,
         SecretEnv,
         create_or_follow,
@@ -132,9 +136,27 @@ def recipe_trainjob(
         name=task, namespace=_namespace(), image=image, num_nodes=cfg.launch.nnodes,
         gpus_per_node=cfg.launch.nproc, command=["teacherlm", "train", kind, "--config", config_uri],
         env=env, secret_env=secret_env, node_selector={key: value} if key else {},
-        active_deadline_seconds=TRAIN_TIMEOUT_S, labels={"teacherlm.io/kfp-run": run_id[:63]}
+        active_deadline_seconds=TRAIN_TIMEOUT_S, labels={RUN_LABEL: run_id[:63]}
         | kueue_labels(os.environ.get(QUEUE_ENV, ""), os.environ.get(PRIORITY_CLASS_ENV, "")),
     )  # fmt: skip
     queue_timeout = float(os.environ.get(QUEUE_TIMEOUT_ENV) or 0) or None
-    create_or_follow(render_trainjob(job), api_client=api_client, timeout_s=TRAIN_TIMEOUT_S + FOLLOW_GRACE_S,
-                     poll_s=poll_s, queue_timeout_s=queue_timeout)  # fmt: skip
+    with _sigterm_as_exit():  # a stopped pipeline run: the follower deletes its TrainJob on the way out
+        create_or_follow(render_trainjob(job), api_client=api_client, timeout_s=TRAIN_TIMEOUT_S + FOLLOW_GRACE_S,
+                         poll_s=poll_s, queue_timeout_s=queue_timeout)  # fmt: skip
+
+
+@contextmanager
+def _sigterm_as_exit():
+    """SIGTERM (Kubernetes stopping the pod) raises SystemExit here, so ``finally``/``except`` blocks run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -207,6 +207,47 @@ def test_every_trainjob_carries_a_deadline():
     assert render_trainjob(job(active_deadline_seconds=3600))["spec"]["activeDeadlineSeconds"] == 3600
 
 
+def test_cleanup_of_a_stopped_run_deletes_only_its_unfinished_jobs(monkeypatch):
+    """Jobs of two runs: the stopped run's running and queued jobs go; its finished jobs and the other
+    run's jobs stay (what `teacherlm train cleanup --run-id` does)."""
+    from typer.testing import CliRunner
+
+    from teacherlm_core.cli.train import app
+
+    with FakeK8s() as k8s:
+        client = k8s.api_client()
+        scripts = {"a-run": ("A", "hang"), "a-queued": ("A", "queued"), "a-done": ("A", "succeed"),
+                   "a-failed": ("A", "fail"), "b-run": ("B", "hang")}  # fmt: skip
+        k8s.queue_s = 60
+        for name, (run, script) in scripts.items():
+            k8s.script[name] = script
+            submit(render_trainjob(job(name=name, labels={"teacherlm.io/kfp-run": run})), api_client=client)
+        for name in ("a-run", "a-done", "a-failed", "b-run", "a-queued"):
+            for _ in range(5):
+                k8s._advance(("trainer.kubeflow.org", "v1alpha1", "trainjobs"), ("trainjobs", "ml", name))
+        monkeypatch.setattr("teacherlm_core.train.k8s._client", lambda api_client=None: client)
+        res = CliRunner().invoke(app, ["cleanup", "--run-id", "A", "-n", "ml"])
+        assert res.exit_code == 0, res.output
+        assert sorted(name for (_, _, name) in k8s.jobs) == ["a-done", "a-failed", "b-run"]
+    assert "2 unfinished TrainJob(s) of run A deleted" in res.output
+
+
+def test_a_follower_stopped_before_its_job_ends_deletes_it():
+    """The pipeline run is stopped while its training task follows a running TrainJob (SIGTERM, here an
+    interrupt at the first Running line): the job does not outlive the run."""
+    from teacherlm_core.train.k8s import create_or_follow
+
+    def echo(line: str) -> None:
+        if line.endswith(": Running"):
+            raise KeyboardInterrupt
+
+    with FakeK8s() as k8s:
+        k8s.script["teacher-r1-a1"] = "hang"
+        with pytest.raises(KeyboardInterrupt):
+            create_or_follow(render_trainjob(job()), api_client=k8s.api_client(), poll_s=0, echo=echo)
+        assert not k8s.jobs
+
+
 def test_refused_and_vanished_jobs_are_clear_errors():
     with FakeK8s() as k8s:
         client = k8s.api_client()

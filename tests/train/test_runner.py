@@ -155,3 +155,45 @@ def test_a_retried_task_follows_its_still_running_attempt():
         outcome = create_or_follow(body, api_client=client, poll_s=0, echo=lines.append)
         assert outcome.name == "tlm-student-01234567-plain-a1" and outcome.state == "Complete"
         assert len(k8s.jobs) == 1 and "following it" in lines[0]
+
+
+_FOLLOWER = """
+import sys
+from kubernetes import client
+from teacherlm_core.stages._training import launch_overrides
+from teacherlm_core.train import load_config
+from teacherlm_core.train.runner import recipe_trainjob
+
+url, shared = sys.argv[1:3]
+cfg = load_config("student", "student_tiny", {"model": "org/base", "data": shared + "/train.jsonl",
+                  "output": shared + "/students/plain", **launch_overrides(1, 1, "zero2", 0)})
+config = client.Configuration()
+config.host = url
+recipe_trainjob("student", cfg, image="img", run_id="0123456789abcdef", api_client=client.ApiClient(config),
+                poll_s=0.05)
+"""
+
+
+def test_a_stopped_training_task_takes_its_trainjob_with_it(tmp_path):
+    """KFP stops a run by stopping its pods (SIGTERM): the training task's follower deletes its running
+    TrainJob on the way out and exits 143, so no GPUs stay held by a run that is over."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fake_k8s import FakeK8s
+
+    with FakeK8s() as k8s:
+        k8s.default_script = "hang"
+        env = os.environ | {"TEACHERLM_NAMESPACE": "ml"}
+        proc = subprocess.Popen([sys.executable, "-c", _FOLLOWER, k8s.url, str(tmp_path / "shared")], env=env,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not any(n >= 3 for n in k8s.polls.values()) and time.monotonic() < deadline:  # its pods run
+            time.sleep(0.05)
+        assert k8s.jobs, proc.stderr.read() if proc.poll() is not None else "no job"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        assert not k8s.jobs
