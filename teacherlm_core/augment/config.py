@@ -60,6 +60,12 @@ class AugmentConfig(BaseModel):
         "reads its shards' files from there and takes the input's identity from split.json, never reading "
         "the input itself.",
     )
+    stall_timeout_s: float = Field(
+        1800,
+        gt=0,
+        description="End the shard (exit code 75) when the engine returns nothing for this long; the retry "
+        "resumes from the last finished part.",
+    )
     dry_run: bool = Field(
         False,
         description="Write deterministic placeholder explanations without loading a model (checks storage, "

@@ -65,6 +65,9 @@ def run(
         "OPENAI_API_KEY", help="--engine openai: environment variable holding the API key."
     ),
     max_concurrency: int = typer.Option(32, help="--engine openai: requests in flight."),
+    stall_timeout: float = typer.Option(
+        1800, help="Seconds the engine may return nothing before the run ends (exit 75) to be resumed."
+    ),
     track: bool = typer.Option(True, help="Log per-shard metrics to MLflow."),
     dry_run: bool = typer.Option(
         False,
@@ -104,7 +107,7 @@ def run(
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
             tensor_parallel_size=tensor_parallel_size, max_retries=max_retries, part_size=part_size,
             revision=revision, base_url=base_url, api_key_env=api_key_env, max_concurrency=max_concurrency,
-            dry_run=dry_run,
+            dry_run=dry_run, stall_timeout_s=stall_timeout,
         )  # fmt: skip
     except ValidationError as exc:  # every problem at once, named by its flag
         problems = [f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
