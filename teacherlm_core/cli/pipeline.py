@@ -43,6 +43,13 @@ def compile_(
     gpu_timeout: int = typer.Option(
         None, help="Seconds a GPU task's pod may run (its activeDeadlineSeconds; default 3 days)."
     ),
+    metrics_port: int = typer.Option(
+        None,
+        help="GPU tasks serve Prometheus metrics on this port (manifests/components/monitoring scrapes it).",
+    ),
+    pushgateway: str = typer.Option(
+        None, help="Prometheus Pushgateway URL shards push their final metrics to."
+    ),
     queue_timeout: int = typer.Option(
         None, help="Seconds a training task waits for its queued TrainJob to be admitted (default: no limit)."
     ),
@@ -54,7 +61,7 @@ def compile_(
     settings = {"gpu_pool": gpu_pool, "cpu_pool": cpu_pool, "accelerator": accelerator,
                 "parallelism": parallelism, "retries": retries, "queue": queue,
                 "priority_class": priority_class, "queue_timeout_s": queue_timeout,
-                "gpu_timeout_s": gpu_timeout}  # fmt: skip
+                "gpu_timeout_s": gpu_timeout, "metrics_port": metrics_port, "pushgateway": pushgateway}  # fmt: skip
     for path in compile_pipelines(output, settings={k: v for k, v in settings.items() if v is not None}):
         console.print(f"[green]compiled[/] {path}")
 

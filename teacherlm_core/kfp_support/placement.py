@@ -17,11 +17,13 @@ from dataclasses import dataclass
 
 from kfp import dsl, kubernetes
 
+from ..metrics import PORT_ENV, PUSHGATEWAY_ENV
 from ..train.k8s import PRIORITY_CLASS_ENV, QUEUE_ENV, QUEUE_TIMEOUT_ENV, kueue_labels
 from .run_id import RUN_ID_ENV
 
 __all__ = [
     "DEFAULT_PARALLELISM",
+    "METRICS_LABEL",
     "MLFLOW_CLIENT_LABEL",
     "Placement",
     "on_cpu",
@@ -30,6 +32,7 @@ __all__ = [
 ]
 
 MLFLOW_CLIENT_LABEL = "teacherlm.io/mlflow-client"  # the pods manifests/ lets reach MLflow
+METRICS_LABEL = "teacherlm.io/metrics"  # pods that serve Prometheus metrics (compile --metrics-port)
 DEFAULT_PARALLELISM = 4  # without a queue: augmentation shards (and students) running at once
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
@@ -58,6 +61,8 @@ class Placement:
     # A GPU task's pod ends after this long (its activeDeadlineSeconds; the retry resumes from its markers),
     # so no hung pod holds a GPU forever; the stall watchdog usually ends a hung shard much sooner.
     gpu_timeout_s: int = 3 * 86400
+    metrics_port: int = 0  # GPU tasks serve Prometheus metrics on this port (a PodMonitor scrapes it); 0: off
+    pushgateway: str = ""  # Prometheus Pushgateway URL shards push their final metrics to; "": none
     shm_size: str = "16Gi"  # memory-backed /dev/shm of a GPU task (NCCL between vLLM's tensor-parallel ranks)
 
     @property
@@ -102,6 +107,8 @@ def _common(task: dsl.PipelineTask, s: Placement, name: str) -> dsl.PipelineTask
     }
     kubernetes.use_secret_as_env(task, s.mlflow_secret, auth, optional=True)
     kubernetes.add_pod_label(task, MLFLOW_CLIENT_LABEL, "true")  # NetworkPolicy teacherlm-mlflow lets it in
+    if s.pushgateway:
+        task.set_env_variable(PUSHGATEWAY_ENV, s.pushgateway)
     return task
 
 
@@ -139,6 +146,9 @@ def on_gpu(
     kubernetes.empty_dir_mount(task, "dshm", "/dev/shm", medium="Memory", size_limit=s.shm_size)
     kubernetes.add_node_selector(task, *s.gpu_pool.split("=", 1))
     kubernetes.add_toleration(task, key=s.gpu_taint, operator="Exists", effect="NoSchedule")
+    if s.metrics_port:  # the PodMonitor of manifests/components/monitoring selects on the label
+        task.set_env_variable(PORT_ENV, str(s.metrics_port))
+        kubernetes.add_pod_label(task, METRICS_LABEL, "true")
     # Kueue's pod integration admits the pod by quota (and gates it until then).
     for key, value in kueue_labels(s.queue, s.priority_class).items():
         kubernetes.add_pod_label(task, key, value)

@@ -108,10 +108,23 @@ def test_compiled_for_a_queue_gpu_work_goes_through_kueue(tmp_path):
         compile_pipelines(tmp_path / "e", names=("augment",), settings={"queue": "Team A"})
 
 
+def test_compiled_with_metrics_gpu_tasks_serve_them_and_every_task_knows_the_pushgateway(tmp_path):
+    settings = {"metrics_port": 9400, "pushgateway": "http://pushgateway.monitoring:9091"}
+    spec, platform = _docs(compile_pipelines(tmp_path, names=("augment",), settings=settings)[0])
+    containers = spec["deploymentSpec"]["executors"]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    shard = {e["name"]: e["value"] for e in containers["exec-augment-shard"]["container"]["env"]}
+    assert shard == {"TEACHERLM_METRICS_PORT": "9400", "TEACHERLM_PUSHGATEWAY": settings["pushgateway"]}
+    assert executors["exec-augment-shard"]["podMetadata"]["labels"]["teacherlm.io/metrics"] == "true"
+    merge = {e["name"]: e["value"] for e in containers["exec-augment-merge"]["container"]["env"]}
+    assert merge == {"TEACHERLM_PUSHGATEWAY": settings["pushgateway"]}  # it deletes the run's groups
+    assert "teacherlm.io/metrics" not in executors["exec-augment-merge"]["podMetadata"]["labels"]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_the_default_specs_carry_no_queue(name):
     text = (ROOT / "pipelines" / name / f"{name}.yaml").read_text()
-    assert "kueue.x-k8s.io" not in text and "TEACHERLM_QUEUE" not in text
+    assert "kueue.x-k8s.io" not in text and "TEACHERLM_QUEUE" not in text and "TEACHERLM_METRICS" not in text
 
 
 def test_cli_compile_writes_all_four(tmp_path):

@@ -1,0 +1,84 @@
+"""Prometheus metrics for real: a shard's series served and pushed, scraped by Debian's prometheus from
+the pod and from Debian's prometheus-pushgateway, read back with PromQL; the run's groups deleted."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import pytest
+from fake_engines import StreamingScriptedEngine
+from servers import Prometheus, Pushgateway, free_port
+
+from teacherlm_core.augment import AugmentConfig, augment, shard_name
+from teacherlm_core.metrics import ShardMetrics, delete_run_groups
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def _dataset(path, n=24):
+    path.write_text("".join(json.dumps({"id": f"q{i}", "task": "t", "question": f"What is {i}?",
+                                        "choices": ["yes", "no"], "answer": "yes"}) + "\n" for i in range(n)))  # fmt: skip
+    return path
+
+
+def _wait_for(prometheus: Prometheus, promql: str, timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = prometheus.query(promql)
+        if result:
+            return result
+        time.sleep(0.3)
+    raise AssertionError(f"no series for {promql} after {timeout:.0f}s")
+
+
+def test_a_shards_metrics_are_scraped_and_pushed_then_read_back_with_promql(tmp_path):
+    port = free_port()
+    with Pushgateway(tmp_path / "pgw") as gateway:
+        targets = {"pod": f"127.0.0.1:{port}", "pushgateway": f"127.0.0.1:{gateway.port}"}
+        with Prometheus(tmp_path / "prom", targets) as prometheus:
+            cfg = AugmentConfig(model="scripted-teacher", input=str(_dataset(tmp_path / "in.jsonl")),
+                                output=str(tmp_path / "out"), engine="hf", num_shards=2, part_size=4)  # fmt: skip
+            shard = shard_name(0, 2)
+            started = time.time()
+            metrics = ShardMetrics("run-1", "augment_shard", shard, total_records=0)
+            metrics.serve(port)  # what a pod does with TEACHERLM_METRICS_PORT
+            # the plan decides the shard's size; progress and ETA follow it from the first part
+            from teacherlm_core.augment.plan import ensure_plan
+
+            metrics.total = ensure_plan(cfg)["inputs"][f"{shard}.jsonl"]["records"]
+            engine = StreamingScriptedEngine(batch=4, empty_rate=0.2)
+            done = augment(cfg, 0, engine=lambda: engine, on_part=metrics.part_done)
+            metrics.finish()
+            metrics.push(gateway.url)  # what a shard does at its end with TEACHERLM_PUSHGATEWAY
+            sel = f'run="run-1",stage="augment_shard",shard="{shard}"'
+            for job in ("pod", "teacherlm"):  # scraped from the pod; pushed (the group's job, honor_labels)
+                out = _wait_for(prometheus, f'teacherlm_records_out_total{{{sel},job="{job}"}}')
+                assert float(out[0]["value"][1]) == done["out"] > 0, job
+                quarantined = prometheus.query(f'teacherlm_records_quarantined_total{{{sel},job="{job}"}}')
+                assert float(quarantined[0]["value"][1]) == done["quarantined"]
+                eta = prometheus.query(f'teacherlm_eta_seconds{{{sel},job="{job}"}}')
+                assert float(eta[0]["value"][1]) == 0.0
+                last = prometheus.query(f'teacherlm_last_part_timestamp_seconds{{{sel},job="{job}"}}')
+                assert started <= float(last[0]["value"][1]) <= time.time()
+                progress = prometheus.query(f'teacherlm_progress_ratio{{{sel},job="{job}"}}')
+                assert float(progress[0]["value"][1]) == 1.0
+            parts = prometheus.query(f'teacherlm_parts_done_total{{{sel},job="teacherlm"}}')
+            assert float(parts[0]["value"][1]) == len(done["parts"])
+            # The merge deletes the run's groups: a Pushgateway never forgets on its own.
+            delete_run_groups(gateway.url, "run-1", "augment_shard", [shard_name(i, 2) for i in range(2)])
+            with urllib.request.urlopen(f"{gateway.url}/api/v1/metrics", timeout=10) as r:
+                assert "run-1" not in r.read().decode()
+
+
+def test_eta_follows_this_pods_rate_and_skipped_parts_count_as_progress():
+    from teacherlm_core.augment.shard import PartStats
+
+    metrics = ShardMetrics("r", "augment_shard", "shard-00000-of-00001", total_records=100)
+    metrics.started -= 100  # 100 s ago
+    metrics.part_done(PartStats(shard=0, part=0, samples=40, quarantined=10, skipped=True))  # done before
+    assert metrics.progress._value.get() == 0.5 and metrics.eta._value.get() == 0  # no rate of its own yet
+    metrics.part_done(PartStats(shard=0, part=1, samples=20, quarantined=5, tokens=900))
+    assert metrics.progress._value.get() == 0.75
+    assert metrics.eta._value.get() == pytest.approx(25 * 100 / 25, rel=0.05)  # 25 left at 25 per 100 s
