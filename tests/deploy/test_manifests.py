@@ -208,6 +208,70 @@ def test_kueue_is_a_component_used_by_prod_only_and_holds_together():
     assert cluster_queue["spec"]["preemption"]["withinClusterQueue"] == "LowerPriority"
 
 
+MONITORING_SCHEMAS = json.loads((dh.REPO / "tests" / "deploy" / "monitoring_v1.schema.json").read_text())
+
+
+def _monitoring(tmp_path) -> list[dict]:
+    """prod with the opt-in monitoring component added, as an env would add it."""
+    import os
+
+    rel = os.path.relpath(dh.MANIFESTS, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": NAMESPACES["prod"],
+        "resources": [f"{rel}/envs/prod"], "components": [f"{rel}/components/monitoring"],
+    }))  # fmt: skip
+    proc = dh.run_tool([dh.find_tool("kubectl"), "kustomize", str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr
+    names = {"teacherlm-gpu-tasks", "teacherlm", "teacherlm-metrics"}
+    return [d for d in yaml.safe_load_all(proc.stdout) if d["metadata"]["name"] in names
+            and d["kind"] in {"PodMonitor", "PrometheusRule", "NetworkPolicy"}]  # fmt: skip
+
+
+def test_monitoring_component_uses_v1_field_names_and_scrapes_what_the_pipelines_serve(tmp_path):
+    """PodMonitor and PrometheusRule against the Prometheus Operator's v1 CRD schemas (v0.93), unknown fields
+    refused; the NetworkPolicy strictly valid; the PodMonitor selects the label and port the compiled
+    GPU tasks carry, and the NetworkPolicy opens exactly that port."""
+    from kubernetes_validate import validate
+
+    from teacherlm_core.kfp_support.placement import METRICS_LABEL
+
+    found = {d["kind"]: d for d in _monitoring(tmp_path)}
+    assert set(found) == {"PodMonitor", "PrometheusRule", "NetworkPolicy"}
+    for kind in ("PodMonitor", "PrometheusRule"):
+        assert found[kind]["metadata"]["namespace"] == NAMESPACES["prod"]
+        jsonschema.validate(found[kind], _closed(MONITORING_SCHEMAS["schemas"][kind]))
+    validate(found["NetworkPolicy"], KUBERNETES_VERSION, strict=True)
+    assert found["PodMonitor"]["spec"]["selector"]["matchLabels"] == {METRICS_LABEL: "true"}
+    (endpoint,) = found["PodMonitor"]["spec"]["podMetricsEndpoints"]
+    policy = found["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {METRICS_LABEL: "true"}
+    assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [endpoint["portNumber"]]
+    bad = copy.deepcopy(found["PodMonitor"])
+    bad["spec"]["podMetricsEndpoints"][0]["portNumbr"] = 9400
+    with pytest.raises(jsonschema.ValidationError, match="portNumbr"):
+        jsonschema.validate(bad, _closed(MONITORING_SCHEMAS["schemas"]["PodMonitor"]))
+    for env in dh.ENVS:  # opt-in: no env needs the Prometheus Operator's CRDs
+        assert "monitoring.coreos.com" not in dh.render(env)[0]
+
+
+def test_alert_rules_pass_promtool_check_and_unit_tests(tmp_path):
+    """A stalled shard fires after 30 minutes without a part (healthy and finished shards do not); a run
+    quarantining half its records fires, one quarantining 1% does not (tests/deploy/alerts.test.yaml)."""
+    rule = yaml.safe_load((dh.MANIFESTS / "components" / "monitoring" / "prometheusrule.yaml").read_text())
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
+    (tmp_path / "alerts.test.yaml").write_text(
+        (dh.REPO / "tests" / "deploy" / "alerts.test.yaml").read_text()
+    )
+    promtool = dh.find_tool("promtool")
+    for args in (
+        ["check", "rules", tmp_path / "rules.yaml"],
+        ["test", "rules", tmp_path / "alerts.test.yaml"],
+    ):
+        proc = dh.run_tool([promtool, *map(str, args)])  # rule_files: relative to the test file
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
 @pytest.mark.parametrize("env", dh.ENVS)
 def test_images_are_the_package_version(env):
     version = dh.package_version()
