@@ -471,6 +471,15 @@ class FakeK8s:
                     self._event(ns, "Pod", pods[0], "Warning", "BackOff", "container node exited with code 1")
             self._log(pods[0], lines)
         obj["status"] = {"conditions": conditions} if conditions else {}
+        if (
+            kind == "TrainJob" and script == "succeed" and step >= 3
+        ):  # HF Trainer's progress (TrainJobStatus gate)
+            done = any(c["type"] == succeeded for c in conditions)
+            obj["status"]["trainerStatus"] = {
+                "progressPercentage": 100 if done else 50, "estimatedRemainingSeconds": 0 if done else 3900,
+                "metrics": [{"name": "loss", "value": "6.6" if done else "6.8"}],
+                "lastUpdatedTime": _now(),
+            }  # fmt: skip
         return obj
 
     @staticmethod

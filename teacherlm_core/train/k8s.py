@@ -423,6 +423,7 @@ def follow(
     suspended_since: float | None = None  # when the current stretch in the queue began
     queued_s = 0.0  # time spent suspended before that stretch
     has_run = False  # pods ran (so a suspension now is a preemption)
+    last_progress = None
     events = EventFeed(core, namespace)
     warnings: deque[str] = deque(maxlen=10)
     cursor: LogCursor | None = None
@@ -462,6 +463,10 @@ def follow(
         if state != last_state:
             echo(f"{kind.kind} {name}: {state}" + (f" ({detail})" if detail else ""))
             last_state = state
+        trainer = (obj.get("status") or {}).get("trainerStatus")  # Trainer's TrainJobStatus gate: HF progress
+        if trainer and trainer.get("progressPercentage") != last_progress:
+            echo(f"{kind.kind} {name}: {_progress(trainer)}")
+            last_progress = trainer.get("progressPercentage")
         names = {name, *(p.metadata.name for p in pods)}
         for ev in events.new():
             if ev.involved_object.name in names:
@@ -499,6 +504,21 @@ def follow(
                 f"{kind.kind} {namespace}/{name} {why}" + ("; deleted it" if delete_on_timeout else "")
             )
         time.sleep(poll_s)
+
+
+def _progress(trainer: dict[str, Any]) -> str:
+    """A TrainJob's ``status.trainerStatus`` as one line: ``progress 40%, about 1h05m left, loss=1.23``."""
+    parts = (
+        [f"progress {trainer['progressPercentage']}%"]
+        if trainer.get("progressPercentage") is not None
+        else []
+    )
+    left = trainer.get("estimatedRemainingSeconds")
+    if left is not None:
+        hours, minutes = divmod(round(left / 60), 60)
+        parts.append(f"about {f'{hours}h{minutes:02d}m' if hours else f'{minutes}m'} left")
+    parts += [f"{m['name']}={m['value']}" for m in trainer.get("metrics") or []]
+    return ", ".join(parts) or "no progress reported yet"
 
 
 class EventFeed:

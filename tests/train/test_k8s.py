@@ -114,6 +114,9 @@ def test_a_job_is_followed_from_creation_to_success(render, kind):
     for state in ("Created", "Running", kind.succeeded):
         assert f"{kind.kind} teacher-r1: {state}" in text
     assert "Scheduled" in text and "loss" in text and "training done" in text  # events and rank-0 log
+    if kind is TRAINJOB:  # the Trainer's own progress report, echoed as it changes
+        assert "TrainJob teacher-r1: progress 50%, about 1h05m left, loss=6.8" in lines
+        assert "TrainJob teacher-r1: progress 100%, about 0m left, loss=6.6" in lines
     assert created["spec"] == render(job())["spec"]
 
 
