@@ -30,7 +30,9 @@ Each job follows a script, advanced by every GET of the job (so tests never slee
                "Stopped" event) for ``preempted_polls`` polls, then resumed: Pending -> Running -> Complete
 
 ``FakeK8s(require_queue=True)`` refuses a TrainJob without ``kueue.x-k8s.io/queue-name``, as a
-cluster's admission policy does where every job must go through a queue.
+cluster's admission policy does where every job must go through a queue. ``api_groups`` is what
+discovery (``GET /apis``) serves; ``trainjob_unknown`` names TrainJob ``spec`` fields the CRD lacks
+(an older Trainer): dropped, or refused with ``fieldValidation=Strict``, as the API server does.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class FakeK8s:
         self.default_script = default_script
         self.require_queue = require_queue
         self.queue_s, self.preempted_polls = 1.0, 3
+        self.api_groups = {"trainer.kubeflow.org": ["v1alpha1"], "kubeflow.org": ["v1"]}
+        self.trainjob_unknown: set[str] = set()
         self.created: dict[tuple[str, str, str], float] = {}  # job -> time.monotonic() at creation
         self.role = runner_role() if role == "manifests" else role
         self.forbidden: list[str] = []
@@ -188,6 +192,8 @@ class FakeK8s:
         if self.role is None:
             return None
         parts = path.strip("/").split("/")
+        if len(parts) < 4:  # discovery (/api, /apis, /apis/{group}...): readable by every user
+            return None
         if parts[0] == "api":  # /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
             group, rest = "", parts[2:]
         else:  # /apis/{group}/{version}/namespaces/{ns}/{resource}[/{name}[/{sub}]]
@@ -213,12 +219,19 @@ class FakeK8s:
 
     def route(self, method: str, path: str, query: dict[str, list[str]], body: Any):
         parts = path.strip("/").split("/")
+        if parts == ["apis"] and method == "GET":
+            groups = [
+                {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in versions],
+                 "preferredVersion": {"groupVersion": f"{g}/{versions[0]}", "version": versions[0]}}
+                for g, versions in self.api_groups.items()
+            ]  # fmt: skip
+            return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}, "application/json"
         # /apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}]
         if parts[0] == "apis" and len(parts) >= 6 and (parts[1], parts[2], parts[5]) in _KINDS:
             key = (parts[1], parts[2], parts[5])
             ns, name = parts[4], parts[6] if len(parts) > 6 else None
             if method == "POST":
-                return self._create(key, ns, body)
+                return self._create(key, ns, body, strict=query.get("fieldValidation") == ["Strict"])
             if name is None and method == "GET":
                 return self._list(key, ns, query)
             if name is None:
@@ -293,9 +306,16 @@ class FakeK8s:
         body = {"apiVersion": f"{key[0]}/{key[1]}", "kind": f"{kind}List", "metadata": {}, "items": items}
         return 200, body, "application/json"
 
-    def _create(self, key, ns: str, body: dict[str, Any]):
+    def _create(self, key, ns: str, body: dict[str, Any], strict: bool = False):
         kind = _KINDS[key][0]
         name = (body.get("metadata") or {}).get("name", "")
+        unknown = sorted(f for f in self.trainjob_unknown if kind == "TrainJob" and f in body.get("spec", {}))
+        if unknown and strict:
+            fields = ", ".join(f'unknown field "spec.{f}"' for f in unknown)
+            return self._status(400, "BadRequest", f'{kind} in version "{key[1]}" cannot be handled as a {kind}: '
+                                                   f"strict decoding error: {fields}")  # fmt: skip
+        for f in unknown:  # pruned, as a structural schema does
+            body = {**body, "spec": {k: v for k, v in body["spec"].items() if k != f}}
         problems = []
         if body.get("kind") != kind or body.get("apiVersion") != f"{key[0]}/{key[1]}":
             problems.append(f"expected {key[0]}/{key[1]} {kind}")

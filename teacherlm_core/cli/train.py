@@ -220,7 +220,15 @@ def submit(
     from pydantic import ValidationError
 
     from ..errors import ConfigError
-    from ..train.k8s import ClusterJob, SecretEnv, kueue_labels, render_pytorchjob, render_trainjob, run_job
+    from ..train.k8s import (
+        ClusterJob,
+        SecretEnv,
+        check_server,
+        kueue_labels,
+        render_pytorchjob,
+        render_trainjob,
+        run_job,
+    )
 
     def pairs(items: list[str] | None, flag: str) -> dict[str, str]:
         out = {}
@@ -262,6 +270,7 @@ def submit(
         typer.echo(yaml.safe_dump(body, sort_keys=False))
         return
     # The job's own deadline ends it; the follower waits a little longer to report how it ended.
+    check_server(queue=bool(queue))  # one line on a cluster without the APIs the job needs
     outcome = run_job(body, timeout_s=timeout + 600, echo=typer.echo, queue_timeout_s=queue_timeout)
     typer.echo(f"{outcome.kind} {outcome.name}: {outcome.state} after {outcome.seconds:.0f}s")
 

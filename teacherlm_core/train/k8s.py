@@ -24,6 +24,7 @@ job itself carries as ``spec.activeDeadlineSeconds``, reset by Trainer on every 
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -57,6 +58,7 @@ __all__ = [
     "RuntimeRef",
     "SecretEnv",
     "attempt_name",
+    "check_server",
     "create_or_follow",
     "delete_unfinished",
     "follow",
@@ -349,13 +351,45 @@ def submit(body: dict[str, Any], *, api_client=None) -> str:
     kind = _kind_of(body)
     api = client.CustomObjectsApi(_client(api_client))
     ns = body["metadata"].get("namespace", "default")
-    try:
-        created = api.create_namespaced_custom_object(kind.group, kind.version, ns, kind.plural, body)
+    try:  # Strict: an older controller's CRD refuses a field it does not know, never drops it silently
+        created = api.create_namespaced_custom_object(
+            kind.group, kind.version, ns, kind.plural, body, field_validation="Strict"
+        )
     except ApiException as exc:
+        unknown = re.findall(r'unknown field "([^"]+)"', _api_message(exc)) if exc.status == 400 else []
+        if unknown:
+            need = " (Kubeflow Trainer v2.2 or newer is needed)" if kind is TRAINJOB else ""
+            raise JobFailed(f"{kind.kind} {body['metadata']['name']}: this cluster's {kind.api_version} "
+                            f"{kind.kind} has no {', '.join(unknown)}{need}") from None  # fmt: skip
         error = JobExists if exc.status == 409 else JobFailed
         raise error(f"{kind.kind} {body['metadata']['name']}: creation refused ({exc.status} {exc.reason}): "
                         f"{_api_message(exc)}") from None  # fmt: skip
     return created["metadata"]["name"]
+
+
+def check_server(api_client=None, *, queue: bool = False) -> None:
+    """Refuse, in one line, a cluster that does not serve what a job needs: Trainer's TrainJob API, and
+    Kueue's ``v1beta2`` API when the job names a queue.
+
+    Raises:
+        JobFailed: a missing API group or version, named with what to install.
+    """
+    from kubernetes import client
+
+    groups = client.ApisApi(_client(api_client)).get_api_versions().groups or []
+    served = {g.name: [v.version for v in g.versions] for g in groups}
+    trainer = served.get(TRAINJOB.group, [])
+    if TRAINJOB.version not in trainer:
+        raise JobFailed(f"this cluster serves {_versions(TRAINJOB.group, trainer)}, not {TRAINJOB.api_version} "
+                        "(TrainJob): install Kubeflow Trainer v2.2 or newer")  # fmt: skip
+    kueue = served.get("kueue.x-k8s.io", [])
+    if queue and "v1beta2" not in kueue:
+        raise JobFailed(f"--queue needs Kueue's kueue.x-k8s.io/v1beta2 (Kueue v0.15 or newer); this cluster "
+                        f"serves {_versions('kueue.x-k8s.io', kueue)}")  # fmt: skip
+
+
+def _versions(group: str, versions: list[str]) -> str:
+    return ", ".join(f"{group}/{v}" for v in versions) if versions else f"no {group}"
 
 
 def _api_message(exc) -> str:

@@ -97,6 +97,7 @@ def recipe_trainjob(
         RUN_LABEL,
         ClusterJob,
         SecretEnv,
+        check_server,
         create_or_follow,
         kueue_labels,
         render_trainjob,
@@ -140,6 +141,7 @@ def recipe_trainjob(
         | kueue_labels(os.environ.get(QUEUE_ENV, ""), os.environ.get(PRIORITY_CLASS_ENV, "")),
     )  # fmt: skip
     queue_timeout = float(os.environ.get(QUEUE_TIMEOUT_ENV) or 0) or None
+    check_server(api_client, queue=bool(os.environ.get(QUEUE_ENV)))  # one line on a cluster that lacks an API
     with _sigterm_as_exit():  # a stopped pipeline run: the follower deletes its TrainJob on the way out
         create_or_follow(render_trainjob(job), api_client=api_client, timeout_s=TRAIN_TIMEOUT_S + FOLLOW_GRACE_S,
                          poll_s=poll_s, queue_timeout_s=queue_timeout)  # fmt: skip

@@ -203,6 +203,36 @@ def test_a_cluster_that_requires_a_queue_refuses_a_job_without_one_and_names_the
         assert submit(render_trainjob(queued), api_client=k8s.api_client()) == "teacher-r1"
 
 
+def test_a_cluster_without_what_the_job_needs_is_refused_in_one_line():
+    """An older Trainer (no runtimePatches in its TrainJob CRD) refuses the job instead of dropping its GPU
+    placement; a cluster without Trainer's API, or without Kueue's v1beta2 when a queue is named, is named."""
+    from teacherlm_core.train.k8s import check_server
+
+    with FakeK8s() as k8s:
+        client = k8s.api_client()
+        check_server(client)  # Trainer served, no queue asked for
+        k8s.trainjob_unknown = {"runtimePatches"}
+        with pytest.raises(JobFailed) as err:
+            submit(render_trainjob(job()), api_client=client)
+        assert str(err.value) == ("TrainJob teacher-r1: this cluster's trainer.kubeflow.org/v1alpha1 TrainJob has no "
+                                  "spec.runtimePatches (Kubeflow Trainer v2.2 or newer is needed)")  # fmt: skip
+        assert not k8s.jobs
+        with pytest.raises(
+            JobFailed, match=r"^--queue needs Kueue's kueue.x-k8s.io/v1beta2 .*serves no kueue"
+        ):
+            check_server(client, queue=True)
+        k8s.api_groups["kueue.x-k8s.io"] = ["v1beta1"]
+        with pytest.raises(JobFailed, match=r"this cluster serves kueue.x-k8s.io/v1beta1$"):
+            check_server(client, queue=True)
+        k8s.api_groups["kueue.x-k8s.io"] = ["v1beta2", "v1beta1"]
+        check_server(client, queue=True)
+        del k8s.api_groups["trainer.kubeflow.org"]
+        with pytest.raises(
+            JobFailed, match=r"serves no trainer\.kubeflow\.org, not trainer\.kubeflow\.org/v1alpha1"
+        ):
+            check_server(client)
+
+
 def test_every_trainjob_carries_a_deadline():
     """The run's budget lives on the job (Trainer fails it past activeDeadlineSeconds, reset on each resume),
     so a job whose follower died still ends."""

@@ -92,6 +92,7 @@ def test_a_pipeline_compiled_with_a_queue_submits_its_trainjob_to_that_queue(tmp
     monkeypatch.setenv("TEACHERLM_QUEUE", "team-a")
     monkeypatch.setenv("TEACHERLM_PRIORITY_CLASS", "teacherlm-training")
     with FakeK8s() as k8s:
+        k8s.api_groups["kueue.x-k8s.io"] = ["v1beta2"]  # a cluster with Kueue v0.15+
         recipe_trainjob("student", _student_cfg(tmp_path), image=IMAGES["train"], run_id="0123456789abcdef",
                         api_client=k8s.api_client(), poll_s=0)  # fmt: skip
         (job,) = k8s.jobs.values()
