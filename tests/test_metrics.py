@@ -82,3 +82,41 @@ def test_eta_follows_this_pods_rate_and_skipped_parts_count_as_progress():
     metrics.part_done(PartStats(shard=0, part=1, samples=20, quarantined=5, tokens=900))
     assert metrics.progress._value.get() == 0.75
     assert metrics.eta._value.get() == pytest.approx(25 * 100 / 25, rel=0.05)  # 25 left at 25 per 100 s
+
+
+def test_pipeline_shards_push_their_groups_and_the_merge_deletes_them(tmp_path, monkeypatch):
+    """The stages as a pipeline runs them (dry run: no model): with TEACHERLM_PUSHGATEWAY each shard task
+    pushes its final values, labelled with the KFP run; the merge task deletes the run's groups."""
+    from teacherlm_core.data import build_builtin
+    from teacherlm_core.kfp_support.run_id import RUN_ID_ENV
+    from teacherlm_core.stages.augment_merge import augment_merge
+    from teacherlm_core.stages.augment_plan import augment_plan
+    from teacherlm_core.stages.augment_shard import augment_shard
+
+    def groups(gateway) -> list[dict]:
+        with urllib.request.urlopen(f"{gateway.url}/api/v1/metrics", timeout=10) as r:
+            return [g["labels"] for g in json.loads(r.read())["data"]]
+
+    build_builtin(tmp_path / "data", ["claims"], per_task=6, seed=0)
+    augment_plan(str(tmp_path / "data"), 2, split=str(tmp_path / "split"))
+    with Pushgateway(tmp_path / "pgw") as gateway:
+        monkeypatch.setenv("TEACHERLM_PUSHGATEWAY", gateway.url)
+        monkeypatch.setenv(RUN_ID_ENV, "run-7")
+        outs, counts = [str(tmp_path / f"task-{i}") for i in range(2)], []
+        for i, out in enumerate(outs):
+            counts.append(augment_shard("no-such-teacher", str(tmp_path / "split"), out, shard_index=i,
+                                        num_shards=2, engine="vllm", dry_run=True))  # fmt: skip
+        pushed = sorted(groups(gateway), key=lambda g: g["shard"])
+        assert [(g["job"], g["run"], g["stage"], g["shard"]) for g in pushed] == [
+            ("teacherlm", "run-7", "augment_shard", shard_name(i, 2)) for i in range(2)
+        ]
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"{gateway.url}/metrics", timeout=10) as r:
+            families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+        out = {s.labels["shard"]: s.value for s in families["teacherlm_records_out"].samples
+               if s.name == "teacherlm_records_out_total" and s.labels["run"] == "run-7"}  # fmt: skip
+        assert out == {shard_name(i, 2): c["out"] for i, c in enumerate(counts)}
+        assert sum(out.values()) > 0
+        augment_merge(str(tmp_path / "merged"), outs)
+        assert groups(gateway) == []
