@@ -9,7 +9,7 @@ their URIs and imports them.
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown
 
-from components import compare, evaluate, train_student, train_variants
+from components import compare, evaluate, train_cleanup, train_student, train_variants
 from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu, on_trainer
 from teacherlm_core.stages.params import P, documented
 
@@ -60,6 +60,8 @@ def graph(s: Placement = Placement()):
                          engine=engine, eval_batch_size=eval_batch_size),
                 s, "evaluate",
             )  # fmt: skip
+        # Whatever the students' outcome (KFP's exit-handler form that keeps the outputs): no TrainJob outlives them.
+        on_cpu(train_cleanup(), s, "clean up training", cache=False).after(student).ignore_upstream_failure()
         report = on_cpu(
             compare(reports=dsl.Collected(scored.outputs["report"]), augmented=augmented,
                     title="teacherlm: plain vs augmented students", price_per_accelerator_hour=price_per_accelerator_hour,

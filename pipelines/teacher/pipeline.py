@@ -8,7 +8,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Dataset, Model
 
-from components import data_build, data_star, evaluate, train_teacher
+from components import data_build, data_star, evaluate, train_cleanup, train_teacher
 from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu, on_trainer
 from teacherlm_core.stages.params import P, documented
 
@@ -62,6 +62,8 @@ def build(s: Placement = Placement()):
             ),
             s, "train teacher",
         )  # fmt: skip
+        # Whatever training's outcome (KFP's exit-handler form that keeps the outputs): no TrainJob outlives it.
+        on_cpu(train_cleanup(), s, "clean up training", cache=False).after(trained).ignore_upstream_failure()
         on_gpu(
             evaluate(model=trained.outputs["teacher"], data=data.outputs["data"], name="teacher", split="test",
                      engine=engine, eval_batch_size=eval_batch_size),

@@ -18,7 +18,14 @@ from pathlib import Path
 from ..errors import ConfigError
 from .config import StudentConfig, TeacherConfig
 
-__all__ = ["LAUNCHERS", "TRAIN_TIMEOUT_S", "recipe_trainjob", "resolve_launcher", "run_recipe"]
+__all__ = [
+    "LAUNCHERS",
+    "TRAIN_TIMEOUT_S",
+    "pod_namespace",
+    "recipe_trainjob",
+    "resolve_launcher",
+    "run_recipe",
+]
 
 LAUNCHERS = ("auto", "torchrun", "trainjob")
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
@@ -54,7 +61,8 @@ def run_recipe(
     (train_student if kind == "student" else train_teacher)(cfg)
 
 
-def _namespace() -> str:
+def pod_namespace() -> str:
+    """The namespace this pod runs in (``TEACHERLM_NAMESPACE`` overrides; outside a pod: ``default``)."""
     path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
     return os.environ.get("TEACHERLM_NAMESPACE") or (
         path.read_text().strip() if path.is_file() else "default"
@@ -134,7 +142,7 @@ def recipe_trainjob(
         secret_env += [SecretEnv(name=k, secret=auth, key=k) for k in MLFLOW_AUTH_KEYS]
     key, _, value = os.environ.get("TEACHERLM_GPU_POOL", "nvidia.com/gpu.present=true").partition("=")
     job = ClusterJob(
-        name=task, namespace=_namespace(), image=image, num_nodes=cfg.launch.nnodes,
+        name=task, namespace=pod_namespace(), image=image, num_nodes=cfg.launch.nnodes,
         gpus_per_node=cfg.launch.nproc, command=["teacherlm", "train", kind, "--config", config_uri],
         env=env, secret_env=secret_env, node_selector={key: value} if key else {},
         active_deadline_seconds=TRAIN_TIMEOUT_S, labels={RUN_LABEL: run_id[:63]}

@@ -89,7 +89,7 @@ def test_compiled_for_a_queue_gpu_work_goes_through_kueue(tmp_path):
             labels = settings["podMetadata"]["labels"]
             assert (KUEUE.items() <= labels.items()) == (label in gpu), f"{name}: {label}"
             assert ("activeDeadlineSeconds" in settings and "emptyDirMounts" in settings) == (label in gpu)
-        for label in (x for x in containers if x.startswith("exec-train-") and x != "exec-train-variants"):
+        for label in (x for x in containers if x in ("exec-train-teacher", "exec-train-student")):
             env = {e["name"]: e["value"] for e in containers[label]["container"]["env"]}
             assert env == {"TEACHERLM_QUEUE": "team-a", "TEACHERLM_PRIORITY_CLASS": "teacherlm-augmentation",
                            "TEACHERLM_QUEUE_TIMEOUT_S": "7200"}  # fmt: skip
@@ -119,6 +119,22 @@ def test_compiled_with_metrics_gpu_tasks_serve_them_and_every_task_knows_the_pus
     merge = {e["name"]: e["value"] for e in containers["exec-augment-merge"]["container"]["env"]}
     assert merge == {"TEACHERLM_PUSHGATEWAY": settings["pushgateway"]}  # it deletes the run's groups
     assert "teacherlm.io/metrics" not in executors["exec-augment-merge"]["podMetadata"]["labels"]
+
+
+@pytest.mark.parametrize("name", ["teacher", "student", "end_to_end"])
+def test_training_is_followed_by_a_cleanup_whatever_its_outcome(name):
+    """KFP's exit-handler form that keeps the pipeline's outputs: a task after the training tasks (or the
+    students' loop) that runs when they fail too, never cached, deleting the run's unfinished TrainJobs."""
+    spec = _docs(ROOT / "pipelines" / name / f"{name}.yaml")[0]
+    dags = [c["dag"]["tasks"] for c in [spec["root"], *spec["components"].values()] if "dag" in c]
+    cleanups = [(tasks, t) for tasks in dags for n, t in tasks.items() if n.startswith("train-cleanup")]
+    assert len(cleanups) == {"teacher": 1, "student": 1, "end_to_end": 2}[name]
+    for tasks, task in cleanups:
+        assert task["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+        assert task["cachingOptions"].get("enableCache") is not True
+        (upstream,) = task["dependentTasks"]
+        trains = json.dumps(tasks[upstream])
+        assert upstream.startswith(("train-teacher", "for-loop")) and "train" in trains, upstream
 
 
 @pytest.mark.parametrize("name", NAMES)

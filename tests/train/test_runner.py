@@ -198,3 +198,35 @@ def test_a_stopped_training_task_takes_its_trainjob_with_it(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 128 + signal.SIGTERM
         assert not k8s.jobs
+
+
+def test_the_pipelines_cleanup_task_deletes_only_this_runs_unfinished_trainjobs(monkeypatch):
+    """Jobs of two runs on the stand-in server: this run's running job goes; its finished job and the
+    other run's running job stay. Outside Kubernetes (the local runner) it does nothing."""
+    from fake_k8s import FakeK8s
+
+    from teacherlm_core.stages.train_cleanup import train_cleanup
+    from teacherlm_core.train.k8s import ClusterJob, render_trainjob, submit
+
+    monkeypatch.setenv("TEACHERLM_KFP_RUN_ID", "run-a")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert train_cleanup() == []
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("TEACHERLM_NAMESPACE", "ml")
+    with FakeK8s() as k8s:
+        client = k8s.api_client()
+        for name, run, script in (
+            ("a-run", "run-a", "hang"),
+            ("a-done", "run-a", "succeed"),
+            ("b-run", "run-b", "hang"),
+        ):
+            k8s.script[name] = script
+            job = ClusterJob(
+                name=name, namespace="ml", image="i", command=["x"], labels={"teacherlm.io/kfp-run": run}
+            )
+            submit(render_trainjob(job), api_client=client)
+            for _ in range(5):
+                k8s._advance(("trainer.kubeflow.org", "v1alpha1", "trainjobs"), ("trainjobs", "ml", name))
+        monkeypatch.setattr("teacherlm_core.train.k8s._client", lambda api_client=None: client)
+        assert train_cleanup() == ["a-run"]
+        assert sorted(name for (_, _, name) in k8s.jobs) == ["a-done", "b-run"]
