@@ -120,3 +120,31 @@ def test_pipeline_shards_push_their_groups_and_the_merge_deletes_them(tmp_path, 
         assert sum(out.values()) > 0
         augment_merge(str(tmp_path / "merged"), outs)
         assert groups(gateway) == []
+
+
+def test_vllms_own_series_are_switched_on_when_metrics_are(tiny_model, monkeypatch):
+    """Offline vLLM defaults to disable_log_stats=True (no vllm:* series); with metrics on, the engine
+    asks for them (they land in prometheus_client's default registry, the one the pod serves)."""
+    import vllm
+
+    from teacherlm_core.engines.vllm import VLLMEngine
+
+    made: list[dict] = []
+
+    class LLM:  # records what VLLMEngine asks vLLM for, without starting an engine
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+
+        def generate(self, *args, **kwargs):
+            return []
+
+        def get_tokenizer(self):
+            return None
+
+    monkeypatch.setattr(vllm, "LLM", LLM)
+    monkeypatch.delenv("TEACHERLM_METRICS_PORT", raising=False)
+    monkeypatch.delenv("TEACHERLM_PUSHGATEWAY", raising=False)
+    VLLMEngine(tiny_model)
+    monkeypatch.setenv("TEACHERLM_METRICS_PORT", "9400")
+    VLLMEngine(tiny_model)
+    assert "disable_log_stats" not in made[0] and made[1]["disable_log_stats"] is False
