@@ -12,6 +12,7 @@ from .compare import compare
 from .data_build import data_build
 from .data_star import data_star
 from .evaluate import evaluate
+from .train_cleanup import train_cleanup
 from .train_student import train_student
 from .train_teacher import train_teacher
 from .train_variants import train_variants
@@ -24,6 +25,7 @@ __all__ = [
     "data_build",
     "data_star",
     "evaluate",
+    "train_cleanup",
     "train_student",
     "train_teacher",
     "train_variants",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the external tools that tests/test_images.py, tests/test_manifests.py and the browser
 # tests need, on a fresh Debian machine: kubectl (its built-in kustomize renders manifests/),
-# hadolint (lints images/*/Dockerfile), checkov (scans manifests/) and chromium (headless: the
+# hadolint (lints images/*/Dockerfile), checkov (scans manifests/), prometheus, promtool and the
+# Pushgateway (Debian's; tests/test_metrics.py, the alert rules) and chromium (headless: the
 # tests open report.html and `mlflow ui` in it).
 #
 #   bash scripts/ci-tools.sh        # idempotent; a second run only checks (about a second)
@@ -91,7 +92,16 @@ if ! command -v chromium >/dev/null 2>&1; then
     log "apt-get could not install chromium"
 fi
 
-for tool in kubectl hadolint checkov chromium; do
+# --- prometheus, promtool, pushgateway: tests/test_metrics.py and the alert rules' tests ---------
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1 ||
+  ! command -v prometheus-pushgateway >/dev/null 2>&1; then
+  log "installing prometheus and prometheus-pushgateway from Debian's packages"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+    prometheus-pushgateway >/dev/null || log "apt-get could not install prometheus"
+fi
+
+for tool in kubectl hadolint checkov chromium prometheus promtool prometheus-pushgateway; do
   if [ -x "$BIN_DIR/$tool" ] || command -v "$tool" >/dev/null 2>&1; then
     :
   else

@@ -6,7 +6,9 @@ drains), so a kill lands with two parts in flight.
 python tests/augment_worker.py INPUT OUTPUT NUM_SHARDS PART_SIZE DELAY [SHARD_INDEX]
 
 With ``TEACHERLM_WORKER_MODEL`` set, the real HF engine runs that model (greedy, so a resumed
-run must reproduce the uninterrupted one token for token); DELAY is then ignored.
+run must reproduce the uninterrupted one token for token); DELAY is then ignored. With
+``TEACHERLM_WORKER_HANG_AFTER=N`` the scripted engine hangs (no error, no result) after N polls,
+and ``TEACHERLM_WORKER_STALL_S`` is the run's stall limit.
 """
 
 import os
@@ -30,7 +32,10 @@ if __name__ == "__main__":
         num_shards=int(shards),
         part_size=int(part_size),
         engine="hf",
+        stall_timeout_s=float(os.environ.get("TEACHERLM_WORKER_STALL_S", 1800)),
         **({"temperature": 0.0, "max_new_tokens": 40} if real else {}),
     )
-    engine = None if real else StreamingScriptedEngine(batch=4, delay=float(delay), empty_rate=0.1)
+    hang_after = int(os.environ.get("TEACHERLM_WORKER_HANG_AFTER", "-1"))
+    engine = None if real else StreamingScriptedEngine(batch=4, delay=float(delay), empty_rate=0.1,
+                                                       hang_after=hang_after)  # fmt: skip
     augment(cfg, shard, engine=None if real else (lambda: engine))

@@ -15,6 +15,7 @@ import bisect
 import hashlib
 import itertools
 import re
+import threading
 import time
 
 from teacherlm_core.engines import Generation, GenerationParams
@@ -60,9 +61,9 @@ class StreamingScriptedEngine(ScriptedEngine):
     ``generate`` (so a subclass that overrides ``generate`` still applies); ``events`` logs
     ``("submit" | "result", key)`` in order."""
 
-    def __init__(self, batch: int = 4, **kwargs):
+    def __init__(self, batch: int = 4, hang_after: int = -1, **kwargs):
         super().__init__(**kwargs)
-        self.batch = batch
+        self.batch, self.hang_after = batch, hang_after  # hang_after >= 0: that many polls, then none return
         self.events: list[tuple[str, object]] = []
 
     def open_stream(self) -> _ScriptedStream:
@@ -82,6 +83,9 @@ class _ScriptedStream:
         self.engine.events.append(("submit", key))
 
     def poll(self):
+        if self.engine.hang_after == 0:
+            threading.Event().wait()  # a wedged engine: no error, no result, ever
+        self.engine.hang_after -= self.engine.hang_after > 0
         batch, self.queue = self.queue[: self.engine.batch], self.queue[self.engine.batch :]
         gens = self.engine.generate([b[3] for b in batch], [b[4] for b in batch]) if batch else []
         self.engine.events += [("result", b[2]) for b in batch]

@@ -25,6 +25,14 @@ Each job follows a script, advanced by every GET of the job (so tests never slee
     "fail":    Created -> pods Pending -> Running -> Failed (pod 0 Failed with a traceback)
     "hang":    Created -> pods Pending -> Running, forever
     "long":    like "succeed", but runs ``long_polls`` polls, logging ``lines_per_poll`` lines each
+    "queued":  Suspended (Kueue has not admitted it) for ``queue_s`` seconds, then like "succeed"
+    "preempted": like "succeed" until Running, then Suspended with reason Preempted (pods gone, Kueue's
+               "Stopped" event) for ``preempted_polls`` polls, then resumed: Pending -> Running -> Complete
+
+``FakeK8s(require_queue=True)`` refuses a TrainJob without ``kueue.x-k8s.io/queue-name``, as a
+cluster's admission policy does where every job must go through a queue. ``api_groups`` is what
+discovery (``GET /apis``) serves; ``trainjob_unknown`` names TrainJob ``spec`` fields the CRD lacks
+(an older Trainer): dropped, or refused with ``fieldValidation=Strict``, as the API server does.
 """
 
 from __future__ import annotations
@@ -80,8 +88,18 @@ def _now() -> str:
 class FakeK8s:
     """``with FakeK8s() as k8s: client = k8s.api_client()``; ``k8s.script[name] = "fail"``."""
 
-    def __init__(self, default_script: str = "succeed", role: dict[str, Any] | str | None = "manifests"):
+    def __init__(
+        self,
+        default_script: str = "succeed",
+        role: dict[str, Any] | str | None = "manifests",
+        require_queue: bool = False,
+    ):
         self.default_script = default_script
+        self.require_queue = require_queue
+        self.queue_s, self.preempted_polls = 1.0, 3
+        self.api_groups = {"trainer.kubeflow.org": ["v1alpha1"], "kubeflow.org": ["v1"]}
+        self.trainjob_unknown: set[str] = set()
+        self.created: dict[tuple[str, str, str], float] = {}  # job -> time.monotonic() at creation
         self.role = runner_role() if role == "manifests" else role
         self.forbidden: list[str] = []
         self.script: dict[str, str] = {}
@@ -174,6 +192,8 @@ class FakeK8s:
         if self.role is None:
             return None
         parts = path.strip("/").split("/")
+        if len(parts) < 4:  # discovery (/api, /apis, /apis/{group}...): readable by every user
+            return None
         if parts[0] == "api":  # /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
             group, rest = "", parts[2:]
         else:  # /apis/{group}/{version}/namespaces/{ns}/{resource}[/{name}[/{sub}]]
@@ -199,12 +219,19 @@ class FakeK8s:
 
     def route(self, method: str, path: str, query: dict[str, list[str]], body: Any):
         parts = path.strip("/").split("/")
+        if parts == ["apis"] and method == "GET":
+            groups = [
+                {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in versions],
+                 "preferredVersion": {"groupVersion": f"{g}/{versions[0]}", "version": versions[0]}}
+                for g, versions in self.api_groups.items()
+            ]  # fmt: skip
+            return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}, "application/json"
         # /apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}]
         if parts[0] == "apis" and len(parts) >= 6 and (parts[1], parts[2], parts[5]) in _KINDS:
             key = (parts[1], parts[2], parts[5])
             ns, name = parts[4], parts[6] if len(parts) > 6 else None
             if method == "POST":
-                return self._create(key, ns, body)
+                return self._create(key, ns, body, strict=query.get("fieldValidation") == ["Strict"])
             if name is None and method == "GET":
                 return self._list(key, ns, query)
             if name is None:
@@ -279,9 +306,16 @@ class FakeK8s:
         body = {"apiVersion": f"{key[0]}/{key[1]}", "kind": f"{kind}List", "metadata": {}, "items": items}
         return 200, body, "application/json"
 
-    def _create(self, key, ns: str, body: dict[str, Any]):
+    def _create(self, key, ns: str, body: dict[str, Any], strict: bool = False):
         kind = _KINDS[key][0]
         name = (body.get("metadata") or {}).get("name", "")
+        unknown = sorted(f for f in self.trainjob_unknown if kind == "TrainJob" and f in body.get("spec", {}))
+        if unknown and strict:
+            fields = ", ".join(f'unknown field "spec.{f}"' for f in unknown)
+            return self._status(400, "BadRequest", f'{kind} in version "{key[1]}" cannot be handled as a {kind}: '
+                                                   f"strict decoding error: {fields}")  # fmt: skip
+        for f in unknown:  # pruned, as a structural schema does
+            body = {**body, "spec": {k: v for k, v in body["spec"].items() if k != f}}
         problems = []
         if body.get("kind") != kind or body.get("apiVersion") != f"{key[0]}/{key[1]}":
             problems.append(f"expected {key[0]}/{key[1]} {kind}")
@@ -299,6 +333,14 @@ class FakeK8s:
             return self._status(
                 422, "Invalid", f'{kind}.{key[0]} "{name}" is invalid: ' + "; ".join(problems)
             )
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        if self.require_queue and kind == "TrainJob" and not labels.get("kueue.x-k8s.io/queue-name"):
+            return self._status(
+                422, "Invalid",
+                f'{key[2]}.{key[0]} "{name}" is forbidden: ValidatingAdmissionPolicy \'require-queue-name\' with '
+                "binding 'require-queue-name' denied request: jobs in this namespace must carry the label "
+                "kueue.x-k8s.io/queue-name",
+            )  # fmt: skip
         job_key = (key[2], ns, name)
         if job_key in self.jobs:
             return self._status(409, "AlreadyExists", f'{key[2]}.{key[0]} "{name}" already exists')
@@ -306,6 +348,7 @@ class FakeK8s:
         obj["metadata"] |= {"namespace": ns, "uid": f"uid-{name}", "creationTimestamp": _now()}
         self.jobs[job_key] = obj
         self.polls[job_key] = 0
+        self.created[job_key] = time.monotonic()
         self._event(ns, kind, name, "Normal", "Created", f"{kind} {name} created")
         return 201, obj, "application/json"
 
@@ -387,10 +430,29 @@ class FakeK8s:
         kind, succeeded, _, _ = _KINDS[key]
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         script = self.script.get(name, self.default_script)
-        self.polls[job_key] += 1
-        step = self.polls[job_key]
         pods = self._pod_names(key, obj)
         conditions: list[dict[str, Any]] = []
+        if script == "queued" and time.monotonic() - self.created[job_key] < self.queue_s:
+            obj["status"] = {
+                "conditions": [self._condition("Suspended", "Suspended", "TrainJob is suspended")]
+            }
+            return obj  # no pods until Kueue admits it
+        self.polls[job_key] += 1
+        step = self.polls[job_key]
+        if script == "preempted" and 5 <= step < 5 + self.preempted_polls:  # ran 2 polls, then evicted
+            if step == 5:
+                for pod in pods:
+                    self.pods.pop(pod, None)
+                self._event(ns, kind, name, "Normal", "Stopped",
+                            "Preempted to accommodate a workload (UID: 42) due to prioritization in the ClusterQueue")  # fmt: skip
+            obj["status"] = {
+                "conditions": [self._condition("Suspended", "Preempted", "TrainJob is suspended")]
+            }
+            return obj
+        if script == "preempted" and step >= 5 + self.preempted_polls:  # readmitted: starts over from Pending
+            step = step - self.preempted_polls - 3
+        if script in ("queued", "preempted"):  # admitted from here on
+            conditions.append(self._condition("Suspended", "Resumed", "TrainJob is resumed", status="False"))
         if step == 2:
             self._set_pods(key, obj, "Pending")
         elif step >= 3 and script == "long":
@@ -405,15 +467,17 @@ class FakeK8s:
                     self._condition(succeeded, "JobSetCompleted", "jobset completed successfully")
                 )
         elif step >= 3:
-            terminal = step >= 4 and script in ("succeed", "fail")
-            phase = "Running" if not terminal else ("Succeeded" if script == "succeed" else "Failed")
+            terminal = (step >= 4 and script in ("succeed", "fail", "queued")) or (
+                step >= 6 and script == "preempted"
+            )
+            phase = "Running" if not terminal else ("Failed" if script == "fail" else "Succeeded")
             self._set_pods(key, obj, phase)
             if kind == "PyTorchJob":
                 conditions.append(
                     self._condition("Running", "PyTorchJobRunning", f"{kind} {name} is running")
                 )
             lines = [f"[student] step {i}/4 loss {7 - 0.1 * i:.4f}" for i in range(1, min(step - 1, 5))]
-            if terminal and script == "succeed":
+            if terminal and script != "fail":
                 conditions.append(
                     self._condition(succeeded, "JobSetCompleted", "jobset completed successfully")
                 )
@@ -427,13 +491,22 @@ class FakeK8s:
                     self._event(ns, "Pod", pods[0], "Warning", "BackOff", "container node exited with code 1")
             self._log(pods[0], lines)
         obj["status"] = {"conditions": conditions} if conditions else {}
+        if (
+            kind == "TrainJob" and script == "succeed" and step >= 3
+        ):  # HF Trainer's progress (TrainJobStatus gate)
+            done = any(c["type"] == succeeded for c in conditions)
+            obj["status"]["trainerStatus"] = {
+                "progressPercentage": 100 if done else 50, "estimatedRemainingSeconds": 0 if done else 3900,
+                "metrics": [{"name": "loss", "value": "6.6" if done else "6.8"}],
+                "lastUpdatedTime": _now(),
+            }  # fmt: skip
         return obj
 
     @staticmethod
-    def _condition(type_: str, reason: str, message: str) -> dict[str, Any]:
+    def _condition(type_: str, reason: str, message: str, status: str = "True") -> dict[str, Any]:
         return {
             "type": type_,
-            "status": "True",
+            "status": status,
             "reason": reason,
             "message": message,
             "lastTransitionTime": _now(),

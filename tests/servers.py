@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["MLflowServer", "S3Server", "free_port"]
+__all__ = ["MLflowServer", "Prometheus", "Pushgateway", "S3Server", "free_port"]
 
 
 def free_port() -> int:
@@ -186,3 +186,102 @@ class MLflowServer:
 
     def stop(self) -> None:
         _stop(self.proc)
+
+
+class _Binary:
+    """A Debian-packaged server binary on a loopback port (``bash scripts/ci-tools.sh`` installs them)."""
+
+    binary = ""
+
+    def __init__(self, root: Path):
+        self.root, self.port = Path(root), free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def args(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60.0):
+        path = shutil.which(self.binary)
+        if path is None:
+            raise RuntimeError(f"{self.binary} is not installed: run `bash scripts/ci-tools.sh`")
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = open(self.root / f"{self.binary}.log", "wb")  # noqa: SIM115 (the server's whole life)
+        self.proc = subprocess.Popen(
+            [path, *self.args()], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )  # its own process group: _stop signals the group
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.binary} exited: {(self.root / f'{self.binary}.log').read_text()[-2000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.binary} did not become ready in {timeout:.0f}s")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Pushgateway(_Binary):
+    """Debian's ``prometheus-pushgateway``, in memory."""
+
+    binary = "prometheus-pushgateway"
+
+    def args(self) -> list[str]:
+        return [f"--web.listen-address=127.0.0.1:{self.port}"]
+
+
+class Prometheus(_Binary):
+    """Debian's ``prometheus``, scraping ``targets`` (``{job: host:port}``) every second."""
+
+    binary = "prometheus"
+
+    def __init__(self, root: Path, targets: dict[str, str], honor_labels: bool = True):
+        super().__init__(root)
+        self.targets, self.honor_labels = targets, honor_labels
+
+    def args(self) -> list[str]:
+        import yaml
+
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [
+                {
+                    "job_name": job,
+                    "honor_labels": self.honor_labels,
+                    "static_configs": [{"targets": [target]}],
+                }
+                for job, target in self.targets.items()
+            ],
+        }
+        (self.root / "prometheus.yml").write_text(yaml.safe_dump(config))
+        return [
+            f"--config.file={self.root / 'prometheus.yml'}", f"--storage.tsdb.path={self.root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]  # fmt: skip
+
+    def query(self, promql: str) -> list[dict]:
+        """The result vector of an instant query."""
+        from urllib.parse import urlencode
+
+        with urllib.request.urlopen(
+            f"{self.url}/api/v1/query?{urlencode({'query': promql})}", timeout=10
+        ) as r:
+            body = json.loads(r.read())
+        assert body["status"] == "success", body
+        return body["data"]["result"]

@@ -38,7 +38,7 @@ def graph(s: Placement = Placement()):
         dry_run: bool = P.dry_run,
     ) -> Dataset:
         plan = on_cpu(augment_plan(data=data, num_shards=num_shards, work_root=work_root), s, "augment plan")
-        with dsl.ParallelFor(plan.outputs["Output"], parallelism=s.parallelism) as shard_index:
+        with dsl.ParallelFor(plan.outputs["Output"], parallelism=s.fan_out) as shard_index:
             shard = on_gpu(
                 augment_shard(
                     teacher=teacher, split=plan.outputs["split"], shard_index=shard_index, num_shards=num_shards, fields=fields,

@@ -9,8 +9,8 @@ their URIs and imports them.
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown
 
-from components import compare, evaluate, train_student, train_variants
-from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu
+from components import compare, evaluate, train_cleanup, train_student, train_variants
+from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu, on_trainer
 from teacherlm_core.stages.params import P, documented
 
 NAME = "teacherlm-student"
@@ -45,21 +45,23 @@ def graph(s: Placement = Placement()):
         price_per_accelerator_hour: float = P.price_per_accelerator_hour,
     ) -> Markdown:
         variants = on_cpu(train_variants(ablation=ablation), s, "train variants")
-        with dsl.ParallelFor(variants.output, parallelism=s.parallelism) as variant:
-            student = on_cpu(
+        with dsl.ParallelFor(variants.output, parallelism=s.fan_out) as variant:
+            student = on_trainer(
                 train_student(
                     data=augmented, variant=variant, student_base_model=student_base_model,
                     student_config=student_config, student_max_steps=student_max_steps, nnodes=nnodes,
                     nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root,
                     seed=seed, student_registered_model=student_registered_model,
                 ),
-                s, "train student", retry=True,
+                s, "train student",
             )  # fmt: skip
             scored = on_gpu(
                 evaluate(model=student.outputs["student"], data=eval_data, name=variant, split="test",
                          engine=engine, eval_batch_size=eval_batch_size),
                 s, "evaluate",
             )  # fmt: skip
+        # Whatever the students' outcome (KFP's exit-handler form that keeps the outputs): no TrainJob outlives them.
+        on_cpu(train_cleanup(), s, "clean up training", cache=False).after(student).ignore_upstream_failure()
         report = on_cpu(
             compare(reports=dsl.Collected(scored.outputs["report"]), augmented=augmented,
                     title="teacherlm: plain vs augmented students", price_per_accelerator_hour=price_per_accelerator_hour,

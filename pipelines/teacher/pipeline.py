@@ -8,8 +8,8 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Dataset, Model
 
-from components import data_build, data_star, evaluate, train_teacher
-from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu
+from components import data_build, data_star, evaluate, train_cleanup, train_teacher
+from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu, on_trainer
 from teacherlm_core.stages.params import P, documented
 
 NAME = "teacherlm-teacher"
@@ -52,7 +52,7 @@ def build(s: Placement = Placement()):
                       star_max_new_tokens=star_max_new_tokens, temperature=temperature, seed=seed, engine=engine),
             s, "data star",
         )  # fmt: skip
-        trained = on_cpu(
+        trained = on_trainer(
             train_teacher(
                 seed_data=data.outputs["data"], star_data=kept.outputs["teacher_data"],
                 teacher_base_model=teacher_base_model, teacher_config=teacher_config,
@@ -60,8 +60,10 @@ def build(s: Placement = Placement()):
                 nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root, seed=seed,
                 teacher_registered_model=teacher_registered_model,
             ),
-            s, "train teacher", retry=True,
+            s, "train teacher",
         )  # fmt: skip
+        # Whatever training's outcome (KFP's exit-handler form that keeps the outputs): no TrainJob outlives it.
+        on_cpu(train_cleanup(), s, "clean up training", cache=False).after(trained).ignore_upstream_failure()
         on_gpu(
             evaluate(model=trained.outputs["teacher"], data=data.outputs["data"], name="teacher", split="test",
                      engine=engine, eval_batch_size=eval_batch_size),

@@ -45,6 +45,13 @@ def engine_factory(cfg: AugmentConfig) -> Callable[[], Engine]:
     made: list[Engine] = []
 
     def factory() -> Engine:
+        if not made and cfg.engine == "batch" and not cfg.dry_run:
+            from ..errors import ConfigError
+            from .batch import BatchResultsEngine
+
+            if not cfg.batch_results:
+                raise ConfigError("--batch-results", ["engine batch imports a results file: name it"])
+            made.append(BatchResultsEngine(cfg.batch_results))
         if not made and cfg.dry_run:
             from ..engines.dry_run import DryRunEngine
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..schema import FIELDS
 from ..storage import join
@@ -41,7 +41,7 @@ class AugmentConfig(BaseModel):
     input: str = Field(description="Input dataset: JSONL or Parquet, local path or s3:// URI.")
     output: str = Field(description="Output root: local dir or s3:// prefix.")
     revision: str | None = Field(None, description="Hub revision of the teacher.")
-    engine: Literal["vllm", "hf", "openai"] = "vllm"
+    engine: Literal["vllm", "hf", "openai", "batch"] = "vllm"
     fields: tuple[str, ...] = FIELDS
     num_shards: int = Field(1, ge=1, le=99999)
     part_size: int = Field(512, ge=1, description="Samples per part: the unit of resumption.")
@@ -60,6 +60,15 @@ class AugmentConfig(BaseModel):
         "reads its shards' files from there and takes the input's identity from split.json, never reading "
         "the input itself.",
     )
+    batch_results: str | None = Field(
+        None, description="engine=batch: an OpenAI batch results file to import (:mod:`.batch`)."
+    )
+    stall_timeout_s: float = Field(
+        1800,
+        gt=0,
+        description="End the shard (exit code 75) when the engine returns nothing for this long; the retry "
+        "resumes from the last finished part.",
+    )
     dry_run: bool = Field(
         False,
         description="Write deterministic placeholder explanations without loading a model (checks storage, "
@@ -77,6 +86,12 @@ class AugmentConfig(BaseModel):
                 f"fields must be a non-empty subset of {', '.join(FIELDS)}; got {', '.join(value) or 'nothing'}"
             )
         return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _batch(self):
+        if self.batch_results and self.engine != "batch":
+            raise ValueError("batch_results needs engine=batch")
+        return self
 
     @property
     def teacher(self) -> str:

@@ -15,6 +15,8 @@ ones run (``LOOKAHEAD`` parts at once, so memory stays about two parts), a rejec
 goes back into the stream with its next seed, and each part is committed, files then marker, as
 soon as its last request is back, in part order. A result depends on its request alone (its
 seed), never on the stream, so the files are the bytes one ``generate`` call per part wrote.
+An engine that returns nothing for ``stall_timeout_s`` ends the process with a clear error
+(:mod:`~teacherlm_core.engines.watchdog`); the retry resumes from the last finished part.
 
 Fencing: ``W`` is the writer, unique to each :func:`run_shard` call (start time, then random), so
 two pods running the same shard (a retry racing a slow original) never write the same key, and
@@ -41,6 +43,7 @@ from pydantic import ValidationError
 
 from .. import storage
 from ..engines import Engine, Generation, GenerationParams, GenerationStream, open_stream, request_seed
+from ..engines.watchdog import stall_guard
 from ..errors import ConfigError, DataError
 from ..hashset import SeenIds
 from ..prompts import FIELD_SUFFIX, base_text
@@ -357,7 +360,8 @@ def run_shard(
                 commit(window.popleft())
         if not window:  # nothing left to read either: a full window is never empty
             break
-        results = stream.poll() if stream is not None else []
+        with stall_guard(cfg.stall_timeout_s, f"augment shard {index}"):  # a hung engine ends the process
+            results = stream.poll() if stream is not None else []
         if not results:  # an invariant: the oldest part waits on requests in the stream
             raise AssertionError(
                 f"shard {index}: part {window[0].index} waits, but the engine has nothing in flight"

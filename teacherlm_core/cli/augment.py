@@ -23,6 +23,7 @@ class AugmentEngine(str, Enum):
     vllm = "vllm"
     hf = "hf"
     openai = "openai"
+    batch = "batch"
 
 
 @app.callback()
@@ -45,7 +46,8 @@ def run(
         None, help="Do this shard only (a pipeline's fan-out task); default: all shards, then merge."
     ),
     engine: AugmentEngine = typer.Option(
-        AugmentEngine.vllm, help="vllm (default), hf, or openai (an OpenAI-compatible server)."
+        AugmentEngine.vllm,
+        help="vllm (default), hf, openai (an OpenAI-compatible server), or batch (--export-batch, --batch-results).",
     ),
     fields: str = typer.Option(P.fields, help="Comma-separated fields to write."),
     max_new_tokens: int = typer.Option(256, help="Token limit per explanation."),
@@ -65,6 +67,17 @@ def run(
         "OPENAI_API_KEY", help="--engine openai: environment variable holding the API key."
     ),
     max_concurrency: int = typer.Option(32, help="--engine openai: requests in flight."),
+    export_batch: str = typer.Option(
+        None,
+        help="--engine batch: write the shard's requests still to generate as an OpenAI batch file, and stop.",
+    ),
+    batch_results: str = typer.Option(
+        None,
+        help="--engine batch: the batch's results file (JSONL, local or s3://) to import as the shard's output.",
+    ),
+    stall_timeout: float = typer.Option(
+        1800, help="Seconds the engine may return nothing before the run ends (exit 75) to be resumed."
+    ),
     track: bool = typer.Option(True, help="Log per-shard metrics to MLflow."),
     dry_run: bool = typer.Option(
         False,
@@ -104,11 +117,19 @@ def run(
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
             tensor_parallel_size=tensor_parallel_size, max_retries=max_retries, part_size=part_size,
             revision=revision, base_url=base_url, api_key_env=api_key_env, max_concurrency=max_concurrency,
-            dry_run=dry_run,
+            dry_run=dry_run, stall_timeout_s=stall_timeout, batch_results=batch_results,
         )  # fmt: skip
     except ValidationError as exc:  # every problem at once, named by its flag
         problems = [f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("augment options", problems) from None
+    if export_batch:  # requests out, nothing generated: the batch engine runs elsewhere
+        from ..augment.batch import export_batch as write_requests
+
+        if cfg.engine != "batch" or shard_index is None:
+            raise ConfigError("--export-batch", ["needs --engine batch and --shard-index"])
+        n = write_requests(cfg, shard_index, export_batch)
+        typer.echo(f"{n} requests of {shard_name_or_all(cfg, shard_index)} written to {export_batch}")
+        return
     with Tracker(run_name=f"augment {shard_name_or_all(cfg, shard_index)}", enabled=track) as tracker:
         tracker.log_params({"stage": "augment", **cfg.public(), "shard_index": shard_index})
         from ..augment.plan import ensure_plan

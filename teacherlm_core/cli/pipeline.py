@@ -30,15 +30,38 @@ def compile_(
     gpu_pool: str = typer.Option(None, help="Node label KEY=VALUE of the GPU pool."),
     cpu_pool: str = typer.Option(None, help="Node label KEY=VALUE of the CPU pool ('' for any node)."),
     accelerator: str = typer.Option(None, help="Extended resource a GPU stage asks for."),
-    parallelism: int = typer.Option(None, help="Augmentation shards and students running at once."),
+    parallelism: int = typer.Option(
+        None, help="Augmentation shards and students running at once (default: 4; with --queue: no cap)."
+    ),
     retries: int = typer.Option(None, help="Retries of a transient (GPU, training) stage."),
+    queue: str = typer.Option(
+        None, help="Kueue LocalQueue: GPU pods and TrainJobs carry kueue.x-k8s.io/queue-name."
+    ),
+    priority_class: str = typer.Option(
+        None, help="Kueue WorkloadPriorityClass of the same (kueue.x-k8s.io/priority-class); needs --queue."
+    ),
+    gpu_timeout: int = typer.Option(
+        None, help="Seconds a GPU task's pod may run (its activeDeadlineSeconds; default 3 days)."
+    ),
+    metrics_port: int = typer.Option(
+        None,
+        help="GPU tasks serve Prometheus metrics on this port (manifests/components/monitoring scrapes it).",
+    ),
+    pushgateway: str = typer.Option(
+        None, help="Prometheus Pushgateway URL shards push their final metrics to."
+    ),
+    queue_timeout: int = typer.Option(
+        None, help="Seconds a training task waits for its queued TrainJob to be admitted (default: no limit)."
+    ),
 ) -> None:
-    """Compile all four pipelines. Node pools, accelerator, parallelism and retries are fixed at compile
-    time (KFP takes them only as constants); the committed specs use the defaults."""
+    """Compile all four pipelines. Node pools, accelerator, parallelism, retries and the Kueue queue are
+    fixed at compile time (KFP takes them only as constants); the committed specs use the defaults."""
     from ..kfp_support.compile import compile_pipelines
 
     settings = {"gpu_pool": gpu_pool, "cpu_pool": cpu_pool, "accelerator": accelerator,
-                "parallelism": parallelism, "retries": retries}  # fmt: skip
+                "parallelism": parallelism, "retries": retries, "queue": queue,
+                "priority_class": priority_class, "queue_timeout_s": queue_timeout,
+                "gpu_timeout_s": gpu_timeout, "metrics_port": metrics_port, "pushgateway": pushgateway}  # fmt: skip
     for path in compile_pipelines(output, settings={k: v for k, v in settings.items() if v is not None}):
         console.print(f"[green]compiled[/] {path}")
 

@@ -5,6 +5,7 @@
     teacherlm train teacher --config teacher_tiny --output runs/teacher
     teacherlm train submit --name teacher-r1 --image IMAGE --nodes 4 --gpus 8 -- \\
         teacherlm train teacher --config s3://teacherlm/configs/teacher.yaml
+    teacherlm train cleanup --run-id RUN_ID -n teacherlm     # what a stopped run left running
 
 Flags override the YAML config (``--config``: a file, an ``s3://`` URI or a shipped name such as
 ``student_tiny``). The launch flags default to the ``PET_*`` variables that Kubeflow Trainer and the
@@ -188,18 +189,46 @@ def submit(
         list[str] | None,
         typer.Option("--node-selector", metavar="KEY=VALUE", help="GPU pool label (repeat)."),
     ] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", help="Kueue LocalQueue (label kueue.x-k8s.io/queue-name).")
+    ] = None,
+    priority_class: Annotated[
+        str | None,
+        typer.Option("--priority-class", help="Kueue WorkloadPriorityClass (needs --queue)."),
+    ] = None,
     pytorchjob: Annotated[
         bool, typer.Option("--pytorchjob", help="A Training Operator v1 PyTorchJob.")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the manifest; submit nothing.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to follow the job.")] = 86400,
+    timeout: Annotated[
+        int,
+        typer.Option(
+            "--timeout",
+            min=1,
+            help="The job's budget in seconds (activeDeadlineSeconds; queue time not counted).",
+        ),
+    ] = 86400,
+    queue_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--queue-timeout", min=1, help="Give up (and delete the job) after this many seconds queued."
+        ),
+    ] = None,
 ) -> None:
     """Run a command on N nodes as a Kubeflow Trainer TrainJob (or a PyTorchJob) and follow it to the end."""
     import yaml
     from pydantic import ValidationError
 
     from ..errors import ConfigError
-    from ..train.k8s import ClusterJob, SecretEnv, render_pytorchjob, render_trainjob, run_job
+    from ..train.k8s import (
+        ClusterJob,
+        SecretEnv,
+        check_server,
+        kueue_labels,
+        render_pytorchjob,
+        render_trainjob,
+        run_job,
+    )
 
     def pairs(items: list[str] | None, flag: str) -> dict[str, str]:
         out = {}
@@ -216,6 +245,8 @@ def submit(
         if not sep:
             raise ConfigError("--secret-env", [f"{key}={ref}: expected NAME=SECRET:KEY"])
         secrets.append(SecretEnv(name=key, secret=secret, key=skey))
+    if priority_class and not queue:
+        raise ConfigError("--priority-class", ["Kueue reads it only with a queue: add --queue"])
     try:
         job = ClusterJob(
             name=name,
@@ -227,6 +258,8 @@ def submit(
             env=pairs(env, "--env"),
             secret_env=secrets,
             node_selector=pairs(node_selector, "--node-selector"),
+            labels=kueue_labels(queue or "", priority_class or ""),
+            active_deadline_seconds=timeout,
         )
     except ValidationError as exc:
         raise ConfigError(
@@ -236,8 +269,22 @@ def submit(
     if dry_run:
         typer.echo(yaml.safe_dump(body, sort_keys=False))
         return
-    outcome = run_job(body, timeout_s=timeout, echo=typer.echo)
+    # The job's own deadline ends it; the follower waits a little longer to report how it ended.
+    check_server(queue=bool(queue))  # one line on a cluster without the APIs the job needs
+    outcome = run_job(body, timeout_s=timeout + 600, echo=typer.echo, queue_timeout_s=queue_timeout)
     typer.echo(f"{outcome.kind} {outcome.name}: {outcome.state} after {outcome.seconds:.0f}s")
+
+
+@app.command("cleanup")
+def cleanup(
+    run_id: Annotated[str, typer.Option("--run-id", help="The KFP run whose unfinished TrainJobs go.")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+) -> None:
+    """Delete the unfinished TrainJobs of a stopped or failed pipeline run (label teacherlm.io/kfp-run)."""
+    from ..train.k8s import RUN_LABEL, delete_unfinished
+
+    deleted = delete_unfinished(f"{RUN_LABEL}={run_id[:63]}", namespace, echo=typer.echo)
+    typer.echo(f"{len(deleted)} unfinished TrainJob(s) of run {run_id} deleted")
 
 
 @app.command("variants")

@@ -119,6 +119,10 @@ class VLLMEngine:
             # vLLM 0.32 on CPU: a seeded request whose prompt is split by chunked prefill
             # crashes the engine ("CPU Generator does not use offset"); whole prompts avoid it.
             llm_kwargs.setdefault("enable_chunked_prefill", False)
+        from ..metrics import metrics_enabled
+
+        if metrics_enabled():  # vLLM's vllm:* series, in the default registry the pod serves
+            llm_kwargs.setdefault("disable_log_stats", False)
         try:
             self.llm = LLM(
                 model=model,

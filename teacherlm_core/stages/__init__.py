@@ -12,6 +12,7 @@
 | ``train student`` | :func:`.train_student.train_student` | ``components.train_student`` | ``train student`` |
 | ``evaluate`` | :func:`.evaluate.evaluate` | ``components.evaluate`` | ``evaluate`` |
 | ``compare`` | :func:`.compare.compare` | ``components.compare`` | ``compare`` |
+| ``train cleanup`` | :func:`.train_cleanup.train_cleanup` | ``components.train_cleanup`` | ``clean up training`` |
 
 A stage takes local paths (a component's ``artifact.path``) or URIs and the pipeline's parameters
 under the pipeline's names, calls the domain packages (``data``, ``star``, ``augment``, ``train``,
@@ -31,6 +32,7 @@ STAGES = (
     "train_student",
     "evaluate",
     "compare",
+    "train_cleanup",
 )
 
 __all__ = ["STAGES"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 
@@ -37,13 +38,16 @@ def augment_merge(
         The merged manifest (``counts``, ``chain_of_thought_consistency``, files and checksums) plus
         ``cost`` (tokens, accelerator-seconds, wall seconds, samples, ``per_1000_samples``).
         ``output`` also gets ``cost.json`` and ``lineage.json`` (the registered teacher version).
+        With ``TEACHERLM_PUSHGATEWAY`` set, the run's shard groups are deleted from it.
     """
     from .. import storage
-    from ..augment import load_plan, merge, merge_gathered
+    from ..augment import load_plan, merge, merge_gathered, shard_name
     from ..augment.plan import OUTPUT_COLUMNS
     from ..augment.summary import augmentation_summary, summary_markdown
     from ..cost import augment_cost, cost_markdown, write_cost
+    from ..kfp_support.run_id import kfp_run_id
     from ..lineage import describe_dataset, log_datasets, split_dataset_ref
+    from ..metrics import PUSHGATEWAY_ENV, delete_run_groups
     from ._training import registered_version
 
     started = time.perf_counter()
@@ -82,6 +86,10 @@ def augment_merge(
         )
         if teacher_version:
             t.set_tags({"teacherlm.teacher_version": teacher_version})
+    gateway = os.environ.get(PUSHGATEWAY_ENV)
+    if gateway:  # the run's shards are merged: their groups would otherwise stay on the Pushgateway forever
+        names = [shard_name(i, plan["num_shards"]) for i in range(plan["num_shards"])]
+        delete_run_groups(gateway, kfp_run_id(), "augment_shard", names)
     if summary:
         storage.write_text(summary, summary_markdown(augmentation_summary(output)))
     if card:

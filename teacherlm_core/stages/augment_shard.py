@@ -37,6 +37,8 @@ def augment_shard(
     ``work_root/<KFP run id>/augment`` as it goes, so a retried task resumes its finished parts,
     and is then copied into ``output``. ``tensor_parallel_size`` is vLLM's (the task's GPUs).
     ``dry_run``: placeholder text, no model loaded (see :class:`~teacherlm_core.augment.AugmentConfig`).
+    With ``TEACHERLM_METRICS_PORT`` or ``TEACHERLM_PUSHGATEWAY`` set, its progress is reported to
+    Prometheus (:mod:`teacherlm_core.metrics`).
 
     Returns:
         ``{"in", "out", "quarantined", "tokens"}`` of the shard.
@@ -45,6 +47,7 @@ def augment_shard(
     from ..augment import AugmentConfig, augment, shard_name
     from ..augment.split import load_split
     from ..lineage import log_datasets, split_dataset_ref
+    from ..metrics import PUSHGATEWAY_ENV, from_env
 
     record = load_split(split, num_shards)
     num_shards = record["num_shards"]
@@ -56,9 +59,15 @@ def augment_shard(
     )  # fmt: skip
     params = {"shard_index": shard_index, "num_shards": num_shards, "engine": engine, "fields": fields,
               "dry_run": dry_run}  # fmt: skip
+    own = record["inputs"][f"{shard_name(shard_index, num_shards)}.jsonl"]["records"]
+    metrics = from_env(kfp_run_id(), "augment_shard", shard_name(shard_index, num_shards), own)
     with stage_run(f"augment shard {shard_index}", params, stage="augment_shard") as t:
         log_datasets(t.run_id, [split_dataset_ref(record, "data to augment")])
-        done = augment(cfg, shard_index, tracker=t)
+        done = augment(cfg, shard_index, tracker=t, on_part=metrics.part_done if metrics else None)
+    if metrics:  # a short-lived pod may never be scraped: its final values go to the Pushgateway
+        metrics.finish()
+        if os.environ.get(PUSHGATEWAY_ENV):
+            metrics.push(os.environ[PUSHGATEWAY_ENV])
     # Which registered teacher wrote this shard: the merge passes it on to the dataset's lineage.json.
     storage.write_text(
         os.path.join(output, "lineage.json"), json.dumps({"teacher_version": registered_version(teacher)})

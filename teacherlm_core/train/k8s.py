@@ -15,11 +15,16 @@ flags. Clusters still on the Training Operator v1 get a ``PyTorchJob`` from :fun
 :func:`follow` polls the job with the Kubernetes Python client and echoes state changes, events
 and the rank-0 pod's log; on failure it raises :class:`JobFailed` with the reason, the warning
 events and the tail of each failed pod's log; on timeout it raises too (and can delete the job).
+It knows Kueue: a suspended job is "queued" (or "preempted, requeued" once it has run: it resumes
+from its last checkpoint when readmitted, so it is followed, never failed), and time spent
+suspended counts against an optional queue timeout, never against the run's budget (which the
+job itself carries as ``spec.activeDeadlineSeconds``, reset by Trainer on every resume).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,7 +37,14 @@ from ..errors import TeacherLMError
 
 __all__ = [
     "ATTEMPT_LABEL",
+    "DEADLINE_S",
+    "KUEUE_PRIORITY_LABEL",
+    "KUEUE_QUEUE_LABEL",
+    "PRIORITY_CLASS_ENV",
     "PYTORCHJOB",
+    "QUEUE_ENV",
+    "QUEUE_TIMEOUT_ENV",
+    "RUN_LABEL",
     "TASK_LABEL",
     "TEACHERLM_RUNTIME",
     "TRAINJOB",
@@ -46,8 +58,11 @@ __all__ = [
     "RuntimeRef",
     "SecretEnv",
     "attempt_name",
+    "check_server",
     "create_or_follow",
+    "delete_unfinished",
     "follow",
+    "kueue_labels",
     "render_pytorchjob",
     "render_trainjob",
     "run_job",
@@ -56,6 +71,19 @@ __all__ = [
 
 GPU = "nvidia.com/gpu"
 MANAGER = "teacherlm.io/launcher"  # owner of our runtime patch
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"  # the LocalQueue a job (or pod) is admitted through
+KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"  # its Kueue WorkloadPriorityClass
+DEADLINE_S = 7 * 86400  # a job's default activeDeadlineSeconds: nothing holds GPUs past a week
+# How a pipeline's training task tells the TrainJob it submits which queue and priority to carry.
+QUEUE_ENV, PRIORITY_CLASS_ENV = "TEACHERLM_QUEUE", "TEACHERLM_PRIORITY_CLASS"
+QUEUE_TIMEOUT_ENV = "TEACHERLM_QUEUE_TIMEOUT_S"  # optional: give up on a TrainJob queued this long
+
+
+def kueue_labels(queue: str = "", priority_class: str = "") -> dict[str, str]:
+    """Kueue's labels for a job in ``queue`` at ``priority_class`` (none without a queue: Kueue reads neither)."""
+    if not queue:
+        return {}
+    return {KUEUE_QUEUE_LABEL: queue} | ({KUEUE_PRIORITY_LABEL: priority_class} if priority_class else {})
 
 
 @dataclass(frozen=True)
@@ -145,7 +173,11 @@ class ClusterJob(BaseModel):
     )
     service_account: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
-    active_deadline_seconds: int | None = Field(None, ge=1)
+    active_deadline_seconds: int | None = Field(
+        DEADLINE_S,
+        ge=1,
+        description="The run's budget: Trainer fails the job past it (time suspended in a queue not counted).",
+    )
 
     @property
     def procs_per_node(self) -> int:
@@ -319,13 +351,45 @@ def submit(body: dict[str, Any], *, api_client=None) -> str:
     kind = _kind_of(body)
     api = client.CustomObjectsApi(_client(api_client))
     ns = body["metadata"].get("namespace", "default")
-    try:
-        created = api.create_namespaced_custom_object(kind.group, kind.version, ns, kind.plural, body)
+    try:  # Strict: an older controller's CRD refuses a field it does not know, never drops it silently
+        created = api.create_namespaced_custom_object(
+            kind.group, kind.version, ns, kind.plural, body, field_validation="Strict"
+        )
     except ApiException as exc:
+        unknown = re.findall(r'unknown field "([^"]+)"', _api_message(exc)) if exc.status == 400 else []
+        if unknown:
+            need = " (Kubeflow Trainer v2.2 or newer is needed)" if kind is TRAINJOB else ""
+            raise JobFailed(f"{kind.kind} {body['metadata']['name']}: this cluster's {kind.api_version} "
+                            f"{kind.kind} has no {', '.join(unknown)}{need}") from None  # fmt: skip
         error = JobExists if exc.status == 409 else JobFailed
         raise error(f"{kind.kind} {body['metadata']['name']}: creation refused ({exc.status} {exc.reason}): "
                         f"{_api_message(exc)}") from None  # fmt: skip
     return created["metadata"]["name"]
+
+
+def check_server(api_client=None, *, queue: bool = False) -> None:
+    """Refuse, in one line, a cluster that does not serve what a job needs: Trainer's TrainJob API, and
+    Kueue's ``v1beta2`` API when the job names a queue.
+
+    Raises:
+        JobFailed: a missing API group or version, named with what to install.
+    """
+    from kubernetes import client
+
+    groups = client.ApisApi(_client(api_client)).get_api_versions().groups or []
+    served = {g.name: [v.version for v in g.versions] for g in groups}
+    trainer = served.get(TRAINJOB.group, [])
+    if TRAINJOB.version not in trainer:
+        raise JobFailed(f"this cluster serves {_versions(TRAINJOB.group, trainer)}, not {TRAINJOB.api_version} "
+                        "(TrainJob): install Kubeflow Trainer v2.2 or newer")  # fmt: skip
+    kueue = served.get("kueue.x-k8s.io", [])
+    if queue and "v1beta2" not in kueue:
+        raise JobFailed(f"--queue needs Kueue's kueue.x-k8s.io/v1beta2 (Kueue v0.15 or newer); this cluster "
+                        f"serves {_versions('kueue.x-k8s.io', kueue)}")  # fmt: skip
+
+
+def _versions(group: str, versions: list[str]) -> str:
+    return ", ".join(f"{group}/{v}" for v in versions) if versions else f"no {group}"
 
 
 def _api_message(exc) -> str:
@@ -337,10 +401,14 @@ def _api_message(exc) -> str:
         return str(exc.body)
 
 
+SUSPENDED = "Suspended"  # the condition of a job Kueue holds (spec.suspend), on TrainJobs and PyTorchJobs
+
+
 def _state(obj: dict[str, Any], kind: JobKind) -> tuple[str, str]:
-    """``(state, reason: message)`` from the job's conditions: the terminal one if any, else the latest true one."""
+    """``(state, reason: message)`` from the job's conditions: the terminal one if any, then a suspension,
+    else the latest true one."""
     conditions = [c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("status") == "True"]
-    for wanted in (kind.failed, kind.succeeded):
+    for wanted in (kind.failed, kind.succeeded, SUSPENDED):
         for c in conditions:
             if c.get("type") == wanted:
                 return wanted, f"{c.get('reason', '')}: {c.get('message', '')}".strip(": ")
@@ -360,8 +428,12 @@ def follow(
     echo: Callable[[str], None] = print,
     delete_on_timeout: bool = True,
     tail_lines: int = 40,
+    queue_timeout_s: float | None = None,
 ) -> JobOutcome:
     """Follow a job until it succeeds (returns), fails, vanishes or times out (raises :class:`JobFailed`).
+
+    ``timeout_s`` counts only the time the job is not suspended; ``queue_timeout_s`` (default: none)
+    bounds each stretch it waits suspended in a queue (first admission or after a preemption).
 
     Echoes each state change, each new event of the job and its pods, and the rank-0 pod's log.
     Each poll reads only what is new, so a job followed for days costs the same per poll and this
@@ -381,7 +453,11 @@ def follow(
 
     api_client = _client(api_client)
     custom, core = client.CustomObjectsApi(api_client), client.CoreV1Api(api_client)
-    started, deadline = time.monotonic(), time.monotonic() + timeout_s
+    started = time.monotonic()
+    suspended_since: float | None = None  # when the current stretch in the queue began
+    queued_s = 0.0  # time spent suspended before that stretch
+    has_run = False  # pods ran (so a suspension now is a preemption)
+    last_progress = None
     events = EventFeed(core, namespace)
     warnings: deque[str] = deque(maxlen=10)
     cursor: LogCursor | None = None
@@ -401,9 +477,30 @@ def follow(
         if state == "Created" and pods:  # a TrainJob has no Running condition: its pods tell
             phases = {p.status.phase for p in pods}
             state = "Running" if "Running" in phases else "Pending" if "Pending" in phases else state
+        now = time.monotonic()
+        if state == SUSPENDED:  # Kueue holds it: not admitted yet, or preempted
+            if "preempt" in detail.lower() or has_run:
+                state = "preempted, requeued"
+                detail = (
+                    detail + "; " if detail else ""
+                ) + "it resumes from its last checkpoint when readmitted"
+            else:
+                state = "queued"
+                detail = detail or "waiting for the queue to admit it"
+            if suspended_since is None:
+                suspended_since = now
+        elif suspended_since is not None:  # admitted (again)
+            queued_s += now - suspended_since
+            suspended_since = None
+            state = "admitted" if state == "Created" else state
+        has_run = has_run or state == "Running"
         if state != last_state:
             echo(f"{kind.kind} {name}: {state}" + (f" ({detail})" if detail else ""))
             last_state = state
+        trainer = (obj.get("status") or {}).get("trainerStatus")  # Trainer's TrainJobStatus gate: HF progress
+        if trainer and trainer.get("progressPercentage") != last_progress:
+            echo(f"{kind.kind} {name}: {_progress(trainer)}")
+            last_progress = trainer.get("progressPercentage")
         names = {name, *(p.metadata.name for p in pods)}
         for ev in events.new():
             if ev.involved_object.name in names:
@@ -428,14 +525,34 @@ def follow(
                 + ("\nwarning events:\n" + "\n".join(warnings) if warnings else "")
                 + ("\n" + "\n".join(tails) if tails else "")
             )
-        if time.monotonic() > deadline:
+        waiting = now - suspended_since if suspended_since is not None else 0.0
+        why = None
+        if now - started - queued_s - waiting > timeout_s:
+            why = f"still {state} after the {timeout_s:.0f}s timeout"
+        elif queue_timeout_s is not None and waiting > queue_timeout_s:
+            why = f"still {state} after the {queue_timeout_s:.0f}s queue timeout"
+        if why:
             if delete_on_timeout:
                 custom.delete_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name)
             raise JobFailed(
-                f"{kind.kind} {namespace}/{name} still {state} after the {timeout_s:.0f}s timeout"
-                + ("; deleted it" if delete_on_timeout else "")
+                f"{kind.kind} {namespace}/{name} {why}" + ("; deleted it" if delete_on_timeout else "")
             )
         time.sleep(poll_s)
+
+
+def _progress(trainer: dict[str, Any]) -> str:
+    """A TrainJob's ``status.trainerStatus`` as one line: ``progress 40%, about 1h05m left, loss=1.23``."""
+    parts = (
+        [f"progress {trainer['progressPercentage']}%"]
+        if trainer.get("progressPercentage") is not None
+        else []
+    )
+    left = trainer.get("estimatedRemainingSeconds")
+    if left is not None:
+        hours, minutes = divmod(round(left / 60), 60)
+        parts.append(f"about {f'{hours}h{minutes:02d}m' if hours else f'{minutes}m'} left")
+    parts += [f"{m['name']}={m['value']}" for m in trainer.get("metrics") or []]
+    return ", ".join(parts) or "no progress reported yet"
 
 
 class EventFeed:
@@ -559,7 +676,13 @@ def _pod_log(core, pod: str, namespace: str, container: str, tail_lines: int) ->
 
 
 def run_job(
-    body: dict[str, Any], *, api_client=None, timeout_s: float = 86400, poll_s: float = 10, echo=print
+    body: dict[str, Any],
+    *,
+    api_client=None,
+    timeout_s: float = 86400,
+    poll_s: float = 10,
+    echo=print,
+    queue_timeout_s: float | None = None,
 ) -> JobOutcome:
     """Submit ``body`` (a rendered TrainJob or PyTorchJob) and follow it to the end."""
     kind = _kind_of(body)
@@ -568,11 +691,12 @@ def run_job(
     echo(f"submitted {kind.kind} {body['metadata'].get('namespace', 'default')}/{name}")
     return follow(
         name, kind, body["metadata"].get("namespace", "default"),
-        api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo,
+        api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo, queue_timeout_s=queue_timeout_s,
     )  # fmt: skip
 
 
 TASK_LABEL = "teacherlm.io/task"  # the same value on every attempt of one training task
+RUN_LABEL = "teacherlm.io/kfp-run"  # the KFP run (id cut to 63 characters) a pipeline's TrainJob belongs to
 ATTEMPT_LABEL = "teacherlm.io/attempt"  # 1, 2, ...: one TrainJob per attempt
 
 
@@ -592,7 +716,73 @@ def _attempts(custom, kind: JobKind, namespace: str, task: str) -> list[dict[str
 
 
 def create_or_follow(
-    body: dict[str, Any], *, api_client=None, timeout_s: float = 86400, poll_s: float = 10, echo=print
+    body: dict[str, Any],
+    *,
+    api_client=None,
+    timeout_s: float = 86400,
+    poll_s: float = 10,
+    echo=print,
+    queue_timeout_s: float | None = None,
+) -> JobOutcome:
+    """Run one attempt of a training task (:func:`_create_or_follow`); nothing outlives the follower.
+
+    When the follower ends before its job does (its pipeline run was stopped: SIGTERM, or an API
+    error), the task's unfinished job is deleted on the way out: a KFP retry starts a new attempt,
+    which resumes from the last checkpoint. Only a follower killed outright (SIGKILL, a lost node)
+    leaves its job running, to be followed by the retry, and bounded by the job's own deadline.
+    """
+    kind, api_client = _kind_of(body), _client(api_client)
+    namespace = body["metadata"].get("namespace", "default")
+    try:
+        return _create_or_follow(body, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo,
+                                 queue_timeout_s=queue_timeout_s)  # fmt: skip
+    except JobFailed:
+        raise  # failed, past a timeout (deleted then) or gone: nothing left running
+    except BaseException:
+        selector = f"{TASK_LABEL}={body['metadata']['name']}"
+        delete_unfinished(selector, namespace, kind, api_client=api_client, echo=echo)
+        raise
+
+
+def delete_unfinished(
+    selector: str, namespace: str = "default", kind: JobKind = TRAINJOB, *, api_client=None, echo=print
+) -> list[str]:
+    """Delete the jobs matching the label ``selector`` that have not finished; returns their names.
+
+    ``teacherlm train cleanup --run-id R`` calls it with ``teacherlm.io/kfp-run=R``: what a stopped
+    or failed pipeline run left behind. Finished jobs (complete or failed) stay, as a record.
+    """
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    custom = client.CustomObjectsApi(_client(api_client))
+    listed = custom.list_namespaced_custom_object(
+        kind.group, kind.version, namespace, kind.plural, label_selector=selector
+    )
+    deleted = []
+    for obj in listed.get("items") or []:
+        name = obj["metadata"]["name"]
+        state, _ = _state(obj, kind)
+        if state in (kind.succeeded, kind.failed):
+            continue
+        try:
+            custom.delete_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name)
+        except ApiException as exc:
+            if exc.status != 404:  # gone meanwhile: that is the goal
+                raise
+        echo(f"deleted {kind.kind} {namespace}/{name} ({state}): its run ended before it did")
+        deleted.append(name)
+    return deleted
+
+
+def _create_or_follow(
+    body: dict[str, Any],
+    *,
+    api_client=None,
+    timeout_s: float = 86400,
+    poll_s: float = 10,
+    echo=print,
+    queue_timeout_s: float | None = None,
 ) -> JobOutcome:
     """Run one attempt of a training task; a retried task resumes the task, never an old failure.
 
@@ -601,7 +791,8 @@ def create_or_follow(
     the task's existing jobs the latest attempt decides:
 
     * none: create attempt 1;
-    * still running (or pending): follow it (the pod that followed it died, the job did not);
+    * still running, pending, queued or preempted (suspended by Kueue): follow it (the pod that
+      followed it died, the job did not; a preempted job resumes from its checkpoint on readmission);
     * complete: return at once (the training is done; a later step of the task failed);
     * failed: create attempt n+1, which runs the same command on the same output, so the recipe
       resumes from the last complete checkpoint (:mod:`teacherlm_core.train.outputs`).
@@ -630,7 +821,7 @@ def create_or_follow(
         if state != kind.failed:
             echo(f"{kind.kind} {namespace}/{name} (attempt {attempt}) is {state}: following it")
             return follow(name, kind, namespace, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s,
-                          echo=echo)  # fmt: skip
+                          echo=echo, queue_timeout_s=queue_timeout_s)  # fmt: skip
         echo(f"{kind.kind} {namespace}/{name} (attempt {attempt}) failed ({detail or 'no reason given'}): "
              f"starting attempt {attempt + 1}, resuming from the last checkpoint")  # fmt: skip
         attempt += 1
@@ -642,8 +833,10 @@ def create_or_follow(
         ATTEMPT_LABEL: str(attempt),
     }
     try:
-        return run_job(body, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo)
+        return run_job(body, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo,
+                       queue_timeout_s=queue_timeout_s)  # fmt: skip
     except JobExists:
         pass
     echo(f"{kind.kind} {namespace}/{name} was created by a concurrent retry: following it")
-    return follow(name, kind, namespace, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo)
+    return follow(name, kind, namespace, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s, echo=echo,
+                  queue_timeout_s=queue_timeout_s)  # fmt: skip

@@ -10,17 +10,28 @@ flags from the runtime's ``PET_*`` variables.
 from __future__ import annotations
 
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError
 from .config import StudentConfig, TeacherConfig
 
-__all__ = ["LAUNCHERS", "TRAIN_TIMEOUT_S", "recipe_trainjob", "resolve_launcher", "run_recipe"]
+__all__ = [
+    "LAUNCHERS",
+    "TRAIN_TIMEOUT_S",
+    "pod_namespace",
+    "recipe_trainjob",
+    "resolve_launcher",
+    "run_recipe",
+]
 
 LAUNCHERS = ("auto", "torchrun", "trainjob")
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 MLFLOW_AUTH_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-TRAIN_TIMEOUT_S = 7 * 86400  # a TrainJob is followed for at most a week
+TRAIN_TIMEOUT_S = 7 * 86400  # a TrainJob's budget (its activeDeadlineSeconds): at most a week admitted
+FOLLOW_GRACE_S = 3600  # the follower gives up this long after the job's own deadline should have ended it
 
 
 def resolve_launcher(launcher: str, nnodes: int) -> str:
@@ -50,7 +61,8 @@ def run_recipe(
     (train_student if kind == "student" else train_teacher)(cfg)
 
 
-def _namespace() -> str:
+def pod_namespace() -> str:
+    """The namespace this pod runs in (``TEACHERLM_NAMESPACE`` overrides; outside a pod: ``default``)."""
     path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
     return os.environ.get("TEACHERLM_NAMESPACE") or (
         path.read_text().strip() if path.is_file() else "default"
@@ -74,16 +86,30 @@ def recipe_trainjob(
 
     The config goes next to the output on shared storage; every node runs ``teacherlm train KIND
     --config URI`` on the GPU pool (``TEACHERLM_GPU_POOL``), with this pod's tracking and S3
-    settings (the keys from the Secret ``TEACHERLM_S3_SECRET``, never in the spec).
+    settings (the keys from the Secret ``TEACHERLM_S3_SECRET``, never in the spec), and the Kueue
+    queue and priority the pipeline was compiled with (``TEACHERLM_QUEUE``,
+    ``TEACHERLM_PRIORITY_CLASS``).
 
     Raises:
-        JobFailed: the job failed, vanished or ran past :data:`TRAIN_TIMEOUT_S`.
+        JobFailed: the job failed (past its deadline, :data:`TRAIN_TIMEOUT_S` of admitted time, included),
+            vanished, or waited in the queue past ``TEACHERLM_QUEUE_TIMEOUT_S`` (when set).
     """
     import yaml
 
     from .. import storage
     from ..tracking import PARENT_ENV
-    from .k8s import ClusterJob, SecretEnv, create_or_follow, render_trainjob
+    from .k8s import (
+        PRIORITY_CLASS_ENV,
+        QUEUE_ENV,
+        QUEUE_TIMEOUT_ENV,
+        RUN_LABEL,
+        ClusterJob,
+        SecretEnv,
+        check_server,
+        create_or_follow,
+        kueue_labels,
+        render_trainjob,
+    )
 
     config_uri = cfg.output.rstrip("/") + ".config.yaml"
     storage.write_text(config_uri, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -116,9 +142,31 @@ def recipe_trainjob(
         secret_env += [SecretEnv(name=k, secret=auth, key=k) for k in MLFLOW_AUTH_KEYS]
     key, _, value = os.environ.get("TEACHERLM_GPU_POOL", "nvidia.com/gpu.present=true").partition("=")
     job = ClusterJob(
-        name=task, namespace=_namespace(), image=image, num_nodes=cfg.launch.nnodes,
+        name=task, namespace=pod_namespace(), image=image, num_nodes=cfg.launch.nnodes,
         gpus_per_node=cfg.launch.nproc, command=["teacherlm", "train", kind, "--config", config_uri],
         env=env, secret_env=secret_env, node_selector={key: value} if key else {},
-        labels={"teacherlm.io/kfp-run": run_id[:63]},
+        active_deadline_seconds=TRAIN_TIMEOUT_S, labels={RUN_LABEL: run_id[:63]}
+        | kueue_labels(os.environ.get(QUEUE_ENV, ""), os.environ.get(PRIORITY_CLASS_ENV, "")),
     )  # fmt: skip
-    create_or_follow(render_trainjob(job), api_client=api_client, timeout_s=TRAIN_TIMEOUT_S, poll_s=poll_s)
+    queue_timeout = float(os.environ.get(QUEUE_TIMEOUT_ENV) or 0) or None
+    check_server(api_client, queue=bool(os.environ.get(QUEUE_ENV)))  # one line on a cluster that lacks an API
+    with _sigterm_as_exit():  # a stopped pipeline run: the follower deletes its TrainJob on the way out
+        create_or_follow(render_trainjob(job), api_client=api_client, timeout_s=TRAIN_TIMEOUT_S + FOLLOW_GRACE_S,
+                         poll_s=poll_s, queue_timeout_s=queue_timeout)  # fmt: skip
+
+
+@contextmanager
+def _sigterm_as_exit():
+    """SIGTERM (Kubernetes stopping the pod) raises SystemExit here, so ``finally``/``except`` blocks run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

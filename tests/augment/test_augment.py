@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_engines import ScriptedEngine
+from fake_engines import ScriptedEngine, StreamingScriptedEngine
 
 from teacherlm_core import storage
 from teacherlm_core.augment import AugmentConfig, augment, merge
@@ -201,7 +201,7 @@ def test_merge_removes_the_temp_files_killed_writers_left(dataset, tmp_path):
 
 
 # -- kill -9, outages, real engines ----------------------------------------------------------
-def run_worker(dataset, out, shards=2, part_size=3, delay=0.02, shard=None, model=None):
+def run_worker(dataset, out, shards=2, part_size=3, delay=0.02, shard=None, model=None, env=None):
     args = [
         sys.executable,
         str(HERE / "augment_worker.py"),
@@ -211,8 +211,9 @@ def run_worker(dataset, out, shards=2, part_size=3, delay=0.02, shard=None, mode
         str(part_size),
         str(delay),
     ]
-    env = os.environ | ({"TEACHERLM_WORKER_MODEL": model} if model else {})
-    return subprocess.Popen([*args, *([str(shard)] if shard is not None else [])], env=env)
+    env = os.environ | ({"TEACHERLM_WORKER_MODEL": model} if model else {}) | (env or {})
+    return subprocess.Popen([*args, *([str(shard)] if shard is not None else [])], env=env,
+                            stderr=subprocess.PIPE if env else None, text=True)  # fmt: skip
 
 
 def wait_for_markers(out: str, n: int, proc, timeout=120.0) -> None:
@@ -236,6 +237,28 @@ def kill_and_resume(dataset, out: str, kill_after: list[int], model=None) -> Non
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert run_worker(dataset, out, model=model).wait(timeout=300) == 0
+
+
+def test_a_hung_engine_ends_the_shard_with_a_clear_error_and_a_rerun_is_exactly_once(dataset, tmp_path):
+    """The engine stops returning anything (no error): the shard ends within seconds of the stall limit,
+    says why on stderr, exits 75; the re-run (KFP's retry) resumes from the markers, every record once."""
+    # What tests/augment_worker.py runs (results depend on each request's seed alone), uninterrupted.
+    reference = cfg_for(dataset, tmp_path / "ref", num_shards=2, part_size=3)
+    augment(reference, engine=lambda: StreamingScriptedEngine(batch=4, empty_rate=0.1))
+    out = tmp_path / "stalled"
+    hung = run_worker(dataset, out, env={"TEACHERLM_WORKER_HANG_AFTER": "5", "TEACHERLM_WORKER_STALL_S": "1"})
+    start = time.monotonic()
+    _, stderr = hung.communicate(timeout=120)
+    assert hung.returncode == 75, stderr[-2000:]
+    assert "the engine returned nothing for 1s (the stall limit)" in stderr
+    assert "resumes from the last finished part" in stderr
+    assert time.monotonic() - start < 60  # not the task's timeout, days later
+    assert list(Path(out).rglob("part-*.json"))  # it had finished parts before it hung
+    assert run_worker(dataset, out).wait(timeout=300) == 0
+    assert merged_records(str(out)) == merged_records(reference.output)
+    assert sorted(map(json.dumps, quarantined(str(out)))) == sorted(
+        map(json.dumps, quarantined(reference.output))
+    )
 
 
 def valid_inputs(dataset) -> int:

@@ -36,7 +36,7 @@ def test_component_is_a_thin_versioned_interface(component):
     ], "one import: the stage of the same name"
     calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     assert stage in calls, f"{component.name} never calls its stage"
-    for name, spec in component.component_spec.inputs.items():  # KFP keeps input descriptions only
+    for name, spec in (component.component_spec.inputs or {}).items():  # KFP keeps input descriptions only
         assert spec.description, f"{component.name}.{name} has no description"
     documented = tree.body[0].value.value
     for name in component.component_spec.outputs or {}:
@@ -59,7 +59,9 @@ def test_a_component_runs_with_the_local_runner(tmp_path):
     from kfp import local
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"))
-    task = components.data_build(source="", annotated=True, tasks="claims", per_task=3, test_per_task=0, data_seed=0)
+    task = components.data_build(
+        source="", annotated=True, tasks="claims", per_task=3, test_per_task=0, data_seed=0
+    )
     data = Path(task.outputs["data"].path)
     assert (data / "train.jsonl").is_file() and json.loads((data / "manifest.json").read_text())["records"][
         "out"

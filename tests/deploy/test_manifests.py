@@ -28,7 +28,9 @@ pytestmark = pytest.mark.timeout(120)
 KUBERNETES_VERSION = "1.32.0"
 NAMESPACES = {"dev": "teacherlm-dev", "prod": "teacherlm"}
 # Kinds kubernetes-validate has no schema for, each validated here another way.
-CUSTOM_KINDS = {"TrainingRuntime"}
+CUSTOM_KINDS = {"TrainingRuntime", "ClusterQueue", "LocalQueue", "ResourceFlavor", "WorkloadPriorityClass"}
+# Kueue v0.19.2's v1beta2 CRD schemas (descriptions dropped) for the kinds components/kueue uses.
+KUEUE_SCHEMAS = json.loads((dh.REPO / "tests" / "deploy" / "kueue_v1beta2.schema.json").read_text())
 # The Secrets the manifests expect and never contain (README.md tells how to create them).
 SECRETS = {
     "teacherlm-minio": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
@@ -93,9 +95,11 @@ def test_env_renders_into_its_namespace(env):
         "TrainingRuntime",
     } <= kinds
     assert set(by_kind(env, "Namespace")) == {namespace}
+    cluster_scoped = {"Namespace", "PriorityClass", "ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped |= {kind for kind, scope in KUEUE_SCHEMAS["scope"].items() if scope == "Cluster"}
     for doc in docs(env):
-        if doc["kind"] not in {"Namespace", "PriorityClass", "ClusterRole", "ClusterRoleBinding"}:
-            assert doc["metadata"].get("namespace") == namespace, f"{doc['kind']}/{doc['metadata']['name']}"
+        want = None if doc["kind"] in cluster_scoped else namespace
+        assert doc["metadata"].get("namespace") == want, f"{doc['kind']}/{doc['metadata']['name']}"
     assert {"teacherlm-minio", "teacherlm-postgres"} <= set(by_kind(env, "StatefulSet"))
     assert set(by_kind(env, "Deployment")) == {"teacherlm-mlflow"}
     assert {"teacherlm-minio", "teacherlm-mlflow", "teacherlm-postgres"} <= set(by_kind(env, "Service"))
@@ -146,6 +150,126 @@ def test_custom_resources_validate(env):
         # Trainer finds the node that runs the trainer by this label.
         labels = doc["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["metadata"]["labels"]
         assert labels["trainer.kubeflow.org/trainjob-ancestor-step"] == "trainer"
+
+
+def _closed(schema):
+    """``schema`` with unknown fields refused (``kubectl apply --validate=strict``), where the CRD lists them."""
+    if isinstance(schema, list):
+        return [_closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _closed(v) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+def test_kueue_objects_use_v1beta2_field_names():
+    """The Kueue component checked against Kueue's own v1beta2 CRD schemas (v0.19.2), unknown fields refused;
+    the check itself refuses v1beta1's name for a field (spec.cohort, now cohortName)."""
+    kueue = [d for d in docs("prod") if d["apiVersion"].startswith("kueue.x-k8s.io/")]
+    assert {d["kind"] for d in kueue} == set(KUEUE_SCHEMAS["schemas"])
+    for doc in kueue:
+        assert doc["apiVersion"] == "kueue.x-k8s.io/v1beta2", doc["kind"]
+        schema = _closed(KUEUE_SCHEMAS["schemas"][doc["kind"]])
+        jsonschema.validate(doc, schema)
+    (queue,) = [d for d in kueue if d["kind"] == "ClusterQueue"]
+    old = copy.deepcopy(queue)
+    old["spec"]["cohort"] = "team"
+    with pytest.raises(jsonschema.ValidationError, match="cohort"):
+        jsonschema.validate(old, _closed(KUEUE_SCHEMAS["schemas"]["ClusterQueue"]))
+
+
+def test_kueue_is_a_component_used_by_prod_only_and_holds_together():
+    """The LocalQueue the pipelines name feeds a ClusterQueue whose flavor is the GPU pool the specs select;
+    the quota covers what a GPU task asks for; training outranks augmentation."""
+    from teacherlm_core.kfp_support.placement import Placement
+
+    component = yaml.safe_load((dh.MANIFESTS / "components" / "kueue" / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+    for env in dh.ENVS:
+        kustomization = yaml.safe_load((dh.MANIFESTS / "envs" / env / "kustomization.yaml").read_text())
+        assert ("../../components/kueue" in kustomization.get("components", [])) == (env == "prod")
+        assert "kueue.x-k8s.io" not in dh.render(env)[0] or env == "prod"
+    (local,) = by_kind("prod", "LocalQueue").values()
+    cluster_queue = by_kind("prod", "ClusterQueue")[local["spec"]["clusterQueue"]]
+    flavors = by_kind("prod", "ResourceFlavor")
+    (group,) = cluster_queue["spec"]["resourceGroups"]
+    for flavor in group["flavors"]:
+        assert [r["name"] for r in flavor["resources"]] == group[
+            "coveredResources"
+        ]  # Kueue requires the order
+        labels = flavors[flavor["name"]]["spec"]["nodeLabels"]
+        assert labels.items() == {tuple(Placement().gpu_pool.split("=", 1))}
+        quota = {r["name"]: quantity(r["nominalQuota"]) for r in flavor["resources"]}
+        assert quota["nvidia.com/gpu"] >= 1 and quota["cpu"] >= 4 and quota["memory"] >= 64 * 2**30
+    priorities = {name: d["value"] for name, d in by_kind("prod", "WorkloadPriorityClass").items()}
+    assert priorities["teacherlm-training"] > priorities["teacherlm-augmentation"]
+    assert cluster_queue["spec"]["preemption"]["withinClusterQueue"] == "LowerPriority"
+
+
+MONITORING_SCHEMAS = json.loads((dh.REPO / "tests" / "deploy" / "monitoring_v1.schema.json").read_text())
+
+
+def _monitoring(tmp_path) -> list[dict]:
+    """prod with the opt-in monitoring component added, as an env would add it."""
+    import os
+
+    rel = os.path.relpath(dh.MANIFESTS, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": NAMESPACES["prod"],
+        "resources": [f"{rel}/envs/prod"], "components": [f"{rel}/components/monitoring"],
+    }))  # fmt: skip
+    proc = dh.run_tool([dh.find_tool("kubectl"), "kustomize", str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr
+    names = {"teacherlm-gpu-tasks", "teacherlm", "teacherlm-metrics"}
+    return [d for d in yaml.safe_load_all(proc.stdout) if d["metadata"]["name"] in names
+            and d["kind"] in {"PodMonitor", "PrometheusRule", "NetworkPolicy"}]  # fmt: skip
+
+
+def test_monitoring_component_uses_v1_field_names_and_scrapes_what_the_pipelines_serve(tmp_path):
+    """PodMonitor and PrometheusRule against the Prometheus Operator's v1 CRD schemas (v0.93), unknown fields
+    refused; the NetworkPolicy strictly valid; the PodMonitor selects the label and port the compiled
+    GPU tasks carry, and the NetworkPolicy opens exactly that port."""
+    from kubernetes_validate import validate
+
+    from teacherlm_core.kfp_support.placement import METRICS_LABEL
+
+    found = {d["kind"]: d for d in _monitoring(tmp_path)}
+    assert set(found) == {"PodMonitor", "PrometheusRule", "NetworkPolicy"}
+    for kind in ("PodMonitor", "PrometheusRule"):
+        assert found[kind]["metadata"]["namespace"] == NAMESPACES["prod"]
+        jsonschema.validate(found[kind], _closed(MONITORING_SCHEMAS["schemas"][kind]))
+    validate(found["NetworkPolicy"], KUBERNETES_VERSION, strict=True)
+    assert found["PodMonitor"]["spec"]["selector"]["matchLabels"] == {METRICS_LABEL: "true"}
+    (endpoint,) = found["PodMonitor"]["spec"]["podMetricsEndpoints"]
+    policy = found["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {METRICS_LABEL: "true"}
+    assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [endpoint["portNumber"]]
+    bad = copy.deepcopy(found["PodMonitor"])
+    bad["spec"]["podMetricsEndpoints"][0]["portNumbr"] = 9400
+    with pytest.raises(jsonschema.ValidationError, match="portNumbr"):
+        jsonschema.validate(bad, _closed(MONITORING_SCHEMAS["schemas"]["PodMonitor"]))
+    for env in dh.ENVS:  # opt-in: no env needs the Prometheus Operator's CRDs
+        assert "monitoring.coreos.com" not in dh.render(env)[0]
+
+
+def test_alert_rules_pass_promtool_check_and_unit_tests(tmp_path):
+    """A stalled shard fires after 30 minutes without a part (healthy and finished shards do not); a run
+    quarantining half its records fires, one quarantining 1% does not (tests/deploy/alerts.test.yaml)."""
+    rule = yaml.safe_load((dh.MANIFESTS / "components" / "monitoring" / "prometheusrule.yaml").read_text())
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
+    (tmp_path / "alerts.test.yaml").write_text(
+        (dh.REPO / "tests" / "deploy" / "alerts.test.yaml").read_text()
+    )
+    promtool = dh.find_tool("promtool")
+    for args in (
+        ["check", "rules", tmp_path / "rules.yaml"],
+        ["test", "rules", tmp_path / "alerts.test.yaml"],
+    ):
+        proc = dh.run_tool([promtool, *map(str, args)])  # rule_files: relative to the test file
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
 
 
 @pytest.mark.parametrize("env", dh.ENVS)

@@ -66,6 +66,83 @@ def test_compile_is_deterministic_and_takes_settings(compiled, tmp_path):
         compile_pipelines(tmp_path / "c", settings={"cpu_pool": "nolabel"})
 
 
+KUEUE = {"kueue.x-k8s.io/queue-name": "team-a", "kueue.x-k8s.io/priority-class": "teacherlm-augmentation"}
+
+
+def test_compiled_for_a_queue_gpu_work_goes_through_kueue(tmp_path):
+    """`compile --queue Q --priority-class P`: every pod that asks for an accelerator carries Kueue's labels,
+    every training task hands them to its TrainJob, and no constant caps the fan-out (Kueue admits by quota)."""
+    res = cli("pipeline", "compile", "--output", str(tmp_path), "--queue", "team-a",
+              "--priority-class", "teacherlm-augmentation", "--queue-timeout", "7200")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    for name in NAMES:
+        spec, platform = _docs(tmp_path / name / f"{name}.yaml")
+        executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        containers = spec["deploymentSpec"]["executors"]
+        gpu = [
+            label
+            for label, ex in containers.items()
+            if "accelerator" in ex.get("container", {}).get("resources", {})
+        ]
+        assert gpu, name
+        for label, settings in executors.items():
+            labels = settings["podMetadata"]["labels"]
+            assert (KUEUE.items() <= labels.items()) == (label in gpu), f"{name}: {label}"
+            assert ("activeDeadlineSeconds" in settings and "emptyDirMounts" in settings) == (label in gpu)
+        for label in (x for x in containers if x in ("exec-train-teacher", "exec-train-student")):
+            env = {e["name"]: e["value"] for e in containers[label]["container"]["env"]}
+            assert env == {"TEACHERLM_QUEUE": "team-a", "TEACHERLM_PRIORITY_CLASS": "teacherlm-augmentation",
+                           "TEACHERLM_QUEUE_TIMEOUT_S": "7200"}  # fmt: skip
+        for comp in spec["components"].values():
+            for task in comp.get("dag", {}).get("tasks", {}).values():
+                assert "parallelismLimit" not in task.get("iteratorPolicy", {}), name
+    # An explicit cap still wins; a priority without a queue is refused (Kueue would ignore it).
+    capped = compile_pipelines(tmp_path / "c", names=("augment",), settings={"queue": "q", "parallelism": 9})[
+        0
+    ]
+    loop = _docs(capped)[0]["components"]["comp-augment-dataset"]["dag"]["tasks"]["for-loop-1"]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 9
+    with pytest.raises(ConfigError, match="priority_class"):
+        compile_pipelines(tmp_path / "d", names=("augment",), settings={"priority_class": "high"})
+    with pytest.raises(ConfigError, match="queue"):
+        compile_pipelines(tmp_path / "e", names=("augment",), settings={"queue": "Team A"})
+
+
+def test_compiled_with_metrics_gpu_tasks_serve_them_and_every_task_knows_the_pushgateway(tmp_path):
+    settings = {"metrics_port": 9400, "pushgateway": "http://pushgateway.monitoring:9091"}
+    spec, platform = _docs(compile_pipelines(tmp_path, names=("augment",), settings=settings)[0])
+    containers = spec["deploymentSpec"]["executors"]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    shard = {e["name"]: e["value"] for e in containers["exec-augment-shard"]["container"]["env"]}
+    assert shard == {"TEACHERLM_METRICS_PORT": "9400", "TEACHERLM_PUSHGATEWAY": settings["pushgateway"]}
+    assert executors["exec-augment-shard"]["podMetadata"]["labels"]["teacherlm.io/metrics"] == "true"
+    merge = {e["name"]: e["value"] for e in containers["exec-augment-merge"]["container"]["env"]}
+    assert merge == {"TEACHERLM_PUSHGATEWAY": settings["pushgateway"]}  # it deletes the run's groups
+    assert "teacherlm.io/metrics" not in executors["exec-augment-merge"]["podMetadata"]["labels"]
+
+
+@pytest.mark.parametrize("name", ["teacher", "student", "end_to_end"])
+def test_training_is_followed_by_a_cleanup_whatever_its_outcome(name):
+    """KFP's exit-handler form that keeps the pipeline's outputs: a task after the training tasks (or the
+    students' loop) that runs when they fail too, never cached, deleting the run's unfinished TrainJobs."""
+    spec = _docs(ROOT / "pipelines" / name / f"{name}.yaml")[0]
+    dags = [c["dag"]["tasks"] for c in [spec["root"], *spec["components"].values()] if "dag" in c]
+    cleanups = [(tasks, t) for tasks in dags for n, t in tasks.items() if n.startswith("train-cleanup")]
+    assert len(cleanups) == {"teacher": 1, "student": 1, "end_to_end": 2}[name]
+    for tasks, task in cleanups:
+        assert task["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+        assert task["cachingOptions"].get("enableCache") is not True
+        (upstream,) = task["dependentTasks"]
+        trains = json.dumps(tasks[upstream])
+        assert upstream.startswith(("train-teacher", "for-loop")) and "train" in trains, upstream
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_default_specs_carry_no_queue(name):
+    text = (ROOT / "pipelines" / name / f"{name}.yaml").read_text()
+    assert "kueue.x-k8s.io" not in text and "TEACHERLM_QUEUE" not in text and "TEACHERLM_METRICS" not in text
+
+
 def test_cli_compile_writes_all_four(tmp_path):
     res = cli("pipeline", "compile", "--output", str(tmp_path))
     assert res.returncode == 0, res.stderr
@@ -97,8 +174,14 @@ def test_specs_place_gpu_and_cpu_stages(name):
             assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in settings[
                 "tolerations"
             ]
+            # Nothing holds a GPU forever; NCCL between vLLM's tensor-parallel ranks needs more than 64 MiB of shm.
+            assert int(settings["activeDeadlineSeconds"]) == 3 * 86400
+            assert settings["emptyDirMounts"] == [
+                {"medium": "Memory", "mountPath": "/dev/shm", "sizeLimit": "16Gi", "volumeName": "dshm"}
+            ]
         else:
             assert "accelerator" not in resources
+            assert "activeDeadlineSeconds" not in settings and "emptyDirMounts" not in settings
             assert "nodeSelector" not in settings  # the GPU taint keeps CPU stages off GPU nodes
             assert "tolerations" not in settings
         assert settings["secretAsEnv"][0]["optional"] is True  # S3 keys by reference, never values

@@ -114,6 +114,9 @@ def test_a_job_is_followed_from_creation_to_success(render, kind):
     for state in ("Created", "Running", kind.succeeded):
         assert f"{kind.kind} teacher-r1: {state}" in text
     assert "Scheduled" in text and "loss" in text and "training done" in text  # events and rank-0 log
+    if kind is TRAINJOB:  # the Trainer's own progress report, echoed as it changes
+        assert "TrainJob teacher-r1: progress 50%, about 1h05m left, loss=6.8" in lines
+        assert "TrainJob teacher-r1: progress 100%, about 0m left, loss=6.6" in lines
     assert created["spec"] == render(job())["spec"]
 
 
@@ -143,6 +146,141 @@ def test_a_job_past_its_timeout_is_deleted_and_reported():
         ) in k8s.requests
 
 
+def test_a_queued_job_is_reported_as_queued_and_its_time_in_the_queue_is_not_its_budget():
+    """Kueue holds the job (Suspended) for longer than the follower's timeout; it is admitted, runs, completes:
+    followed to the end, reported as queued, not deleted as timed out."""
+    lines: list[str] = []
+    with FakeK8s() as k8s:
+        k8s.script["teacher-r1"], k8s.queue_s = "queued", 1.5
+        outcome = run_job(render_trainjob(job()), api_client=k8s.api_client(), poll_s=0.05, timeout_s=1.0,
+                          echo=lines.append)  # fmt: skip
+        assert ("trainjobs", "ml", "teacher-r1") in k8s.jobs
+    assert outcome.state == "Complete" and outcome.seconds > 1.5
+    states = [line.split(": ", 1)[1] for line in lines if line.startswith("TrainJob teacher-r1: ")]
+    assert states[0].startswith("queued (Suspended: TrainJob is suspended)")
+    assert states[1:] == [
+        "admitted",
+        "Pending",
+        "Running",
+        "Complete (JobSetCompleted: jobset completed successfully)",
+    ]
+
+
+def test_a_job_queued_past_its_queue_timeout_is_deleted_and_reported():
+    with FakeK8s() as k8s:
+        k8s.script["teacher-r1"], k8s.queue_s = "queued", 60
+        with pytest.raises(JobFailed, match=r"still queued after the 0s queue timeout; deleted it"):
+            run_job(render_trainjob(job()), api_client=k8s.api_client(), poll_s=0.05, queue_timeout_s=0.2,
+                    echo=lambda _: None)  # fmt: skip
+        assert not k8s.jobs
+
+
+def test_a_preempted_job_is_followed_through_its_requeue_to_the_end_with_no_new_attempt():
+    """Running, evicted by a higher-priority workload (Suspended, reason Preempted), readmitted, complete:
+    one attempt, followed throughout; the retry of the training task would find it complete."""
+    from teacherlm_core.train.k8s import create_or_follow
+
+    lines: list[str] = []
+    with FakeK8s() as k8s:
+        k8s.script["teacher-r1-a1"] = "preempted"
+        outcome = create_or_follow(render_trainjob(job()), api_client=k8s.api_client(), poll_s=0,
+                                   echo=lines.append)  # fmt: skip
+        assert [name for (_, _, name) in k8s.jobs] == ["teacher-r1-a1"]
+    assert outcome.state == "Complete"
+    states = [line.split(": ", 1)[1] for line in lines if line.startswith("TrainJob teacher-r1-a1: ")]
+    assert [s.split(" (")[0] for s in states] == [
+        "Created", "Pending", "Running", "preempted, requeued", "Pending", "Running", "Complete",
+    ]  # fmt: skip
+    assert "it resumes from its last checkpoint when readmitted" in states[3]
+    assert any("Stopped: Preempted to accommodate" in line for line in lines)  # Kueue's event, echoed
+
+
+def test_a_cluster_that_requires_a_queue_refuses_a_job_without_one_and_names_the_label():
+    with FakeK8s(require_queue=True) as k8s:
+        with pytest.raises(JobFailed, match=r"creation refused \(422.*kueue.x-k8s.io/queue-name"):
+            submit(render_trainjob(job()), api_client=k8s.api_client())
+        queued = job(labels={"kueue.x-k8s.io/queue-name": "teacherlm"})
+        assert submit(render_trainjob(queued), api_client=k8s.api_client()) == "teacher-r1"
+
+
+def test_a_cluster_without_what_the_job_needs_is_refused_in_one_line():
+    """An older Trainer (no runtimePatches in its TrainJob CRD) refuses the job instead of dropping its GPU
+    placement; a cluster without Trainer's API, or without Kueue's v1beta2 when a queue is named, is named."""
+    from teacherlm_core.train.k8s import check_server
+
+    with FakeK8s() as k8s:
+        client = k8s.api_client()
+        check_server(client)  # Trainer served, no queue asked for
+        k8s.trainjob_unknown = {"runtimePatches"}
+        with pytest.raises(JobFailed) as err:
+            submit(render_trainjob(job()), api_client=client)
+        assert str(err.value) == ("TrainJob teacher-r1: this cluster's trainer.kubeflow.org/v1alpha1 TrainJob has no "
+                                  "spec.runtimePatches (Kubeflow Trainer v2.2 or newer is needed)")  # fmt: skip
+        assert not k8s.jobs
+        with pytest.raises(
+            JobFailed, match=r"^--queue needs Kueue's kueue.x-k8s.io/v1beta2 .*serves no kueue"
+        ):
+            check_server(client, queue=True)
+        k8s.api_groups["kueue.x-k8s.io"] = ["v1beta1"]
+        with pytest.raises(JobFailed, match=r"this cluster serves kueue.x-k8s.io/v1beta1$"):
+            check_server(client, queue=True)
+        k8s.api_groups["kueue.x-k8s.io"] = ["v1beta2", "v1beta1"]
+        check_server(client, queue=True)
+        del k8s.api_groups["trainer.kubeflow.org"]
+        with pytest.raises(
+            JobFailed, match=r"serves no trainer\.kubeflow\.org, not trainer\.kubeflow\.org/v1alpha1"
+        ):
+            check_server(client)
+
+
+def test_every_trainjob_carries_a_deadline():
+    """The run's budget lives on the job (Trainer fails it past activeDeadlineSeconds, reset on each resume),
+    so a job whose follower died still ends."""
+    assert render_trainjob(job())["spec"]["activeDeadlineSeconds"] == 7 * 86400
+    assert render_trainjob(job(active_deadline_seconds=3600))["spec"]["activeDeadlineSeconds"] == 3600
+
+
+def test_cleanup_of_a_stopped_run_deletes_only_its_unfinished_jobs(monkeypatch):
+    """Jobs of two runs: the stopped run's running and queued jobs go; its finished jobs and the other
+    run's jobs stay (what `teacherlm train cleanup --run-id` does)."""
+    from typer.testing import CliRunner
+
+    from teacherlm_core.cli.train import app
+
+    with FakeK8s() as k8s:
+        client = k8s.api_client()
+        scripts = {"a-run": ("A", "hang"), "a-queued": ("A", "queued"), "a-done": ("A", "succeed"),
+                   "a-failed": ("A", "fail"), "b-run": ("B", "hang")}  # fmt: skip
+        k8s.queue_s = 60
+        for name, (run, script) in scripts.items():
+            k8s.script[name] = script
+            submit(render_trainjob(job(name=name, labels={"teacherlm.io/kfp-run": run})), api_client=client)
+        for name in ("a-run", "a-done", "a-failed", "b-run", "a-queued"):
+            for _ in range(5):
+                k8s._advance(("trainer.kubeflow.org", "v1alpha1", "trainjobs"), ("trainjobs", "ml", name))
+        monkeypatch.setattr("teacherlm_core.train.k8s._client", lambda api_client=None: client)
+        res = CliRunner().invoke(app, ["cleanup", "--run-id", "A", "-n", "ml"])
+        assert res.exit_code == 0, res.output
+        assert sorted(name for (_, _, name) in k8s.jobs) == ["a-done", "a-failed", "b-run"]
+    assert "2 unfinished TrainJob(s) of run A deleted" in res.output
+
+
+def test_a_follower_stopped_before_its_job_ends_deletes_it():
+    """The pipeline run is stopped while its training task follows a running TrainJob (SIGTERM, here an
+    interrupt at the first Running line): the job does not outlive the run."""
+    from teacherlm_core.train.k8s import create_or_follow
+
+    def echo(line: str) -> None:
+        if line.endswith(": Running"):
+            raise KeyboardInterrupt
+
+    with FakeK8s() as k8s:
+        k8s.script["teacher-r1-a1"] = "hang"
+        with pytest.raises(KeyboardInterrupt):
+            create_or_follow(render_trainjob(job()), api_client=k8s.api_client(), poll_s=0, echo=echo)
+        assert not k8s.jobs
+
+
 def test_refused_and_vanished_jobs_are_clear_errors():
     with FakeK8s() as k8s:
         client = k8s.api_client()
@@ -168,17 +306,32 @@ def test_cli_submit_dry_run_prints_the_manifest():
     res = subprocess.run(
         [sys.executable, "-m", "teacherlm_core", "train", "submit", "--name", "t1", "--image", "img:1",
          "--nodes", "2", "--gpus", "4", "--secret-env", "AWS_ACCESS_KEY_ID=minio:accesskey",
-         "--node-selector", "pool=gpu", "--dry-run", "--", *COMMAND],
+         "--node-selector", "pool=gpu", "--queue", "team-a", "--priority-class", "teacherlm-training",
+         "--timeout", "3600", "--dry-run", "--", *COMMAND],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     body = yaml.safe_load(res.stdout)
     assert body["kind"] == "TrainJob" and body["spec"]["trainer"]["numNodes"] == 2
+    # Kueue admits it through the team's queue at the training priority.
+    assert body["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert body["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "teacherlm-training"
+    assert body["spec"]["activeDeadlineSeconds"] == 3600  # --timeout is the job's own budget
     assert body["spec"]["trainer"]["command"] == COMMAND
     assert body["spec"]["trainer"]["env"][0]["valueFrom"]["secretKeyRef"] == {
         "name": "minio",
         "key": "accesskey",
     }
+
+
+def test_cli_submit_refuses_a_priority_class_without_a_queue():
+    from typer.testing import CliRunner
+
+    from teacherlm_core.cli.train import app
+
+    res = CliRunner().invoke(app, ["submit", "--name", "t1", "--image", "img:1", "--priority-class", "high",
+                                   "--dry-run", "--", *COMMAND])  # fmt: skip
+    assert res.exit_code != 0 and "--queue" in str(res.exception)
 
 
 def test_the_fake_api_server_enforces_the_rendered_role():

@@ -77,6 +77,28 @@ def test_training_on_a_cluster_submits_and_follows_a_trainjob(tmp_path, monkeypa
     assert pod["template"]["spec"]["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     written = yaml.safe_load(Path(config_uri).read_text())
     assert written["data"] == str(shared / "train.jsonl") and written["launch"]["deepspeed"] == "zero3"
+    assert not any(k.startswith("kueue.x-k8s.io/") for k in job["metadata"]["labels"])  # no queue compiled in
+    assert (
+        job["spec"]["activeDeadlineSeconds"] == 7 * 86400
+    )  # the budget is the job's, queue time not counted
+
+
+def test_a_pipeline_compiled_with_a_queue_submits_its_trainjob_to_that_queue(tmp_path, monkeypatch):
+    """`pipeline compile --queue Q --priority-class P` sets these on the training task; its TrainJob
+    carries Kueue's labels (without them a cluster that manages every job would suspend or refuse it)."""
+    from fake_k8s import FakeK8s
+
+    monkeypatch.setenv("TEACHERLM_NAMESPACE", "ml")
+    monkeypatch.setenv("TEACHERLM_QUEUE", "team-a")
+    monkeypatch.setenv("TEACHERLM_PRIORITY_CLASS", "teacherlm-training")
+    with FakeK8s() as k8s:
+        k8s.api_groups["kueue.x-k8s.io"] = ["v1beta2"]  # a cluster with Kueue v0.15+
+        recipe_trainjob("student", _student_cfg(tmp_path), image=IMAGES["train"], run_id="0123456789abcdef",
+                        api_client=k8s.api_client(), poll_s=0)  # fmt: skip
+        (job,) = k8s.jobs.values()
+    labels = job["metadata"]["labels"]
+    assert labels["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert labels["kueue.x-k8s.io/priority-class"] == "teacherlm-training"
 
 
 def _student_cfg(tmp_path):
@@ -134,3 +156,77 @@ def test_a_retried_task_follows_its_still_running_attempt():
         outcome = create_or_follow(body, api_client=client, poll_s=0, echo=lines.append)
         assert outcome.name == "tlm-student-01234567-plain-a1" and outcome.state == "Complete"
         assert len(k8s.jobs) == 1 and "following it" in lines[0]
+
+
+_FOLLOWER = """
+import sys
+from kubernetes import client
+from teacherlm_core.stages._training import launch_overrides
+from teacherlm_core.train import load_config
+from teacherlm_core.train.runner import recipe_trainjob
+
+url, shared = sys.argv[1:3]
+cfg = load_config("student", "student_tiny", {"model": "org/base", "data": shared + "/train.jsonl",
+                  "output": shared + "/students/plain", **launch_overrides(1, 1, "zero2", 0)})
+config = client.Configuration()
+config.host = url
+recipe_trainjob("student", cfg, image="img", run_id="0123456789abcdef", api_client=client.ApiClient(config),
+                poll_s=0.05)
+"""
+
+
+def test_a_stopped_training_task_takes_its_trainjob_with_it(tmp_path):
+    """KFP stops a run by stopping its pods (SIGTERM): the training task's follower deletes its running
+    TrainJob on the way out and exits 143, so no GPUs stay held by a run that is over."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fake_k8s import FakeK8s
+
+    with FakeK8s() as k8s:
+        k8s.default_script = "hang"
+        env = os.environ | {"TEACHERLM_NAMESPACE": "ml"}
+        proc = subprocess.Popen([sys.executable, "-c", _FOLLOWER, k8s.url, str(tmp_path / "shared")], env=env,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not any(n >= 3 for n in k8s.polls.values()) and time.monotonic() < deadline:  # its pods run
+            time.sleep(0.05)
+        assert k8s.jobs, proc.stderr.read() if proc.poll() is not None else "no job"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        assert not k8s.jobs
+
+
+def test_the_pipelines_cleanup_task_deletes_only_this_runs_unfinished_trainjobs(monkeypatch):
+    """Jobs of two runs on the stand-in server: this run's running job goes; its finished job and the
+    other run's running job stay. Outside Kubernetes (the local runner) it does nothing."""
+    from fake_k8s import FakeK8s
+
+    from teacherlm_core.stages.train_cleanup import train_cleanup
+    from teacherlm_core.train.k8s import ClusterJob, render_trainjob, submit
+
+    monkeypatch.setenv("TEACHERLM_KFP_RUN_ID", "run-a")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert train_cleanup() == []
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("TEACHERLM_NAMESPACE", "ml")
+    with FakeK8s() as k8s:
+        client = k8s.api_client()
+        for name, run, script in (
+            ("a-run", "run-a", "hang"),
+            ("a-done", "run-a", "succeed"),
+            ("b-run", "run-b", "hang"),
+        ):
+            k8s.script[name] = script
+            job = ClusterJob(
+                name=name, namespace="ml", image="i", command=["x"], labels={"teacherlm.io/kfp-run": run}
+            )
+            submit(render_trainjob(job), api_client=client)
+            for _ in range(5):
+                k8s._advance(("trainer.kubeflow.org", "v1alpha1", "trainjobs"), ("trainjobs", "ml", name))
+        monkeypatch.setattr("teacherlm_core.train.k8s._client", lambda api_client=None: client)
+        assert train_cleanup() == ["a-run"]
+        assert sorted(name for (_, _, name) in k8s.jobs) == ["a-done", "b-run"]
