@@ -34,6 +34,8 @@ __all__ = [
     "paired_comparison",
     "pooled_mcnemar",
     "summarize",
+    "task_report",
+    "task_table",
     "write_comparison",
 ]
 
@@ -165,8 +167,21 @@ def minimum_detectable_effect(
     return float(z * (max(discordant_share, 1.0 / items) / items) ** 0.5)
 
 
+def task_report(report: EvalReport, task: str) -> EvalReport:
+    """``report`` restricted to one task's items (the per-task rows of the comparison)."""
+    from .evaluate import summarize as summarize_scores
+
+    return summarize_scores(report.model, [s for s in report.samples if s.task == task])
+
+
 def summarize(reports: Mapping[str, EvalReport]) -> dict:
-    """Overall and per-task accuracies, and each model's overall gain over the plain student."""
+    """Overall and per-task accuracies, and each model against the plain student.
+
+    Returns ``{"overall", "tasks", "gain", "intervals", "paired"}`` (overall) plus
+    ``"task_intervals": {task: {model: [lo, hi]}}`` and ``"task_paired": {task: {model:
+    paired_comparison}}``: each family judged on its own items, since pooling families with and
+    without an effect dilutes it.
+    """
     overall = {name: r.overall.accuracy for name, r in reports.items()}
     tasks = sorted({t for r in reports.values() for t in r.tasks})
     per_task = {t: {name: r.tasks[t].accuracy for name, r in reports.items() if t in r.tasks} for t in tasks}
@@ -178,7 +193,41 @@ def summarize(reports: Mapping[str, EvalReport]) -> dict:
         if BASELINE in reports
         else {}
     )
-    return {"overall": overall, "tasks": per_task, "gain": gain, "intervals": intervals, "paired": paired}
+    task_intervals, task_paired = {}, {}
+    for t in tasks:
+        subsets = {name: task_report(r, t) for name, r in reports.items() if t in r.tasks}
+        task_intervals[t] = {
+            name: list(accuracy_interval([s.correct for s in r.samples])) for name, r in subsets.items()
+        }
+        if BASELINE in subsets:
+            task_paired[t] = {
+                name: paired_comparison(subsets[BASELINE], r)
+                for name, r in subsets.items()
+                if name != BASELINE
+            }
+    return {"overall": overall, "tasks": per_task, "gain": gain, "intervals": intervals, "paired": paired,
+            "task_intervals": task_intervals, "task_paired": task_paired}  # fmt: skip
+
+
+def task_table(summary: dict) -> str:
+    """Markdown: per task, each model's accuracy with its 95% CI and its difference to plain (McNemar p)."""
+    names = list(summary["overall"])
+    lines = ["| task | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for t, accs in summary["tasks"].items():
+        cells = []
+        for name in names:
+            if name not in accs:
+                cells.append("-")
+                continue
+            lo, hi = summary["task_intervals"][t][name]
+            cell = f"{accs[name]:.3f} [{lo:.2f}, {hi:.2f}]"
+            pair = summary["task_paired"].get(t, {}).get(name)
+            if pair:
+                star = " **" if pair["significant"] else " "
+                cell += f"{star}{pair['difference']:+.3f}, p={pair['p_value']:.2g}{star.strip()}"
+            cells.append(cell)
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def gain_plot(reports: Mapping[str, EvalReport], path: str | Path) -> Path | None:
@@ -290,6 +339,15 @@ def write_comparison(
     gain = gain_plot(loaded, out / "gain.png")
     md = write_report(loaded, out, title=title, notes=notes.strip())
     extra = ["", "![gain over the plain student](gain.png)"] if gain is not None else []
+    if summary["task_paired"]:
+        extra += [
+            "", "## Per task, against the plain student", "",
+            "Accuracy [95% bootstrap CI] and the difference to `plain` on the same items with McNemar's exact p "
+            "(bold: significant at the 5% level). Families whose test asks what only explanations state "
+            "(`fictional`, `fictional_leaky`, `animals`) are where explanations can show; `control_unseen` asks "
+            "about creatures no training text mentions and must stay at chance.",
+            "", task_table(summary),
+        ]  # fmt: skip
     if price_per_accelerator_hour is not None and any(r.cost for r in loaded.values()):
         costs = {
             name: {k: Cost.model_validate(v) for k, v in (r.cost or {}).items()} for name, r in loaded.items()

@@ -26,12 +26,15 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DemoConfig", "run_demo"]
+__all__ = ["DEMO_TASKS", "DemoConfig", "run_demo"]
 
-from dataclasses import asdict, dataclass
+# The families in which explanations can teach (held-out facts that only explanations state) and
+# the negative control (creatures no training text mentions): docs/fidelity.md.
+DEMO_TASKS = ("fictional", "fictional_leaky", "animals", "control_unseen")
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,14 @@ class DemoConfig:
     Attributes:
         teacher: the teacher's base model: a named model (``teacherlm models list``), a local path,
             or ``tiny`` (a random-init model: seconds instead of minutes, word salad for explanations).
-        tasks: built-in task families, comma-separated (empty: all).
-        per_task: built-in samples per task family (split 70/15/15).
-        test_per_task: held-out test items per task family (8 families x 40 = 316 distinct items).
+        tasks: built-in task families, comma-separated (empty: all): by default the knowledge
+            families and the negative control.
+        per_task: built-in samples per task family (split 70/15/15: 32 training questions).
+        test_per_task: held-out test items per task family (4 x 64 = 256 items).
         seed: data, weights and generation seed.
         engine: inference engine of STaR, augmentation and evaluation (hf loads fastest here).
         teacher_steps: optimizer steps of teacher stage 1 (stage 2 keeps its config's).
-        student_steps: optimizer steps of each student.
+        student_steps: optimizer steps of each student (16 questions a step: 10 passes over 96).
         num_shards: augmentation shards (tasks of the fan-out).
         max_new_tokens: token budget of each explanation and STaR rationale.
         ablation: also train one student per explanation field.
@@ -56,13 +60,13 @@ class DemoConfig:
     """
 
     teacher: str = "smollm2-135m-instruct"
-    tasks: str = ""
-    per_task: int = 12
-    test_per_task: int = 40
+    tasks: str = ",".join(DEMO_TASKS)
+    per_task: int = 46
+    test_per_task: int = 64
     seed: int = 0
     engine: str = "hf"
     teacher_steps: int = 24
-    student_steps: int = 30
+    student_steps: int = 60
     num_shards: int = 2
     max_new_tokens: int = 48
     ablation: bool = False
@@ -98,23 +102,48 @@ def _base_models(root: Path, cfg: DemoConfig) -> tuple[str, Path]:
     return teacher, student
 
 
-def _student_config(root: Path) -> Path:
-    """``student_tiny`` with short blocks and small batches: the demo's data is a few hundred tokens,
-    and the plain student (questions and answers only) must still fill a step."""
-    import yaml
+def _gold_student(root: Path, run_dir: Path, base: Path, cfg: DemoConfig) -> float:
+    """Train and score the gold-explanations student beside the pipeline's two, and rewrite the
+    comparison report with all three: the upper bound a teacher's explanations can reach here.
 
-    from .train.config import shipped_config_path
+    Same base model, recipe, steps and seed as the pipeline's students, so with label-exposure
+    matched batching it trains the same questions at every step as ``plain``.
+    """
+    from .compare import write_comparison
+    from .evaluate import EvalReport
+    from .stages.evaluate import evaluate
+    from .stages.train_student import train_student
 
-    raw = yaml.safe_load(shipped_config_path("student_tiny").read_text())
-    raw["texts"]["max_length"] = 128
-    raw["train"]["per_device_batch_size"] = 2
-    path = root / "configs" / "student.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "# teacherlm train student --config THIS --model ... --data ... --output ... (written by teacherlm demo)\n"
-        + yaml.safe_dump(raw, sort_keys=False)
+    start = time.perf_counter()
+    reports = {}
+    for path in run_dir.glob("**/evaluate*/report"):
+        report = EvalReport.model_validate_json(path.read_text())
+        if report.model in ("plain", "augmented"):
+            reports[report.model] = path
+    train_student(str(base), str(root / "gold"), str(root / "students" / "gold"), variant="augmented",
+                  student_config="student_tiny", student_max_steps=cfg.student_steps, deepspeed=cfg.deepspeed,
+                  nproc_per_node=cfg.nproc_per_node, launcher="torchrun", seed=cfg.seed)  # fmt: skip
+    reports["gold"] = root / "students" / "gold-report.json"
+    evaluate(
+        str(root / "students" / "gold"),
+        str(root / "gold"),
+        str(reports["gold"]),
+        name="gold",
+        engine=cfg.engine,
     )
-    return path
+    ids = {
+        name: {s.id for s in EvalReport.model_validate_json(Path(p).read_text()).samples}
+        for name, p in reports.items()
+    }
+    if len({frozenset(v) for v in ids.values()}) != 1:
+        raise RuntimeError(f"the students were scored on different items: {sorted(ids)}")
+    order = [n for n in ("plain", "augmented", "gold") if n in reports]
+    write_comparison(
+        {n: reports[n] for n in order},
+        root / "report",
+        title="teacherlm demo: plain, teacher-augmented and gold-augmented students",
+    )
+    return time.perf_counter() - start
 
 
 def _find(run_dir: Path, pattern: str) -> Path | None:
@@ -134,14 +163,23 @@ def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str,
     teacher, student = _base_models(root, cfg)
     # Stage 2's "user domain": another draw of two families, from a different seed.
     build_builtin(root / "domain", ["dates", "units"], per_task=max(3, cfg.per_task // 2), seed=cfg.seed + 1)
+    # The teacher's annotated seeds: another draw of the same families (other invented creatures;
+    # the same 40 real animals), so the teacher never saw the students' questions or their facts.
+    tasks = [t for t in cfg.tasks.split(",") if t] or None
+    build_builtin(
+        root / "seeds", tasks, per_task=cfg.per_task, seed=cfg.seed + 1, test_per_task=cfg.test_per_task
+    )
+    # The gold arm: the students' own questions with the suite's gold explanations.
+    build_builtin(root / "gold", tasks, per_task=cfg.per_task, seed=cfg.seed, test_per_task=cfg.test_per_task)
     setup = time.perf_counter() - t0
     params = {
         "teacher_base_model": str(teacher), "student_base_model": str(student), "tasks": cfg.tasks, "per_task": cfg.per_task,
         "test_per_task": cfg.test_per_task, "data_seed": cfg.seed, "seed": cfg.seed, "star_rounds": 1, "star_max_new_tokens": cfg.max_new_tokens,
         "teacher_config": "teacher_tiny" if cfg.teacher == TINY else "teacher_smollm2", "personalise_data": str(root / "domain" / "train.jsonl"),
+        "seed_data": str(root / "seeds"),
         "teacher_max_steps": cfg.teacher_steps, "num_shards": cfg.num_shards,
         "max_new_tokens": cfg.max_new_tokens, "temperature": 0.0, "ablation": cfg.ablation,
-        "student_config": str(_student_config(root)), "student_max_steps": cfg.student_steps, "engine": cfg.engine,
+        "student_config": "student_tiny", "student_max_steps": cfg.student_steps, "engine": cfg.engine,
         "nproc_per_node": cfg.nproc_per_node, "deepspeed": cfg.deepspeed, "launcher": "torchrun",
     }  # fmt: skip
     result = run_local("end_to_end", typed=params, workdir=root, run_name=run_id)
@@ -150,6 +188,7 @@ def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str,
     if report_dir is None:
         raise RuntimeError(f"the pipeline finished without a comparison report under {run_dir}")
     shutil.copytree(report_dir, root / "report", dirs_exist_ok=True)
+    gold_seconds = _gold_student(root, run_dir, student, cfg)
     compared = json.loads((root / "report" / "summary.json").read_text())
     teacher_eval = _find(run_dir, "**/evaluate/report")
     accuracy = dict(compared["overall"])
@@ -173,14 +212,18 @@ def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str,
         "gain": compared["gain"],
         "intervals": compared.get("intervals", {}),
         "paired": compared.get("paired", {}),
+        "tasks": compared.get("tasks", {}),
+        "task_intervals": compared.get("task_intervals", {}),
+        "task_paired": compared.get("task_paired", {}),
         "explanations": explained,
         "report": str(root / "report" / "report.md"),
         "plots": [str(p) for p in sorted((root / "report").glob("*.png"))],
         "mlflow_run_id": result["mlflow_run_id"],
-        "tasks": result["tasks"],
+        "pipeline_tasks": result["tasks"],
         "seconds": {
             "setup": round(setup, 1),
             "pipeline": round(result["seconds"], 1),
+            "gold student": round(gold_seconds, 1),
             "total": round(time.perf_counter() - t0, 1),
         },
         "log": result["log"],

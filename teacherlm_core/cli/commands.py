@@ -166,7 +166,7 @@ def demo(
     tasks = Table(title="pipeline tasks", title_justify="left")
     for col in ("task", "seconds", "status"):
         tasks.add_column(col, justify="right" if col == "seconds" else "left")
-    for t in summary["tasks"]:
+    for t in summary["pipeline_tasks"]:
         tasks.add_row(t["task"], "-" if t["seconds"] is None else f"{t['seconds']:.1f}", t["status"])
     console.print(tasks)
     explained = summary["explanations"]
@@ -204,6 +204,22 @@ def demo(
     console.print(models)
     for pair in summary["paired"].values():
         console.print(f"{pair['verdict']}.")
+    families = Table(
+        title="per family: accuracy [95% CI], difference to plain on the same items (McNemar p)",
+        title_justify="left",
+    )
+    names = [n for n in ("plain", "augmented", "gold") if n in summary["accuracy"]]
+    for col in ("family", *names):
+        families.add_column(col, justify="left" if col == "family" else "right")
+    for task, accs in summary["tasks"].items():
+        cells = []
+        for name in names:
+            lo, hi = summary["task_intervals"][task].get(name, (0.0, 0.0))
+            pair = summary["task_paired"].get(task, {}).get(name)
+            extra = "" if not pair else f"\n{pair['difference']:+.3f} (p={pair['p_value']:.2g})"
+            cells.append(f"{accs.get(name, float('nan')):.3f} [{lo:.2f}, {hi:.2f}]{extra}")
+        families.add_row(task, *cells)
+    console.print(families)
     console.print(
         f"report: {summary['report']} (+ {', '.join(Path(p).name for p in summary['plots'])})", soft_wrap=True
     )

@@ -221,7 +221,8 @@ def prepare_stage(
         docs = tokenize(tokenizer, texts_list, texts.loss)
         packed = pack(docs, texts.max_length, pad_id, enabled=texts.pack)
     micro = train.per_device_batch_size * world_size
-    if packed.stats.blocks < micro:
+    # (per_question rows cycle through the questions: a step may hold a question twice)
+    if packed.stats.blocks < (1 if per_question else micro):
         raise ConfigError(
             f"stage {name}",
             [

@@ -84,15 +84,20 @@ def test_demo_runs_the_end_to_end_pipeline_locally(tmp_path):
     assert summary["test_items"] == 12  # --test-per-task 6 for each of the two families
     a = summary["augmented"]
     assert a["input"] == a["output"] + a["quarantined"] and a["output"] > 0
-    assert set(summary["accuracy"]) == {"plain", "augmented", "teacher"}
+    assert set(summary["accuracy"]) == {"plain", "augmented", "gold", "teacher"}
+    # per family: each student against plain on the same items, with intervals
+    assert set(summary["task_paired"]["claims"]) == {"augmented", "gold"}
+    assert all(len(v) == 2 for v in summary["task_intervals"]["claims"].values())
     for name in ("accuracy.png", "gain.png"):
         assert (run / "report" / name).stat().st_size > 10_000
     report = (run / "report" / "report.md").read_text()
     assert (
         "| task | " in report and "| **overall** |" in report and "plain" in report and "augmented" in report
     )
+    assert "## Per task, against the plain student" in report
+    assert "per family" in res.stderr and "gold" in res.stderr
     # Every stage ran as a task of the pipeline, the fan-outs twice.
-    tasks = sorted(t["task"].split(" [")[0] for t in summary["tasks"])
+    tasks = sorted(t["task"].split(" [")[0] for t in summary["pipeline_tasks"])
     assert tasks.count("augment-shard") == 2 and tasks.count("train-student") == 2
     assert {"data-build", "data-star", "train-teacher", "augment-merge", "compare"} <= set(tasks)
     assert "zero-shot accuracy" in res.stderr and "augmented" in res.stderr
