@@ -116,6 +116,7 @@ def augment(
             tracker.log_metrics(
                 {
                     "samples": result["out"], "quarantined": result["quarantined"], "tokens": result["tokens"], "seconds": seconds,
+                    "tokens_kept": result.get("tokens_kept", result["tokens"]),
                     "quarantine_rate": result["quarantined"] / result["in"] if result["in"] else 0.0,
                     "tokens_per_second": result["tokens"] / seconds if seconds else 0.0,
                 }

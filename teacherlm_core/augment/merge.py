@@ -216,6 +216,7 @@ def merge(output: str, progress: Callable[[int], None] | None = None) -> dict[st
             "rate": (sum(d["cot_consistent"] for d in successes) / checked) if checked else None,
         },
         "tokens_generated": sum(d["tokens"] for d in successes),
+        "tokens_kept": sum(d.get("tokens_kept", d["tokens"]) for d in successes),
         "shards": [
             {
                 "shard": i,
@@ -297,6 +298,7 @@ answer-conditioned: it explains the gold answer, it does not guess it.
 | augmented | {c["output"]} |
 | quarantined (see `quarantine/`, each with its line and reason) | {c["quarantined"]} |
 | generated tokens | {m["tokens_generated"]} |
+| kept tokens (the explanations' text; the rest was a stop string or past it) | {m["tokens_kept"]} |
 | chain of thought concluding with the gold answer | {cot["consistent"]} / {cot["checked"]} ({rate}) |
 
 Columns: every input column, the explanation fields, `teacher`, `generation` (engine, seed,

@@ -80,6 +80,7 @@ class PartStats:
     samples: int = 0
     quarantined: int = 0
     tokens: int = 0
+    tokens_kept: int = 0
     seconds: float = 0.0
     skipped: bool = False
     cot_checked: int = 0
@@ -173,6 +174,7 @@ def _receive(cfg: AugmentConfig, stream: GenerationStream, part: _Part, key, gen
     _, i, f, attempt = key
     part.waiting -= 1
     part.stats.tokens += gen.num_tokens
+    part.stats.tokens_kept += gen.num_tokens if gen.kept_tokens is None else gen.kept_tokens
     text, reason = clean_generation(gen, part.bases[i] + FIELD_SUFFIX[f])
     # Greedy decoding repeats itself: a retry would only cost time.
     attempts = 1 + (cfg.max_retries if cfg.temperature > 0 else 0)
@@ -318,7 +320,7 @@ def run_shard(
             stats.seconds = now - max(part.started, last_commit)
             last_commit = now
             marker = {"fingerprint": fingerprint, "part": p, "writer": writer, "in": len(part.entries), "out": len(out),
-                      "quarantined": len(rejected), "tokens": stats.tokens, "seconds": round(stats.seconds, 3),
+                      "quarantined": len(rejected), "tokens": stats.tokens, "tokens_kept": stats.tokens_kept, "seconds": round(stats.seconds, 3),
                       "cot_checked": stats.cot_checked, "cot_consistent": stats.cot_consistent, "files": stats.files}  # fmt: skip
             storage.write_text(storage.join(shard_dir, f"{name}.json"), json.dumps(marker, sort_keys=True))
         else:
@@ -375,7 +377,8 @@ def run_shard(
     success = {
         "fingerprint": fingerprint, "shard": index, "num_shards": cfg.num_shards,
         "in": n_in, "out": sum(m["out"] for m in parts), "quarantined": sum(m["quarantined"] for m in parts),
-        "tokens": sum(m["tokens"] for m in parts), "cot_checked": sum(m["cot_checked"] for m in parts),
+        "tokens": sum(m["tokens"] for m in parts), "tokens_kept": sum(m.get("tokens_kept", m["tokens"]) for m in parts),
+        "cot_checked": sum(m["cot_checked"] for m in parts),
         "cot_consistent": sum(m["cot_consistent"] for m in parts), "parts": parts,
     }  # fmt: skip
     if success["in"] != success["out"] + success["quarantined"]:  # an invariant, not user input

@@ -69,6 +69,8 @@ class Generation:
     record instead of failing the batch.
 
     ``token_ids`` is empty where the backend does not return them (OpenAI-compatible servers).
+    ``num_tokens`` counts the tokens generated; ``kept_tokens`` those of ``text`` (the stop string
+    and what followed it cut), ``None`` where the backend does not say (then ``num_tokens``).
     """
 
     text: str
@@ -76,6 +78,7 @@ class Generation:
     finish_reason: str
     token_ids: tuple[int, ...] = ()
     error: str | None = None  # finish_reason "error": why this one request could not be served
+    kept_tokens: int | None = None
 
 
 @dataclass(frozen=True)

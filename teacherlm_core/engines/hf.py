@@ -25,6 +25,47 @@ from . import (
 __all__ = ["HFEngine", "HFStream", "shared_prefix_plan"]
 
 
+def _holds_stop(text: str, stops: Sequence[str]) -> bool:
+    return any(s in text for s in stops)
+
+
+def _text_stop(tokenizer, prompt_width: int, stops: Sequence[str], eos: int | None):
+    """A ``StoppingCriteria`` for ``model.generate`` that ends each row at its first stop string.
+
+    ``stopped_at[row]`` is the number of tokens the row had generated when it stopped on a string
+    (rows that did not are absent).
+    """
+    import torch
+    from transformers import StoppingCriteria
+
+    class TextStop(StoppingCriteria):
+        def __init__(self) -> None:
+            self.stopped_at: dict[int, int] = {}
+            self.done: list[bool] | None = None
+
+        def __call__(self, input_ids, scores, **kwargs):
+            generated = input_ids[:, prompt_width:].tolist()
+            if self.done is None:
+                self.done = [False] * len(generated)
+            for r, row in enumerate(generated):  # EOS ends a row on its own: no text to check after it
+                if not self.done[r] and eos is not None and row and row[-1] == eos:
+                    self.done[r] = True
+            live = [r for r, d in enumerate(self.done) if not d]
+            # Decoded as the returned text is (special tokens skipped): a row stops exactly where
+            # cutting its full generation at the first stop string would cut it.
+            texts = tokenizer.batch_decode([generated[r] for r in live], skip_special_tokens=True)
+            for r, text in zip(live, texts, strict=True):
+                if _holds_stop(text, stops):
+                    self.done[r] = True
+                    self.stopped_at[r] = len(generated[r])
+            flags = torch.zeros(len(generated), dtype=torch.bool, device=input_ids.device)
+            for r in self.stopped_at:
+                flags[r] = True
+            return flags
+
+    return TextStop()
+
+
 def _top_p_probs(logits, top_p: float):
     """Softmax of ``logits`` over the smallest set of tokens whose probability reaches ``top_p``
     (the most likely token always kept), as transformers' ``TopPLogitsWarper`` and vLLM do."""
@@ -93,6 +134,9 @@ class HFEngine:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.context_window = window
+        # Generation totals: batches, decode steps (forward passes after the prompt's), tokens
+        # generated, and tokens kept (those of the returned texts).
+        self.stats = {"batches": 0, "decode_steps": 0, "tokens_generated": 0, "tokens_kept": 0}
 
     def count_tokens(self, prompts: Sequence[str]) -> list[int]:
         """Tokens of each prompt as :meth:`generate` feeds it (no special tokens added)."""
@@ -191,8 +235,10 @@ class HFEngine:
         rows: list[list[int]] = [[] for _ in prompts]
         done = [False] * len(prompts)
         past = None
+        steps = 0
         with torch.inference_mode():
             for _ in range(max(p.max_new_tokens for p in plist)):
+                steps += 1
                 out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
                                  past_key_values=past, use_cache=True, logits_to_keep=1)  # fmt: skip
                 past = out.past_key_values
@@ -212,23 +258,38 @@ class HFEngine:
                         continue
                     rows[r].append(token)
                     done[r] = len(rows[r]) >= p.max_new_tokens
+                    if not done[r] and p.stop:
+                        done[r] = _holds_stop(
+                            self.tokenizer.decode(rows[r], skip_special_tokens=True), p.stop
+                        )
                 if all(done):
                     break
                 ids = nxt.to(self.device)
                 mask = torch.cat([mask, torch.ones_like(ids)], dim=1)
                 positions = positions[:, -1:] + 1
+        self.stats["batches"] += 1
+        self.stats["decode_steps"] += steps
         return [self._finish(row, p) for row, p in zip(rows, plist, strict=True)]
 
-    def _finish(self, row: list[int], p: GenerationParams) -> Generation:
-        reason = "length" if len(row) >= p.max_new_tokens else "stop"
-        text = self.tokenizer.decode(row, skip_special_tokens=True)
+    def _finish(self, row: list[int], p: GenerationParams, reason: str | None = None) -> Generation:
+        reason = reason or ("length" if len(row) >= p.max_new_tokens else "stop")
+        full = text = self.tokenizer.decode(row, skip_special_tokens=True)
         for s in p.stop:
             if s in text:
                 text, reason = text[: text.index(s)], "stop"
-        return Generation(text=text, num_tokens=len(row), finish_reason=reason, token_ids=tuple(row))
+        kept = len(row)
+        if len(text) < len(full):  # the fewest leading tokens whose text covers what is returned
+            while kept and len(self.tokenizer.decode(row[: kept - 1], skip_special_tokens=True)) >= len(text):
+                kept -= 1
+        self.stats["tokens_generated"] += len(row)
+        self.stats["tokens_kept"] += kept
+        return Generation(
+            text=text, num_tokens=len(row), finish_reason=reason, token_ids=tuple(row), kept_tokens=kept
+        )
 
     def _generate_batch(self, prompts: list[str], p: GenerationParams) -> list[Generation]:
         import torch
+        from transformers import StoppingCriteriaList
 
         self.tokenizer.padding_side = "left"
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
@@ -241,22 +302,23 @@ class HFEngine:
         }
         if p.temperature > 0:
             kwargs |= {"temperature": p.temperature, "top_p": p.top_p}
+        eos = self.tokenizer.eos_token_id
+        width = enc["input_ids"].shape[1]
+        stop = _text_stop(self.tokenizer, width, p.stop, eos) if p.stop else None
+        if stop is not None:
+            kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
+        self.stats["batches"] += 1
+        self.stats["decode_steps"] += out.shape[1] - width
         results = []
-        eos = self.tokenizer.eos_token_id
-        for row in out[:, enc["input_ids"].shape[1] :].tolist():
-            if eos in row:
+        for r, row in enumerate(out[:, width:].tolist()):
+            reason = None
+            if stop is not None and r in stop.stopped_at:
+                row, reason = row[: stop.stopped_at[r]], "stop"
+            elif eos in row:
                 row, reason = row[: row.index(eos)], "stop"
-            else:
-                reason = "length" if len(row) >= p.max_new_tokens else "stop"
-            text = self.tokenizer.decode(row, skip_special_tokens=True)
-            for s in p.stop:
-                if s in text:
-                    text, reason = text[: text.index(s)], "stop"
-            results.append(
-                Generation(text=text, num_tokens=len(row), finish_reason=reason, token_ids=tuple(row))
-            )
+            results.append(self._finish(row, p, reason))
         return results
 
 

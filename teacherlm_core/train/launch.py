@@ -53,13 +53,21 @@ def torchrun_command(launch: LaunchConfig, plan_path: str | Path, *, port: int |
     ]  # fmt: skip
 
 
-def worker_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The ranks' environment: DeepSpeed on CPU when there is no GPU, unbuffered logs."""
+def worker_env(base: dict[str, str] | None = None, nproc: int = 1) -> dict[str, str]:
+    """The ranks' environment: DeepSpeed on CPU when there is no GPU, unbuffered logs.
+
+    On CPU the ``nproc`` ranks of this node share its threads (:func:`~teacherlm_core.cpus.cpu_budget`,
+    ``OMP_NUM_THREADS`` when set): each gets an equal share, never more threads than cores in all
+    (torchrun gives each rank 1 only when nothing is set, and each rank all of a set value).
+    """
     import torch
+
+    from ..cpus import cpu_budget, share, thread_env
 
     env = dict(os.environ if base is None else base)
     if not torch.cuda.is_available():
         env.setdefault("DS_ACCELERATOR", "cpu")
+        env |= thread_env(share(cpu_budget(env), nproc))
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("TRANSFORMERS_VERBOSITY", "warning")
@@ -81,7 +89,7 @@ def run_plan_local(plan: Plan, launch: LaunchConfig, plan_dir: str | Path) -> No
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     plan_path.write_text(plan.model_dump_json(indent=2))
     cmd = torchrun_command(launch, plan_path)
-    proc = subprocess.Popen(cmd, env=worker_env(), start_new_session=True)
+    proc = subprocess.Popen(cmd, env=worker_env(nproc=launch.nproc), start_new_session=True)
     try:
         code = proc.wait()
     except BaseException:  # Ctrl-C or a kill of this process: take the ranks down too

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from teacherlm_core.engines import GenerationParams, LoglikelihoodRequest, encode_pair
@@ -198,3 +200,49 @@ def test_vllm_on_cpu_runs_with_the_threads_it_was_given(vllm_engine):
     import torch
 
     assert vllm_engine.cpu_threads and torch.get_num_threads() == vllm_engine.cpu_threads
+
+
+def _early_word(text: str) -> str:
+    """A word first seen in the first half of ``text``, with its leading space: a stop string
+    that this row's generation reaches early."""
+    for word in text.split()[1:]:
+        if word.isalnum() and 0 < text.index(" " + word) < len(text) // 2:
+            return " " + word
+    raise AssertionError(f"no early word in {text!r}")
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_rows_stop_at_their_stop_string_and_the_batch_ends_with_its_last_row(tiny_model, temperature):
+    """Generation once ran every row to max_new_tokens and cut the stop string afterwards: a batch
+    of finished explanations kept paying decode steps. Now each row ends at its stop string, the
+    batch ends with its last row, and the texts are those of cutting the full generation."""
+    engine = HFEngine(tiny_model, batch_size=4)
+    prompts = [
+        "Q: Is ice cold? A: The answer is (A).",
+        "Q: hello there",
+        "Q: 2 plus 2?",
+        "Q: Why is the sky blue?",
+    ]
+    free = GenerationParams(max_new_tokens=24, temperature=temperature, seed=3)
+    full = engine.generate(prompts, free)
+    full_steps = engine.stats["decode_steps"]
+    assert full_steps > 16 and engine.stats["tokens_generated"] > 3 * 16
+    stops = tuple(_early_word(g.text) for g in full)  # every row reaches one early
+    expected = []  # today's outputs: the full generation, cut at its first stop string
+    for g in full:
+        first = min((g.text.index(s) for s in stops if s in g.text), default=None)
+        expected.append((g.text, g.finish_reason) if first is None else (g.text[:first], "stop"))
+
+    engine.stats.update(dict.fromkeys(engine.stats, 0))
+    stopped = engine.generate(prompts, replace(free, stop=stops))
+    assert [(g.text, g.finish_reason) for g in stopped] == expected
+    assert (
+        engine.stats["batches"] == 1 and engine.stats["decode_steps"] < full_steps
+    )  # ended with its last row
+    assert engine.stats["tokens_generated"] == sum(g.num_tokens for g in stopped) < 4 * 24
+    assert (
+        0
+        < engine.stats["tokens_kept"]
+        == sum(g.kept_tokens for g in stopped)
+        < engine.stats["tokens_generated"]
+    )

@@ -231,3 +231,15 @@ def test_teacher_stages_run_in_order_with_one_mlflow_run_each(setup, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert all(s["skipped"] for s in json.loads((out / "stages.json").read_text()))
     assert "OMP_NUM_THREADS" not in again.stderr  # torchrun's banner: no rank was started
+
+
+def test_cpu_ranks_share_the_threads_of_their_node():
+    """Ranks on CPU once each took the whole thread budget the caller set (OMP_NUM_THREADS=4 and 2
+    ranks: 8 threads on 4 cores), or 1 each from torchrun when none was set, whatever the cores."""
+    from teacherlm_core.cpus import usable_cpus
+    from teacherlm_core.train.launch import worker_env
+
+    base = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    assert worker_env(base | {"OMP_NUM_THREADS": "4"}, nproc=2)["OMP_NUM_THREADS"] == "2"
+    assert worker_env(base, nproc=2)["OMP_NUM_THREADS"] == str(max(1, usable_cpus() // 2))
+    assert worker_env(base | {"OMP_NUM_THREADS": "1"}, nproc=2)["OMP_NUM_THREADS"] == "1"  # at least one
