@@ -114,7 +114,8 @@ def build_builtin(
 
     Args:
         output_dir: where the split files, ``dedup.jsonl`` and ``manifest.json`` go (created).
-        tasks: family names (default: all of :data:`~teacherlm_core.data.tasks.FAMILIES`).
+        tasks: family names (default: :data:`~teacherlm_core.data.tasks.DEFAULT_TASKS`, the eight
+            paper-style families; the knowledge families and the control are named explicitly).
         per_task: items requested per family, before the 70/15/15 split.
         seed: the random seed; a different seed gives different items from the same pools.
         test_per_task: test items per family instead of 15% of ``per_task`` (0: the 15%); train

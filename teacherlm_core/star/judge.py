@@ -17,7 +17,7 @@ from ..engines import Generation
 from ..prompts import FIELD_SUFFIX, collapse_ws
 from ..schema import Sample
 
-__all__ = ["Verdict", "judge", "reasoning_words"]
+__all__ = ["Verdict", "judge", "reasoning_words", "restates_only"]
 
 
 def _is_echo(text: str, sample: Sample) -> bool:
@@ -55,6 +55,20 @@ def reasoning_words(text: str, sample: Sample) -> tuple[int, str | None]:
         if not key.startswith("\0") and f" {key} " not in f" {prompt} ":
             count += len(key.split())
     return count, None
+
+
+def restates_only(reasoning: str, sample: Sample, min_words: int) -> bool:
+    """Is ``reasoning`` (a rationale before its conclusion) only the answer said again?
+
+    The gold answer's letter and text are masked (:func:`~teacherlm_core.augment.utility.mask_answer`)
+    and what is left must hold ``min_words`` words of reasoning: "Fepgun is red." for "What color
+    is Fepgun?" holds two ("Fepgun is ___"); a hinted teacher writes such restatements, and a
+    student learns nothing from them that the label does not say.
+    """
+    from ..augment.utility import MASK, mask_answer
+
+    count, _ = reasoning_words(mask_answer(reasoning, sample).replace(MASK, " "), sample)
+    return count < min_words
 
 
 def _sentence_start(text: str, pos: int) -> int:
@@ -111,6 +125,10 @@ def judge(generation: Generation, sample: Sample, *, hinted: bool, min_words: in
             return Verdict(False, reason="cut at max_new_tokens before one complete sentence")
         if refused := _too_little(body, sample, min_words, ""):
             return refused
+        if restates_only(body, sample, min_words):
+            return Verdict(
+                False, reason=f"only restates the hinted answer (fewer than {min_words} words besides it)"
+            )
         if not SENTENCE_END.search(body[-1:]):
             body += "."
         return Verdict(True, f"{body} So the answer is {sample.answer}.", appended=True)
@@ -119,6 +137,10 @@ def judge(generation: Generation, sample: Sample, *, hinted: bool, min_words: in
     reasoning = text[: _sentence_start(text, concl.start)]
     if refused := _too_little(reasoning, sample, min_words, " before the conclusion"):
         return refused
+    if hinted and restates_only(reasoning, sample, min_words):
+        return Verdict(
+            False, reason=f"only restates the hinted answer (fewer than {min_words} words besides it)"
+        )
     rationale = text[: concl.end].rstrip()
     if not SENTENCE_END.search(rationale[-1:]):
         rationale += "."

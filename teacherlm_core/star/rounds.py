@@ -14,7 +14,7 @@ from ..engines import Engine, Generation, GenerationParams, generate_servable, g
 from ..errors import ConfigError, DataError
 from ..schema import SCHEMA_VERSION, QuarantineWriter, Rejected, read_samples, write_jsonl
 from .config import FAILED, KEPT, STOP, EngineFactory, ProgressFactory, StarConfig, TrainFn
-from .judge import judge
+from .judge import judge, restates_only
 from .prompts import GENERATE_TEMPLATE, RATIONALIZE_TEMPLATE, generate_prompt, rationalize_prompt
 
 __all__ = ["PHASES", "run_star"]
@@ -194,6 +194,10 @@ def run_star(
         "generated": by_source["generated"],
         "rationalized": by_source["rationalized"],
         "conclusion_appended": sum(rec["star_conclusion_appended"] for rec in kept.values()),
+        # kept rationales that reach gold with reasoning of their own: min_words besides the answer
+        "reasoned": sum(
+            not restates_only(rec["chain_of_thought"], samples[i], cfg.min_words) for i, rec in kept.items()
+        ),
         "tasks": {t: {k: c[k] for k in ("in", "kept", "failed")} for t, c in sorted(tasks.items())},
     }
     if counts["in"] != counts["kept"] + counts["failed"] + counts["invalid"]:  # pragma: no cover

@@ -31,7 +31,7 @@ PER_TASK = 40
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("builtin")
-    manifest = build_builtin(out, per_task=PER_TASK, seed=7, formats=("jsonl", "parquet"))
+    manifest = build_builtin(out, list(FAMILIES), per_task=PER_TASK, seed=7, formats=("jsonl", "parquet"))
     return out, manifest
 
 
@@ -46,7 +46,14 @@ def records(built):
 @pytest.fixture(scope="module")
 def big():
     """More items per family than a build in CI needs, to give the held-out checks teeth."""
-    return generate_builtin(per_task=150, seed=11)
+    return generate_builtin(list(FAMILIES), per_task=150, seed=11)
+
+
+def test_a_build_without_tasks_draws_the_default_families(tmp_path):
+    from teacherlm_core.data.tasks import DEFAULT_TASKS
+
+    manifest = build_builtin(tmp_path, per_task=3, seed=0)
+    assert manifest["tasks"] == list(DEFAULT_TASKS) and set(DEFAULT_TASKS) < set(FAMILIES)
 
 
 def test_at_least_six_families_each_with_every_split(records):
@@ -59,7 +66,7 @@ def test_at_least_six_families_each_with_every_split(records):
 
 def test_same_seed_gives_identical_files(built, tmp_path):
     out, manifest = built
-    again = build_builtin(tmp_path, per_task=PER_TASK, seed=7, formats=("jsonl", "parquet"))
+    again = build_builtin(tmp_path, list(FAMILIES), per_task=PER_TASK, seed=7, formats=("jsonl", "parquet"))
     assert again == manifest
     for name, entry in manifest["files"].items():
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
@@ -69,8 +76,8 @@ def test_same_seed_gives_identical_files(built, tmp_path):
 def test_another_process_with_another_hash_seed_gives_identical_files(built, tmp_path):
     _, manifest = built
     code = (
-        "import sys; from teacherlm_core.data import build_builtin; "
-        f"build_builtin(sys.argv[1], per_task={PER_TASK}, seed=7, formats=('jsonl', 'parquet'))"
+        "import sys; from teacherlm_core.data import FAMILIES, build_builtin; "
+        f"build_builtin(sys.argv[1], list(FAMILIES), per_task={PER_TASK}, seed=7, formats=('jsonl', 'parquet'))"
     )
     env = os.environ | {"PYTHONHASHSEED": "12345"}
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, env=env, timeout=50)
@@ -79,7 +86,7 @@ def test_another_process_with_another_hash_seed_gives_identical_files(built, tmp
 
 def test_different_seed_gives_different_files(built, tmp_path):
     _, manifest = built
-    other = build_builtin(tmp_path, per_task=PER_TASK, seed=8)
+    other = build_builtin(tmp_path, list(FAMILIES), per_task=PER_TASK, seed=8)
     for split in SPLITS:
         assert other["files"][f"{split}.jsonl"]["sha256"] != manifest["files"][f"{split}.jsonl"]["sha256"]
     assert other["counts"] == manifest["counts"]
