@@ -138,10 +138,15 @@ def _gold_student(root: Path, run_dir: Path, base: Path, cfg: DemoConfig) -> flo
     if len({frozenset(v) for v in ids.values()}) != 1:
         raise RuntimeError(f"the students were scored on different items: {sorted(ids)}")
     order = [n for n in ("plain", "augmented", "gold") if n in reports]
+    from .stages.params import P
+
+    merged = _find(run_dir, "**/augment-merge/augmented/manifest.json")
     write_comparison(
         {n: reports[n] for n in order},
         root / "report",
         title="teacherlm demo: plain, teacher-augmented and gold-augmented students",
+        augmented=str(merged.parent) if merged else "",
+        price_per_accelerator_hour=P.price_per_accelerator_hour,
     )
     return time.perf_counter() - start
 
