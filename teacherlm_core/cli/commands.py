@@ -125,7 +125,10 @@ def demo(
     test_per_task: int = typer.Option(
         _DEMO.test_per_task, help="Held-out test items per task family (the students' comparison)."
     ),
-    tasks: str = typer.Option(_DEMO.tasks, help="Built-in task families, comma-separated (default: all)."),
+    tasks: str = typer.Option(
+        _DEMO.tasks,
+        help="Built-in task families, comma-separated (default: the knowledge families and the control).",
+    ),
     seed: int = typer.Option(_DEMO.seed, help="Seed for data, model weights and generation."),
     engine: EngineName = typer.Option(EngineName.hf, help="Engine for STaR, augmentation and evaluation."),
     teacher_steps: int = typer.Option(
@@ -144,10 +147,11 @@ def demo(
 ) -> None:
     """Run the end_to_end pipeline locally (KFP local runner) on the built-in data: teacher data, STaR,
     teacher stages on a real small LM (SmolLM2-135M-Instruct, shipped in a wheel: no downloads),
-    augmentation shards, plain vs augmented students (tiny, trained from scratch), evaluation on a
-    held-out split of 316 items, comparison report with 95% intervals. About 12 min on a quiet
-    2-core machine, 23 min shared with another job; the first run also converts the model, about
-    1 min (--teacher tiny: a few minutes)."""
+    augmentation shards, then three students (tiny, from scratch, the same questions at every
+    step): plain, teacher-augmented and gold-augmented, scored on 256 held-out items of the
+    knowledge families (facts only explanations state) and a negative control, per family with
+    95% intervals and paired tests. The first run also converts the model (about 1 min);
+    --teacher tiny for a quick check."""
     import os
 
     from rich.table import Table

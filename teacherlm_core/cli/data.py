@@ -107,7 +107,7 @@ def build(
         typer.Option(
             "--tasks",
             metavar="A,B",
-            help="Comma-separated task families (default: all; list them with 'teacherlm data tasks').",
+            help="Comma-separated task families (default: the eight paper-style families; list every family with 'teacherlm data tasks').",
         ),
     ] = None,
     per_task: Annotated[

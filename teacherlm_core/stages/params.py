@@ -56,7 +56,9 @@ class PipelineParams(BaseModel):
                         "directory URI with train and test splits); empty: the built-in suite.",
                         "data_build")  # fmt: skip
     # -- built-in data and STaR
-    tasks: str = _p("", "Built-in task families, comma-separated; empty for all.", "data_build")
+    tasks: str = _p(
+        "", "Built-in task families, comma-separated; empty for the eight default ones.", "data_build"
+    )
     per_task: int = _p(200, "Built-in samples per task family (split 70/15/15).", "data_build")
     test_per_task: int = _p(0, "Built-in test items per task family instead of 15% of per_task (0: the 15%); "
                             "train and validation stay the same.", "data_build")  # fmt: skip
