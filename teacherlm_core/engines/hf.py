@@ -53,7 +53,9 @@ def _text_stop(tokenizer, prompt_width: int, stops: Sequence[str], eos: int | No
             live = [r for r, d in enumerate(self.done) if not d]
             # Decoded as the returned text is (special tokens skipped): a row stops exactly where
             # cutting its full generation at the first stop string would cut it.
-            texts = tokenizer.batch_decode([generated[r] for r in live], skip_special_tokens=True)
+            # one decode a row: batch_decode of one row, or of rows of one token, may take the list
+            # for a single sequence and return one string (seen: "zip() argument 2 is longer")
+            texts = [tokenizer.decode(generated[r], skip_special_tokens=True) for r in live]
             for r, text in zip(live, texts, strict=True):
                 if _holds_stop(text, stops):
                     self.done[r] = True
