@@ -277,7 +277,7 @@ def markdown(results: dict) -> str:
     for size, arms in results["cells"].items():
         ch = results["chance"][size]
         lines += [f"### {size} training questions a family", ""]
-        groups = ["knowledge", *FAMILIES]
+        groups = ["knowledge", *results["families"]]
         lines.append(
             "| arm | seeds | " + " | ".join(groups) + " | tokens a student (label / explanation targets) |"
         )
@@ -349,6 +349,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--primary-seeds", type=int, default=5, help="Seeds at the primary size.")
     ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument(
+        "--families", default=",".join(FAMILIES), help="Task families the students train and are scored on."
+    )
+    ap.add_argument(
         "--teacher-arms-at", default="primary", help="'primary' or 'all': sizes with teacher arms."
     )
     ap.add_argument("--test-per-task", type=int, default=64, help="Held-out test items per family.")
@@ -373,6 +376,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     t0 = time.perf_counter()
     arms = [a for a in args.arms.split(",") if a]
+    families = [f for f in args.families.split(",") if f]
     sizes = [int(s) for s in args.sizes.split(",")]
     jobs, tests, teacher_stats, chances = [], {}, {}, {}
     teacher_model = None
@@ -384,7 +388,7 @@ def main(argv: list[str] | None = None) -> dict:
         if not (data / "manifest.json").is_file():
             build_builtin(
                 data,
-                list(FAMILIES),
+                families,
                 per_task=PER_TASK[size],
                 seed=args.data_seed,
                 test_per_task=args.test_per_task,
@@ -433,8 +437,9 @@ def main(argv: list[str] | None = None) -> dict:
     results = {
         "command": "python benchmarks/fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "args": {k: str(v) for k, v in vars(args).items()},
+        "families": families,
         "chance": chances,
-        "cells": analyse(reports),
+        "cells": analyse(reports, tuple(families)),
         "teacher": {"augmentation": teacher_stats, "zero_shot": teacher_eval},
         "seconds": {
             "total": round(time.perf_counter() - t0, 1),

@@ -65,3 +65,18 @@ def test_the_report_gives_intervals_and_the_verdict(tmp_path):
     )
     text = (tmp_path / "out" / "report.md").read_text()
     assert "(300 items)" in text and "95% CI" in text and "McNemar p =" in text
+
+
+def test_each_task_is_judged_on_its_own_items():
+    """A gain confined to one family must show there, not only diluted in the pooled number."""
+    from teacherlm_core.compare import summarize as compare_summary
+
+    n = 300  # tasks t0, t1, t2 by i % 3
+    base = [False] * n
+    other = [i % 3 == 0 and i < 150 for i in range(n)]  # 50 more right, all in t0
+    s = compare_summary({"plain": _report("plain", base), "augmented": _report("augmented", other)})
+    t0, t1 = s["task_paired"]["t0"]["augmented"], s["task_paired"]["t1"]["augmented"]
+    assert t0["items"] == 100 and t0["discordant"] == [50, 0] and t0["significant"]
+    assert t1["discordant"] == [0, 0] and not t1["significant"]
+    lo, hi = s["task_intervals"]["t0"]["augmented"]
+    assert lo < 0.5 < hi
