@@ -46,7 +46,16 @@ FAMILIES: dict[str, TaskFamily] = {
 # What a build without --tasks draws: the eight paper-style families. The knowledge families,
 # the yes/no renderings and the control are named explicitly (the demo and the fidelity
 # benchmark do), so a default build, and every record count written against it, stays as it was.
-DEFAULT_TASKS = ("claims", "strategy", "commonsense", "arithmetic", "ordering", "dates", "units", "syllogisms")
+DEFAULT_TASKS = (
+    "claims",
+    "strategy",
+    "commonsense",
+    "arithmetic",
+    "ordering",
+    "dates",
+    "units",
+    "syllogisms",
+)
 
 
 def get_families(names: list[str] | None = None) -> list[TaskFamily]:
