@@ -127,23 +127,14 @@ def _train_teacher(out: Path, args, t0: float) -> str:
 
     torch.set_num_threads(1)
     from teacherlm_core.data import build_builtin
+    from teacherlm_core.data.tasks import DEFAULT_TASKS
     from teacherlm_core.models import resolve_model
     from teacherlm_core.stages.train_teacher import train_teacher
 
     model = out / "model"
     if not (model / "model.safetensors").is_file():
-        classic = [
-            "claims",
-            "strategy",
-            "commonsense",
-            "arithmetic",
-            "ordering",
-            "dates",
-            "units",
-            "syllogisms",
-        ]
         seeds = out / "seeds"
-        build_builtin(seeds, classic, per_task=12, seed=1)
+        build_builtin(seeds, list(DEFAULT_TASKS), per_task=12, seed=1)  # the eight classic families
         empty = _write(out / "no-star.jsonl", [])
         train_teacher(resolve_model(args.teacher), str(seeds), str(empty), str(model), teacher_config="teacher_smollm2",
                       teacher_max_steps=args.teacher_steps, deepspeed="none", nproc_per_node=1, launcher="torchrun")  # fmt: skip

@@ -341,20 +341,12 @@ class Animals(_KnowledgeFamily):
         return fundamentals, chain, mistakes
 
 
-class ControlUnseen(_KnowledgeFamily):
+class ControlUnseen(Fictional):
     """Questions about creatures that appear nowhere in training: every student is at chance."""
 
     name = "control_unseen"
     test_only = True  # no training or validation items, by design
     description = "Negative control: facts about invented creatures never seen in training (test only)."
-    relations = CREATURE_RELATIONS
-    train_relations = 2
-
-    def world(self, rng: random.Random, n_entities: int) -> list[_Entity]:
-        return _creature_world(rng, n_entities, self.relations, self.train_relations)
-
-    def explain(self, entity: _Entity, relation: Relation) -> tuple[str, str, str]:
-        return Fictional.explain(self, entity, relation)  # type: ignore[arg-type]
 
     def generate_splits(self, rng: random.Random, sizes: dict[str, int]) -> dict[str, list[Annotated]]:
         n_test = sizes.get("test", 0)
