@@ -47,7 +47,7 @@ class DemoConfig:
         tasks: built-in task families, comma-separated (empty: all): by default the knowledge
             families and the negative control.
         per_task: built-in samples per task family (split 70/15/15: 32 training questions).
-        test_per_task: held-out test items per task family (4 x 64 = 256 items).
+        test_per_task: held-out test items per task family (up to 4 x 64; animals has fewer held-out pairs: 242 in all).
         seed: data, weights and generation seed.
         engine: inference engine of STaR, augmentation and evaluation (hf loads fastest here).
         teacher_steps: optimizer steps of teacher stage 1 (stage 2 keeps its config's).

@@ -148,7 +148,7 @@ def demo(
     """Run the end_to_end pipeline locally (KFP local runner) on the built-in data: teacher data, STaR,
     teacher stages on a real small LM (SmolLM2-135M-Instruct, shipped in a wheel: no downloads),
     augmentation shards, then three students (tiny, from scratch, the same questions at every
-    step): plain, teacher-augmented and gold-augmented, scored on 256 held-out items of the
+    step): plain, teacher-augmented and gold-augmented, scored on about 240 held-out items of the
     knowledge families (facts only explanations state) and a negative control, per family with
     95% intervals and paired tests. The first run also converts the model (about 1 min);
     --teacher tiny for a quick check."""
