@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,12 +110,67 @@ def _json_rows(path: str) -> Iterator[Row]:
             yield i, DataError(path, i, None, f"expected a JSON object, got {type(rec).__name__}"), rec
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # what ``surrogateescape`` turns a byte that is not UTF-8 into
+
+
+class _BadBytes(Exception):
+    """A physical line that is not valid UTF-8 (raised through the csv reader to :class:`_Lines`' caller)."""
+
+
+class _Lines:
+    """The physical lines of a text file, numbered, for a csv reader; lines can be pushed back.
+
+    Each line is decoded on its own, so a byte that is not UTF-8 costs its line only and is
+    reported on its own line (not where a decoder's chunk began). ``taken`` holds the lines the
+    reader pulled for the record being read.
+    """
+
+    def __init__(self, fh: Any):
+        self.fh = fh
+        self.number = 0
+        self.pending: deque[tuple[int, str]] = deque()
+        self.taken: list[tuple[int, str]] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.pending:
+            line = self.pending.popleft()
+        else:
+            text = self.fh.readline()
+            if not text:
+                raise StopIteration
+            self.number += 1
+            line = (self.number, text)
+        self.taken.append(line)
+        if bad := _UNDECODABLE.search(line[1]):
+            offset = len(line[1][: bad.start()].encode("utf-8", "surrogateescape"))
+            raise _BadBytes(f"not valid UTF-8 (byte {offset} of the line)")
+        return line[1]
+
+
+def _printable(line: str) -> str:
+    """A physical line as quarantine text: without its line end, undecodable bytes as U+FFFD."""
+    return line.rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _open_csv(path: str, delimiter: str) -> SourcePart:
-    fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed by the generator
+    """A CSV/TSV file as one part; every physical record is one row (or one quarantined error).
+
+    A record the csv module reads over several lines (a quoted field holding newlines) and that
+    turns out malformed (an unbalanced quote, a wrong number of fields, a line that is not UTF-8)
+    costs only its first line: that line is quarantined and the lines after it are read again as
+    records of their own. So a stray quote can never swallow the rest of the file unseen, and
+    ``in`` counts the records in the file, not what the parser happened to return.
+    """
+    # surrogateescape: an undecodable byte becomes a lone surrogate, found per line by _Lines
+    fh = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")  # noqa: SIM115 - closed by the generator
+    lines = _Lines(fh)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        columns = list(reader.fieldnames or [])
-    except (UnicodeDecodeError, csv.Error) as exc:
+        columns = next(reader, [])
+    except (_BadBytes, csv.Error) as exc:
         fh.close()
         raise DataError(path, 1, None, f"unreadable CSV header: {exc}") from exc
     if not columns:
@@ -124,29 +180,40 @@ def _open_csv(path: str, delimiter: str) -> SourcePart:
     def rows() -> Iterator[Row]:
         with fh:
             while True:
+                lines.taken.clear()
                 try:
-                    row = next(reader)
+                    fields = next(reader)
+                    problem = None
                 except StopIteration:
-                    return
-                except UnicodeDecodeError as exc:  # the decoder cannot resynchronise: stop here
-                    raise DataError(path, reader.line_num + 1, None, f"not valid UTF-8: {exc}") from exc
-                except csv.Error as exc:  # the bad line is consumed; the next one is read normally
-                    reason = f"malformed CSV row: {exc}"
-                    yield reader.line_num, DataError(path, reader.line_num, None, reason), None
+                    if not lines.taken:
+                        return
+                    fields, problem = [], "malformed CSV row: unexpected end of file"
+                except _BadBytes as exc:
+                    fields, problem = [], str(exc)
+                except csv.Error as exc:
+                    fields, problem = [], f"malformed CSV row: {exc}"
+                if not fields and problem is None:
+                    continue  # a blank line
+                if problem is None and len(fields) != len(columns):
+                    problem = f"row has {len(fields)} fields, the header has {len(columns)}"
+                first, text = lines.taken[0]
+                if problem is None:
+                    row = dict(zip(columns, fields, strict=True))
+                    yield first, row, row
                     continue
-                extra = row.pop(None, None) or []  # type: ignore[call-overload]  # values past the header
-                missing = sum(v is None for v in row.values())
-                if extra or missing:
-                    reason = (
-                        f"row has {len(columns) + len(extra) - missing} fields, the header has {len(columns)}"
+                if len(lines.taken) > 1:  # a record over several lines: set aside its first line only
+                    last = lines.taken[-1][0]
+                    problem += (
+                        f" (read as one record from line {first} to {last}: an unbalanced quote?"
+                        " Only this line is set aside, the lines after it are read again)"
                     )
-                    yield (
-                        reader.line_num,
-                        DataError(path, reader.line_num, None, reason),
-                        row | {"_extra": extra},
-                    )
-                    continue
-                yield reader.line_num, row, row
+                    lines.pending.extendleft(reversed(lines.taken[1:]))
+                    raw: Any = _printable(text)
+                elif fields:
+                    raw = dict(zip(columns, fields, strict=False)) | {"_extra": fields[len(columns) :]}
+                else:
+                    raw = _printable(text)
+                yield first, DataError(path, first, None, problem), raw
 
     return SourcePart(path, None, columns, 1, rows())
 
