@@ -8,7 +8,7 @@ of a Parquet file or ``datasets`` split. A broken row is yielded as a
 Supported sources:
 
 * ``*.jsonl`` / ``*.json`` (JSON Lines, or one JSON array of objects), ``*.csv`` / ``*.tsv``,
-  ``*.parquet``;
+  ``*.parquet``; the text formats also gzip- or zstd-compressed (``*.jsonl.gz``, ``*.csv.zst``);
 * a directory written by ``datasets.Dataset(Dict).save_to_disk`` (``datasets.load_from_disk``),
   or any other directory of data files (``datasets.load_dataset(path)``, split names inferred);
 * otherwise a Hugging Face Hub id such as ``tasksource/ecqa`` (``datasets.load_dataset``, needs
@@ -18,8 +18,10 @@ Supported sources:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,12 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..schema import PARQUET_MAGIC, UTF8_BOM, iter_raw_records
+from ..schema import (
+    MAX_DEPTH,
+    PARQUET_MAGIC,
+    UTF8_BOM,
+    UniqueKeys,
+    iter_raw_records,
+    open_input,
+    record_problem,
+)
 
 __all__ = ["FILE_SUFFIXES", "Row", "SourcePart", "open_source"]
 
 Row = tuple[int, dict[str, Any] | DataError, Any]
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+COMPRESSED_SUFFIXES = (".gz", ".zst")
 _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
 
@@ -67,6 +78,10 @@ def open_source(
         if path.stat().st_size == 0:
             raise DataError(source, None, None, "file is empty")
         suffix = path.suffix.lower()
+        if (
+            suffix in COMPRESSED_SUFFIXES
+        ):  # what it holds is told by the name before (the content is compressed)
+            suffix = Path(path.stem).suffix.lower()
         if suffix in (".csv", ".tsv"):
             return [_open_csv(source, "\t" if suffix == ".tsv" else ",")]
         if suffix in (".json", ".jsonl", ".parquet"):  # which of them is told by the content, not the name
@@ -77,7 +92,7 @@ def open_source(
             source, None, None, f"unknown file type {suffix!r} (use one of {', '.join(FILE_SUFFIXES)})"
         )
     if (
-        path.suffix.lower() in FILE_SUFFIXES
+        path.suffix.lower() in FILE_SUFFIXES + COMPRESSED_SUFFIXES
         or "\\" in source
         or source.startswith((".", "/"))
         or not _HUB_ID.match(source)
@@ -91,23 +106,37 @@ def _is_parquet(path: str) -> bool:
         return fh.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
 
 
+def _read_input(path: str, size: int = -1) -> bytes:
+    try:
+        with open_input(path) as fh:
+            return fh.read(size)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(path, None, None, f"not readable compressed data: {exc}") from exc
+
+
 def _json_rows(path: str) -> Iterator[Row]:
-    with open(path, "rb") as fh:
-        head = fh.read(4096).removeprefix(UTF8_BOM).lstrip()
+    head = _read_input(path, 4096).removeprefix(UTF8_BOM).lstrip()
     if not head.startswith(b"["):
         yield from iter_raw_records(path)
         return
+    keys = UniqueKeys()
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            data = json.load(fh)
+        text = _read_input(path).decode("utf-8-sig")
+        data = json.loads(text, object_pairs_hook=keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         line = getattr(exc, "lineno", None)
         raise DataError(path, line, None, f"not a valid JSON array: {exc}") from exc
+    except RecursionError as exc:
+        raise DataError(path, None, None, f"not a usable JSON array: nested past {MAX_DEPTH} levels") from exc
+    if not isinstance(data, list):
+        raise DataError(path, None, None, f"expected a JSON array, got {type(data).__name__}")
     for i, rec in enumerate(data, start=1):
-        if isinstance(rec, dict):
-            yield i, rec, rec
-        else:
+        if not isinstance(rec, dict):
             yield i, DataError(path, i, None, f"expected a JSON object, got {type(rec).__name__}"), rec
+        elif (problem := record_problem(rec, text, keys)) is not None:
+            yield i, DataError(path, i, *problem), json.dumps(rec, ensure_ascii=True)
+        else:
+            yield i, rec, rec
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # what ``surrogateescape`` turns a byte that is not UTF-8 into
@@ -125,8 +154,8 @@ class _Lines:
     reader pulled for the record being read.
     """
 
-    def __init__(self, fh: Any):
-        self.fh = fh
+    def __init__(self, fh: Any, path: str):
+        self.fh, self.path = fh, path
         self.number = 0
         self.pending: deque[tuple[int, str]] = deque()
         self.taken: list[tuple[int, str]] = []
@@ -138,7 +167,12 @@ class _Lines:
         if self.pending:
             line = self.pending.popleft()
         else:
-            text = self.fh.readline()
+            try:
+                text = self.fh.readline()
+            except (OSError, EOFError, zlib.error) as exc:  # compressed data that breaks off
+                raise DataError(
+                    self.path, self.number + 1, None, f"compressed data breaks off: {exc}"
+                ) from exc
             if not text:
                 raise StopIteration
             self.number += 1
@@ -165,8 +199,8 @@ def _open_csv(path: str, delimiter: str) -> SourcePart:
     ``in`` counts the records in the file, not what the parser happened to return.
     """
     # surrogateescape: an undecodable byte becomes a lone surrogate, found per line by _Lines
-    fh = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")  # noqa: SIM115 - closed by the generator
-    lines = _Lines(fh)
+    fh = io.TextIOWrapper(open_input(path), encoding="utf-8-sig", errors="surrogateescape", newline="")
+    lines = _Lines(fh, path)
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
         columns = next(reader, [])

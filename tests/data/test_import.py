@@ -277,6 +277,22 @@ def test_csv_bytes_that_are_not_utf8_cost_their_line_named_by_its_number(tmp_pat
     assert json.loads(rejected)["line"] == 2501 and "UTF-8" in json.loads(rejected)["reason"]
 
 
+def test_compressed_sources_and_json_array_keys_given_twice(tmp_path):
+    for fmt in ("jsonl", "csv"):
+        plain_file = write(tmp_path / f"ecqa.{fmt}", ecqa_rows(5), fmt)
+        with pa.CompressedOutputStream(str(tmp_path / f"ecqa.{fmt}.gz"), "gzip") as out:
+            out.write(plain_file.read_bytes())
+        manifest = import_dataset(tmp_path / f"ecqa.{fmt}.gz", "ecqa", tmp_path / f"out-{fmt}")
+        assert manifest["records"] == {"in": 5, "out": 5, "quarantined": 0, "duplicates": 0}
+    text = json.dumps(strategyqa_rows(3))
+    src = tmp_path / "sq.json"
+    src.write_text(text.replace('"qid": "sq1",', '"qid": "sq1", "qid": "sq9",'))
+    manifest = import_dataset(src, "strategyqa", tmp_path / "out-sq")
+    assert manifest["records"] == {"in": 3, "out": 2, "quarantined": 1, "duplicates": 0}
+    (rejected,) = (tmp_path / "out-sq/quarantine/rejected.jsonl").read_text().splitlines()
+    assert json.loads(rejected)["line"] == 2 and "'qid' appears twice" in json.loads(rejected)["reason"]
+
+
 def test_unlabeled_rows_and_empty_results(tmp_path):
     rows = [
         {k: v for k, v in r.items() if k != "label"} for r in creak_rows(2)
