@@ -73,8 +73,9 @@ MAX_CHOICES = 26  # the prompt formats letter the options (A) to (Z)
 def choices_problem(choices: list[str]) -> str | None:
     """What makes ``choices`` break the data contract (``None``: nothing).
 
-    Two to :data:`MAX_CHOICES` options, none of them blank, no two alike: an option that appears
-    twice would make the gold letter ambiguous, whatever a model answers.
+    Two to :data:`MAX_CHOICES` options, none of them blank, no two alike as the prompt shows them
+    (runs of whitespace collapsed, ends stripped): an option that appears twice would make the gold
+    letter ambiguous, whatever a model answers.
     """
     if len(choices) < 2:
         return f"needs two or more options, got {len(choices)}"
@@ -83,11 +84,14 @@ def choices_problem(choices: list[str]) -> str | None:
     for i, option in enumerate(choices, start=1):
         if not option.strip():
             return f"option {i} is empty"
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # as the prompt shows an option (runs of whitespace collapsed) -> the option
     for option in choices:
-        if option in seen:
+        shown = " ".join(option.split())
+        if (first := seen.get(shown)) == option:
             return f"options are not distinct: {option!r} appears twice"
-        seen.add(option)
+        if first is not None:
+            return f"options are not distinct: {first!r} and {option!r} differ only in whitespace (the prompt shows {shown!r} twice)"
+        seen[shown] = option
     return None
 
 

@@ -129,9 +129,10 @@ def test_nan_in_a_parquet_row_is_rejected(tmp_path):
 @pytest.mark.parametrize(
     ("choices", "answer", "reason"),
     [(["Paris", "Paris"], "Paris", "options are not distinct: 'Paris' appears twice"),
+     (["Oslo", "Oslo ", "Paris"], "Paris", "options are not distinct: 'Oslo' and 'Oslo ' differ only in whitespace"),
      (["Paris", " "], "Paris", "option 2 is empty"),
      ([f"o{i}" for i in range(27)], "o3", "27 options, but the prompt format can letter at most 26")],
-    ids=["repeated", "empty", "27"],
+    ids=["repeated", "whitespace-only", "empty", "27"],
 )  # fmt: skip
 def test_the_contract_on_options_holds_on_every_path(tmp_path, choices, answer, reason):
     path = tmp_path / "data.jsonl"
