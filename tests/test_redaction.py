@@ -73,6 +73,19 @@ def test_url_credentials_are_stripped_inside_any_text():
     assert strip_url_credentials(text) == (
         "GET https://host/a and s3://bucket/k, mail me@example.org, http://host/p@q"
     )
+    # the user info ends at the authority's last '@', as a URL parser reads it
+    assert strip_url_credentials("to http://bob:p@ss@w0rd@mlflow:5000/x ok") == "to http://mlflow:5000/x ok"
+
+
+def test_credentials_of_urls_in_the_environment_are_masked_in_every_encoding(monkeypatch):
+    import base64
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://admin:p%40ss-w0rd-long@mlflow:5000")
+    basic = base64.b64encode(b"admin:p@ss-w0rd-long").decode()
+    text = f"server said: Authorization: Basic {basic}; password p@ss-w0rd-long, p%40ss-w0rd-long"
+    assert (
+        redact_text(text) == f"server said: Authorization: Basic {REDACTED}; password {REDACTED}, {REDACTED}"
+    )
 
 
 def test_documents_keep_their_structure(monkeypatch):
