@@ -9,8 +9,11 @@ names, URL credentials, known secret values).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -18,9 +21,12 @@ from typing import Any
 
 __all__ = [
     "EXPERIMENT",
+    "METRIC_NAMES_TAG",
     "PARENT_ENV",
     "Tracker",
     "default_tracking_uri",
+    "metric_key",
+    "metric_keys",
     "pipeline_parent_run",
     "redact",
     "workdir",
@@ -52,6 +58,39 @@ def redact(params: Mapping[str, Any]) -> dict[str, str]:
     from .redaction import redact_params
 
     return redact_params(params)
+
+
+METRIC_NAMES_TAG = "teacherlm.metric_names"  # JSON {logged key: the name it stands for}, where any differ
+_METRIC_KEY_LIMIT = 250  # MLflow's longest entity key
+_NOT_IN_A_KEY = re.compile(r"[^\w.\- /]")  # what MLflow accepts in a metric key on every OS
+
+
+def metric_key(name: str) -> str:
+    """``name`` as a key MLflow accepts, the same way everywhere (task names come from the data).
+
+    Characters MLflow refuses become ``_``, path segments ``.``/``..`` and empty ones are dropped
+    (MLflow refuses a key that normalises to another path), and a key that had to change ends in
+    ``-`` and 8 hex digits of the name's sha256, so two names never share one key; at most 250
+    characters. A name MLflow accepts as it is stays unchanged.
+    """
+    key = "/".join(seg for seg in _NOT_IN_A_KEY.sub("_", name).split("/") if seg not in ("", ".", ".."))
+    if key == name and len(key) <= _METRIC_KEY_LIMIT:
+        return key
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{key[: _METRIC_KEY_LIMIT - 9].rstrip('/')}-{digest}"
+
+
+def metric_keys(metrics: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+    """``(numeric metrics under MLflow-safe keys, {key: original name} for each key that differs)``."""
+    clean: dict[str, float] = {}
+    renamed: dict[str, str] = {}
+    for name, value in metrics.items():
+        if isinstance(value, (int, float)):
+            key = metric_key(str(name))
+            clean[key] = float(value)
+            if key != name:
+                renamed[key] = str(name)
+    return clean, renamed
 
 
 class Tracker:
@@ -165,10 +204,14 @@ class Tracker:
         self._guard("log_params", mlflow.log_params, redact(params))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log numeric ``metrics``; names MLflow would refuse go under :func:`metric_key`, the
+        originals in the :data:`METRIC_NAMES_TAG` tag (one bad task name never drops the others)."""
         import mlflow
 
-        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        clean, renamed = metric_keys(metrics)
         self._guard("log_metrics", mlflow.log_metrics, clean, step=step)
+        if renamed:
+            self._guard("set_tags", mlflow.set_tags, {METRIC_NAMES_TAG: json.dumps(renamed)[:8000]})
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         import mlflow

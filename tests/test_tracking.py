@@ -76,3 +76,27 @@ def test_unreachable_server_degrades_to_a_warning(monkeypatch, caplog):
         done.append(True)
     assert done == [True] and not t.enabled
     assert sum("tracking is off" in r.message for r in caplog.records) == 1
+
+
+def test_task_names_mlflow_refuses_never_drop_an_evaluations_metrics():
+    import json
+
+    import mlflow
+
+    from teacherlm_core.stages._run import StageRun
+    from teacherlm_core.tracking import METRIC_NAMES_TAG
+
+    names = ["q&a (v2)", "../x", "t" * 300, "plain", "a/./b"]
+    metrics = {"accuracy": 0.5} | {f"accuracy.{n}": i / 10 for i, n in enumerate(names)}
+    with Tracker("t", run_name="fluent") as t:
+        t.log_metrics(metrics)
+    with Tracker("t", run_name="by id") as t2:
+        StageRun(t2.run_id).log_metrics(metrics)
+    client = mlflow.MlflowClient(default_tracking_uri())
+    for run_id in (t.run_id, t2.run_id):
+        run = client.get_run(run_id).data
+        assert (
+            len(run.metrics) == 6 and run.metrics["accuracy"] == 0.5 and run.metrics["accuracy.plain"] == 0.3
+        )
+        renamed = json.loads(run.tags[METRIC_NAMES_TAG])  # the report's way back to each name
+        assert {renamed.get(k, k): v for k, v in run.metrics.items()} == metrics
