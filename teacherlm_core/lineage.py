@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, storage
-from .tracking import default_tracking_uri
+from .tracking import default_tracking_uri, tracking_reachable
 
 __all__ = [
     "CHAMPION",
@@ -70,6 +70,8 @@ def _client():
 
 
 def _guarded(what: str, fn, *args, **kwargs):
+    if not tracking_reachable():  # a server that is down was said so once for the process
+        return None
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # lineage must never stop the work

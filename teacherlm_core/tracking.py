@@ -3,7 +3,9 @@
 The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else a local SQLite store under the work
 dir (``$TEACHERLM_WORKDIR``, default ``./teacherlm-work``). Tracking never stops the work: if
 the server is unreachable, or any MLflow call fails, the tracker logs one warning and turns
-itself off. Params and tags are redacted before logging (:mod:`teacherlm_core.redaction`: secret
+itself off. Whether the server answers is probed once per process (:func:`tracking_reachable`,
+a few seconds): with the server down, every tracking call of the process is skipped at once, so
+no stage holds its GPUs through MLflow's minutes of retries. Params and tags are redacted before logging (:mod:`teacherlm_core.redaction`: secret
 names, URL credentials, known secret values).
 """
 
@@ -29,6 +31,7 @@ __all__ = [
     "metric_keys",
     "pipeline_parent_run",
     "redact",
+    "tracking_reachable",
     "workdir",
 ]
 
@@ -51,6 +54,46 @@ def default_tracking_uri() -> str:
     root = workdir()
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{root / 'mlflow.db'}"
+
+
+PROBE_TIMEOUT_S = 5.0  # one GET /health per process and server; a live server answers in milliseconds
+_REACHABLE: dict[str, bool] = {}
+
+
+def tracking_reachable(uri: str | None = None) -> bool:
+    """Whether the tracking server at ``uri`` (default: :func:`default_tracking_uri`) answers.
+
+    Probed once per process and URI: ``GET /health`` with a :data:`PROBE_TIMEOUT_S` timeout and
+    no retries; any HTTP answer counts (a server behind auth answers 401). A server that does not
+    answer turns tracking off for the whole process with one warning. A local store (SQLite, a
+    directory) is always reachable. Also sets MLflow's fast-fail HTTP settings (2 retries, 15 s
+    a request) where the environment sets none, for every MLflow call of the process.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    uri = uri or default_tracking_uri()
+    if uri not in _REACHABLE:
+        _REACHABLE[uri] = _answers(uri)
+    return _REACHABLE[uri]
+
+
+def _answers(uri: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    from .redaction import strip_url_credentials
+
+    if not uri.startswith(("http://", "https://")):
+        return True
+    where = strip_url_credentials(uri).rstrip("/")  # /health needs no credentials
+    try:
+        urllib.request.urlopen(f"{where}/health", timeout=PROBE_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (OSError, ValueError) as exc:
+        log.warning("MLflow at %s does not answer (%s); tracking is off for this process", where, exc)
+        return False
+    return True
 
 
 def redact(params: Mapping[str, Any]) -> dict[str, str]:
@@ -139,8 +182,9 @@ class Tracker:
 
     def __enter__(self) -> Tracker:
         # A dead server must cost seconds, not MLflow's default minutes of retries.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+        if self.enabled and not tracking_reachable(self.tracking_uri):
+            self.enabled = False  # the probe said so, once for the process
+            return self
         self._guard("start", self._start)
         return self
 

@@ -100,3 +100,34 @@ def test_task_names_mlflow_refuses_never_drop_an_evaluations_metrics():
         )
         renamed = json.loads(run.tags[METRIC_NAMES_TAG])  # the report's way back to each name
         assert {renamed.get(k, k): v for k, v in run.metrics.items()} == metrics
+
+
+def test_a_server_that_never_answers_costs_one_short_probe_per_process(monkeypatch, caplog):
+    """MLflow's defaults would retry each call for minutes (GPUs held meanwhile): one probe, then nothing."""
+    import socket
+    import time
+
+    from teacherlm_core import tracking
+    from teacherlm_core.lineage import log_datasets, mark_experiment
+    from teacherlm_core.stages._run import StageRun
+
+    hole = socket.socket()  # accepts connections, never answers
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://user:pw@127.0.0.1:{hole.getsockname()[1]}")
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)  # as in a pipeline pod: MLflow's own defaults
+    monkeypatch.setattr(tracking, "_REACHABLE", {}, raising=False)
+    monkeypatch.setattr(tracking, "PROBE_TIMEOUT_S", 1.0, raising=False)
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING), Tracker("t") as t:
+        t.log_metrics({"x": 1})
+        StageRun("some-run").log_metrics({"accuracy": 0.5})
+        mark_experiment("1")
+        log_datasets("some-run", [{"name": "d", "digest": "x", "source": "/d", "columns": [], "counts": {}}])
+    hole.close()
+    assert time.monotonic() - start < 10 and not t.enabled
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (
+        len(warnings) == 1 and "tracking is off for this process" in warnings[0] and "pw" not in warnings[0]
+    )

@@ -26,6 +26,7 @@ from ..tracking import (
     metric_keys,
     pipeline_parent_run,
     redact,
+    tracking_reachable,
 )
 
 __all__ = [
@@ -46,7 +47,7 @@ def parent_run() -> str | None:
     """The MLflow run this task's runs nest under (``None``: top-level; tracking never stops the work)."""
     parent = os.environ.get(PARENT_ENV) or None
     run_id = kfp_run_id()
-    if parent is None and run_id:
+    if parent is None and run_id and tracking_reachable():
         try:
             parent = pipeline_parent_run(run_id)
         except Exception as exc:
@@ -100,7 +101,7 @@ class StageRun:
         self.run_id = run_id
 
     def _call(self, what: str, method: str, *args) -> None:
-        if not self.run_id:
+        if not self.run_id or not tracking_reachable():
             return
         try:
             import mlflow
