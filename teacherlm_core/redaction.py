@@ -39,6 +39,7 @@ __all__ = [
     "REDACTED",
     "REFERENCES",
     "RedactingFilter",
+    "install",
     "is_secret_name",
     "known_secrets",
     "redact_document",
@@ -182,3 +183,49 @@ class RedactingFilter(logging.Filter):
         if clean != message:
             record.msg, record.args = clean, None
         return True
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a record whose arguments do not format: left for logging to report
+        return
+    secrets = known_secrets()
+    clean = redact_text(message, secrets)
+    if clean != message:
+        record.msg, record.args = clean, None
+    if record.exc_info and not record.exc_text:  # the traceback as a handler would print it
+        record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info), secrets)
+
+
+def install() -> None:
+    """Redact every log record and uncaught traceback of this process, whoever logs it.
+
+    A log record factory (not a handler filter: handlers come and go, and a KFP component's
+    process never runs the CLI that adds one) cleans each record's message and traceback when it
+    is made, so MLflow's, urllib3's and Kubernetes clients' lines are covered too; an uncaught
+    exception's traceback (a component that fails) is printed redacted. Installed on
+    ``import teacherlm_core``; a second call does nothing.
+    """
+    import sys
+    import traceback
+
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "_teacherlm_redacting", False):
+        return
+
+    def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        _redact_record(record)
+        return record
+
+    redacting_factory._teacherlm_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacting_factory)
+    previous_hook = sys.excepthook
+
+    def redacting_hook(kind, exc, tb) -> None:
+        if previous_hook is not sys.__excepthook__:
+            return previous_hook(kind, exc, tb)
+        sys.stderr.write(redact_text("".join(traceback.format_exception(kind, exc, tb))))
+
+    sys.excepthook = redacting_hook

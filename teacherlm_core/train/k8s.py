@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import TeacherLMError
 
@@ -146,6 +146,24 @@ class ClusterJob(BaseModel):
     service_account: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     active_deadline_seconds: int | None = Field(None, ge=1)
+
+    @field_validator("env")
+    @classmethod
+    def _env_holds_no_secret(cls, env: dict[str, str]) -> dict[str, str]:
+        """A plain env value is written into the job's spec, readable by anyone who may read jobs:
+        a secret-named variable, a URL with credentials or a known secret value goes by Secret."""
+        from ..redaction import is_secret_name, known_secrets, url_credentials
+
+        secrets = set(known_secrets())
+        bad = sorted(
+            k for k, v in env.items() if is_secret_name(k) or url_credentials(v) or v.strip() in secrets
+        )
+        if bad:
+            raise ValueError(
+                f"{', '.join(bad)}: looks like a secret, and a plain value is written into the job's spec; "
+                "pass it from a Kubernetes Secret instead (--secret-env NAME=SECRET:KEY)"
+            )
+        return env
 
     @property
     def procs_per_node(self) -> int:
