@@ -30,6 +30,7 @@ __all__ = [
     "S3Store",
     "Store",
     "atomic_temp",
+    "check_writable",
     "chunk_lines",
     "content_id",
     "copy",
@@ -450,6 +451,38 @@ def chunk_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
             yield line + b"\n"
     if rest:
         yield rest
+
+
+def check_writable(uri: str | os.PathLike[str], *, directory: bool = False) -> None:
+    """Fail now, before any work, if output ``uri`` (a file, or a ``directory``) cannot be written.
+
+    Locally: its folder is created if missing and a temp file is made and removed in it (a
+    read-only or full disk, a missing permission, a file where a folder should be). Remotely: a
+    small object is written and deleted beside it (a read-only key or a missing bucket).
+
+    Raises:
+        StorageError: naming ``uri`` and why, before a model loads or an item is scored.
+    """
+    uri = _norm(uri)
+    name = "" if directory else uri.rstrip("/").rsplit("/", 1)[-1]
+    if is_remote(uri):
+        probe = join(uri if directory else uri.rsplit("/", 1)[0], f".{name}write-check-{os.getpid()}")
+        try:
+            write_bytes(probe, b"")
+            delete(probe)
+        except Exception as exc:  # the S3 client raises many types
+            raise StorageError(f"{uri}: cannot write the output there ({exc}); nothing was run") from exc
+        return
+    folder = Path(_local(uri)) if directory else Path(_local(uri)).parent
+    try:
+        if Path(_local(uri)).is_dir() and not directory:
+            raise IsADirectoryError(f"{uri} is a directory")
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = atomic_temp(folder, f".{name}write-check-{os.getpid()}-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise StorageError(f"{uri}: cannot write the output there ({exc}); nothing was run") from exc
 
 
 def remove_stale_temps(folder: str | os.PathLike[str], prefix: str) -> int:

@@ -85,3 +85,34 @@ def test_written_files_are_readable_by_others_on_a_shared_disk(tmp_path):
         os.umask(old)
     for name in ("a.json", "manifest.json", "train.jsonl"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+def test_an_output_that_cannot_be_written_stops_every_stage_before_any_work(tmp_path):
+    """A file where the output's folder should be (as a read-only disk would, for root too): each
+    stage says so at once, naming the output, before a model loads or a row is read."""
+    from fake_engines import ScriptedEngine
+
+    from teacherlm_core.augment import AugmentConfig, augment
+    from teacherlm_core.data import build_builtin, import_dataset
+    from teacherlm_core.errors import StorageError
+    from teacherlm_core.stages.evaluate import evaluate
+
+    build_builtin(tmp_path / "in", per_task=3, seed=0)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    data = str(tmp_path / "in" / "train.jsonl")
+    with pytest.raises(StorageError, match=f"{blocker}/eval.json: cannot write"):
+        evaluate("never-loaded", data, str(blocker / "eval.json"))
+    started = []
+    cfg = AugmentConfig(
+        model="t", input=str(tmp_path / "in" / "train.jsonl"), output=str(blocker / "aug"), engine="hf"
+    )
+    with pytest.raises(StorageError, match="cannot write"):
+        augment(cfg, engine=lambda: started.append(1) or ScriptedEngine())
+    assert not started
+    with pytest.raises(StorageError, match="cannot write"):
+        import_dataset(
+            tmp_path / "in" / "train.jsonl",
+            {"task": "t", "id": "id", "question": "question", "choices": "choices", "answer": "answer"},
+            blocker / "imp",
+        )
