@@ -111,6 +111,10 @@ PYTORCHJOB = JobKind(
 )  # fmt: skip
 
 
+CPU_PER_GPU = 8  # a GPU node's default CPU, per GPU (data loaders, NCCL proxies, tokenisation)
+MEMORY_GI_PER_GPU = 64  # its default memory, per GPU; /dev/shm (16 GiB in the runtime) counts in it
+
+
 class SecretEnv(BaseModel):
     """An environment variable read from a Secret (credentials never appear in the spec)."""
 
@@ -175,13 +179,20 @@ class ClusterJob(BaseModel):
         return [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}] if self.gpus_per_node else []
 
     def resources(self) -> dict[str, dict[str, Any]]:
+        """Per-node requests and limits. Kubeflow Trainer replaces the runtime's resources with
+        ``resourcesPerNode``, so GPUs always go with CPU and memory (default :data:`CPU_PER_GPU`
+        cores and :data:`MEMORY_GI_PER_GPU` GiB a GPU): never a node without requests or limits."""
         amounts: dict[str, Any] = {}
         if self.gpus_per_node:
             amounts[GPU] = str(self.gpus_per_node)
-        if self.cpu:
-            amounts["cpu"] = self.cpu
-        if self.memory:
-            amounts["memory"] = self.memory
+        cpu = self.cpu or (str(CPU_PER_GPU * self.gpus_per_node) if self.gpus_per_node else None)
+        memory = self.memory or (
+            f"{MEMORY_GI_PER_GPU * self.gpus_per_node}Gi" if self.gpus_per_node else None
+        )
+        if cpu:
+            amounts["cpu"] = cpu
+        if memory:
+            amounts["memory"] = memory
         return {"limits": dict(amounts), "requests": dict(amounts)}
 
     def env_list(self) -> list[dict[str, Any]]:

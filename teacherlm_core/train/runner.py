@@ -74,7 +74,9 @@ def recipe_trainjob(
 
     The config goes next to the output on shared storage; every node runs ``teacherlm train KIND
     --config URI`` on the GPU pool (``TEACHERLM_GPU_POOL``), with this pod's tracking and S3
-    settings (the keys from the Secret ``TEACHERLM_S3_SECRET``, never in the spec).
+    settings (the keys from the Secret ``TEACHERLM_S3_SECRET``, never in the spec), and CPU and
+    memory per node from ``TEACHERLM_TRAIN_CPU`` / ``TEACHERLM_TRAIN_MEMORY`` (default: per GPU,
+    :meth:`~teacherlm_core.train.k8s.ClusterJob.resources`).
 
     Raises:
         JobFailed: the job failed, vanished or ran past :data:`TRAIN_TIMEOUT_S`.
@@ -119,6 +121,8 @@ def recipe_trainjob(
         name=task, namespace=_namespace(), image=image, num_nodes=cfg.launch.nnodes,
         gpus_per_node=cfg.launch.nproc, command=["teacherlm", "train", kind, "--config", config_uri],
         env=env, secret_env=secret_env, node_selector={key: value} if key else {},
+        # CPU and memory per node, as the environment sizes them (default: per GPU, ClusterJob.resources)
+        cpu=os.environ.get("TEACHERLM_TRAIN_CPU") or None, memory=os.environ.get("TEACHERLM_TRAIN_MEMORY") or None,
         labels={"teacherlm.io/kfp-run": run_id[:63]},
     )  # fmt: skip
     create_or_follow(render_trainjob(job), api_client=api_client, timeout_s=TRAIN_TIMEOUT_S, poll_s=poll_s)
