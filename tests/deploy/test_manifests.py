@@ -94,7 +94,13 @@ def test_env_renders_into_its_namespace(env):
     } <= kinds
     assert set(by_kind(env, "Namespace")) == {namespace}
     for doc in docs(env):
-        if doc["kind"] not in {"Namespace", "PriorityClass", "ClusterRole", "ClusterRoleBinding"}:
+        if doc["kind"] not in {
+            "Namespace",
+            "PriorityClass",
+            "StorageClass",
+            "ClusterRole",
+            "ClusterRoleBinding",
+        }:
             assert doc["metadata"].get("namespace") == namespace, f"{doc['kind']}/{doc['metadata']['name']}"
     assert {"teacherlm-minio", "teacherlm-postgres"} <= set(by_kind(env, "StatefulSet"))
     assert set(by_kind(env, "Deployment")) == {"teacherlm-mlflow"}
@@ -364,12 +370,15 @@ def test_app_of_apps_points_at_the_envs():
     root = apps.pop("manifests/argocd/root.yaml")
     assert root["spec"]["source"]["path"] == "manifests/argocd/apps"
     listed = yaml.safe_load((ARGOCD / "apps" / "kustomization.yaml").read_text())["resources"]
-    assert sorted(f"manifests/argocd/apps/{name}" for name in listed) == sorted(apps)
+    assert {f"manifests/argocd/apps/{name}" for name in listed} == {
+        *apps,
+        "manifests/argocd/apps/project-prod.yaml",
+    }
     rendered = dh.run_tool([dh.find_tool("kubectl"), "kustomize", str(ARGOCD / "apps")])
     assert rendered.returncode == 0, rendered.stderr
-    assert len([d for d in yaml.safe_load_all(rendered.stdout) if d]) == len(apps)
-    sources = {(a["spec"]["source"]["repoURL"], a["spec"]["source"]["targetRevision"]) for a in apps.values()}
-    assert sources == {(root["spec"]["source"]["repoURL"], root["spec"]["source"]["targetRevision"])}
+    kinds = [d["kind"] for d in yaml.safe_load_all(rendered.stdout) if d]
+    assert kinds.count("Application") == len(apps) and kinds.count("AppProject") == 1
+    assert {a["spec"]["source"]["repoURL"] for a in apps.values()} == {root["spec"]["source"]["repoURL"]}
     envs = set()
     for app in apps.values():
         path = app["spec"]["source"]["path"]
@@ -380,6 +389,38 @@ def test_app_of_apps_points_at_the_envs():
         assert kustomization["namespace"] == NAMESPACES[env]
         envs.add(env)
     assert envs == set(dh.ENVS)
+
+
+def test_no_gitops_change_can_delete_stored_data():
+    """Deleting, renaming or dropping an Application, or a resource leaving git, never deletes the
+    namespace or the stores' volumes; prod moves only to a pinned release, in its own project."""
+    protected = "Prune=false,Delete=false"
+    for env in dh.ENVS:
+        for kind, name in [("Namespace", NAMESPACES[env]), ("StatefulSet", "teacherlm-minio"),
+                           ("StatefulSet", "teacherlm-postgres")]:  # fmt: skip
+            doc = by_kind(env, kind)[name]
+            assert doc["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == protected, (env, name)
+            if kind == "StatefulSet":
+                policy = doc["spec"]["persistentVolumeClaimRetentionPolicy"]
+                assert policy == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    classes = by_kind("prod", "StorageClass")
+    for name in ("teacherlm-minio", "teacherlm-postgres"):
+        (claim,) = by_kind("prod", "StatefulSet")[name]["spec"]["volumeClaimTemplates"]
+        assert classes[claim["spec"]["storageClassName"]]["reclaimPolicy"] == "Retain", name
+    apps = applications()
+    prod = apps["manifests/argocd/apps/teacherlm-prod.yaml"]
+    assert "automated" not in prod["spec"].get("syncPolicy", {})  # synced by hand, never from main
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", prod["spec"]["source"]["targetRevision"])
+    assert not prod["metadata"].get("finalizers")  # deleting the Application cascades to nothing
+    assert prod["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == protected  # nor does root
+    (project,) = [d for d in yaml.safe_load_all((ARGOCD / "apps" / "project-prod.yaml").read_text()) if d]
+    assert project["kind"] == "AppProject" and prod["spec"]["project"] == project["metadata"]["name"]
+    assert project["spec"]["destinations"] == [
+        {"server": prod["spec"]["destination"]["server"], "namespace": "teacherlm"}
+    ]
+    assert project["spec"]["sourceRepos"] == [prod["spec"]["source"]["repoURL"]]
+    for app in apps.values():  # what prod may not: other Applications stay out of its project
+        assert app is prod or app["spec"]["project"] != project["metadata"]["name"]
 
 
 # --- checkov -------------------------------------------------------------------------------------
