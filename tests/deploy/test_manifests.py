@@ -260,7 +260,8 @@ def test_network_policies_cover_every_server(env):
         for where, _ in dh.pod_specs(doc):
             if doc["kind"] in CUSTOM_KINDS:
                 continue  # TrainJob nodes talk to each other on ports chosen at run time
-            labels = doc["spec"]["template"]["metadata"]["labels"]
+            template = doc["spec"].get("template") or doc["spec"]["jobTemplate"]["spec"]["template"]
+            labels = template["metadata"]["labels"]
             mine = [p for p in policies if selects(p, labels)]
             deny = [p for p in mine if not p["spec"].get("ingress") and not p["spec"].get("egress")]
             assert any(set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"} for p in deny), (
@@ -269,7 +270,10 @@ def test_network_policies_cover_every_server(env):
     postgres = by_kind(env, "NetworkPolicy")["teacherlm-postgres"]["spec"]["ingress"]
     assert postgres == [
         {
-            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}}],
+            "from": [
+                {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}},
+                {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "postgres-backup"}}},
+            ],
             "ports": [{"protocol": "TCP", "port": 5432}],
         }
     ]
@@ -407,6 +411,13 @@ def test_no_gitops_change_can_delete_stored_data():
     for name in ("teacherlm-minio", "teacherlm-postgres"):
         (claim,) = by_kind("prod", "StatefulSet")[name]["spec"]["volumeClaimTemplates"]
         assert classes[claim["spec"]["storageClassName"]]["reclaimPolicy"] == "Retain", name
+    for env in dh.ENVS:  # MLflow's database is dumped every night onto a volume that is kept too
+        backup = by_kind(env, "CronJob")["teacherlm-postgres-backup"]
+        (container,) = backup["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        assert "pg_dump" in container["args"][0] and backup["spec"]["concurrencyPolicy"] == "Forbid"
+        claim = by_kind(env, "PersistentVolumeClaim")["teacherlm-postgres-backup"]
+        assert claim["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == protected
+        assert env == "dev" or classes[claim["spec"]["storageClassName"]]["reclaimPolicy"] == "Retain"
     apps = applications()
     prod = apps["manifests/argocd/apps/teacherlm-prod.yaml"]
     assert "automated" not in prod["spec"].get("syncPolicy", {})  # synced by hand, never from main
