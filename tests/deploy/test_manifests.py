@@ -434,6 +434,16 @@ def test_no_gitops_change_can_delete_stored_data():
         assert app is prod or app["spec"]["project"] != project["metadata"]["name"]
 
 
+def test_mlflow_stays_up_through_a_drain_in_prod():
+    (budget,) = by_kind("prod", "PodDisruptionBudget").values()
+    mlflow = by_kind("prod", "Deployment")["teacherlm-mlflow"]
+    assert (
+        budget["spec"]["selector"]["matchLabels"].items()
+        <= mlflow["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert mlflow["spec"]["replicas"] - budget["spec"]["maxUnavailable"] >= 1
+
+
 # --- checkov -------------------------------------------------------------------------------------
 
 
