@@ -444,6 +444,18 @@ def test_mlflow_stays_up_through_a_drain_in_prod():
     assert mlflow["spec"]["replicas"] - budget["spec"]["maxUnavailable"] >= 1
 
 
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_mlflow_upgrades_its_database_schema_before_serving(env):
+    """On a version bump the schema is migrated before any server starts (checked on a real
+    cluster only: here, that the step is there, first, locked, and reads no secret from the spec)."""
+    pod = by_kind(env, "Deployment")["teacherlm-mlflow"]["spec"]["template"]["spec"]
+    (upgrade,) = [c for c in pod["initContainers"] if c["name"] == "db-upgrade"]
+    script = upgrade["args"][0]
+    assert '["mlflow", "db", "upgrade", url]' in script and "pg_advisory_lock" in script
+    assert upgrade["image"] == pod["containers"][0]["image"]  # the MLflow version the server runs
+    assert not any("value" in e and "PASSWORD" in e["name"] for e in upgrade.get("env", []))
+
+
 # --- checkov -------------------------------------------------------------------------------------
 
 
