@@ -56,6 +56,38 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
+def _ensure_sqlite_store(db: Path) -> None:
+    """Create the local store ``db`` once, whole: migrated to the current schema in a temp file
+    under a lock, then renamed into place.
+
+    MLflow creating it in place leaves it half-migrated for good when two first processes race
+    or a Ctrl-C lands during the migration (every later run: "tracking is off"); here a second
+    process waits for the first, and an interrupted creation leaves only a temp file behind.
+    """
+    if db.exists():
+        return
+    import fcntl
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(f".{db.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released however this process ends
+        if db.exists():  # another process made it meanwhile
+            return
+        # a name never used before: MLflow caches an engine per database URI
+        tmp = db.with_name(f".{db.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+        for stale in db.parent.glob(f".{db.name}.*.tmp"):  # of creations interrupted before
+            stale.unlink(missing_ok=True)
+        try:
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            store = SqlAlchemyStore(f"sqlite:///{tmp}", (db.parent / "mlartifacts").as_uri())
+            store.engine.dispose()
+            os.replace(tmp, db)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
 PROBE_TIMEOUT_S = 5.0  # one GET /health per process and server; a live server answers in milliseconds
 _REACHABLE: dict[str, bool] = {}
 
@@ -83,6 +115,13 @@ def _answers(uri: str) -> bool:
 
     from .redaction import strip_url_credentials
 
+    if uri.startswith("sqlite:///"):  # the local store: made once, whole, before any process uses it
+        try:
+            _ensure_sqlite_store(Path(uri[len("sqlite:///") :]))
+        except Exception as exc:
+            log.warning("MLflow store %s cannot be created (%s); tracking is off for this process", uri, exc)
+            return False
+        return True
     if not uri.startswith(("http://", "https://")):
         return True
     where = strip_url_credentials(uri).rstrip("/")  # /health needs no credentials
@@ -191,6 +230,8 @@ class Tracker:
     def _start(self) -> None:
         import mlflow
 
+        if self.tracking_uri.startswith("sqlite:///"):
+            _ensure_sqlite_store(Path(self.tracking_uri[len("sqlite:///") :]))
         mlflow.set_tracking_uri(self.tracking_uri)
         if mlflow.get_experiment_by_name(self.experiment) is None and self.tracking_uri.startswith(
             "sqlite:///"

@@ -131,3 +131,26 @@ def test_a_server_that_never_answers_costs_one_short_probe_per_process(monkeypat
     assert (
         len(warnings) == 1 and "tracking is off for this process" in warnings[0] and "pw" not in warnings[0]
     )
+
+
+def test_a_first_run_interrupted_while_the_store_is_made_leaves_no_half_migrated_store(tmp_path, monkeypatch):
+    """Ctrl-C during the local store's first migration (or two first processes racing): the next run tracks."""
+    import mlflow.store.db.utils as db_utils
+
+    from teacherlm_core import tracking
+
+    monkeypatch.setattr(tracking, "_REACHABLE", {}, raising=False)
+    real = db_utils._upgrade_db
+
+    def interrupted(engine):
+        raise KeyboardInterrupt  # the user's Ctrl-C, after the initial tables, before the migrations
+
+    monkeypatch.setattr(db_utils, "_upgrade_db", interrupted)
+    with pytest.raises(KeyboardInterrupt), Tracker("t", run_name="first") as t:
+        pass
+    monkeypatch.setattr(db_utils, "_upgrade_db", real)
+    monkeypatch.setattr(tracking, "_REACHABLE", {}, raising=False)
+    with Tracker("t", run_name="second") as t:
+        t.log_metrics({"x": 1.0})
+    assert t.enabled and t.run_id
+    assert not list((tmp_path / "work").glob(".*.tmp"))
