@@ -456,6 +456,23 @@ def test_mlflow_upgrades_its_database_schema_before_serving(env):
     assert not any("value" in e and "PASSWORD" in e["name"] for e in upgrade.get("env", []))
 
 
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_the_namespace_admits_no_privileged_or_host_pod(env):
+    """Pod Security Admission on the namespace: a TrainJob (whose runtime patches its creator
+    writes) can never become a privileged or host pod; "restricted" is warned about and audited.
+    Only a real cluster's API server enforces it; here, that the labels are there and valid."""
+    labels = by_kind(env, "Namespace")[NAMESPACES[env]]["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] in ("baseline", "restricted")
+    assert (
+        labels["pod-security.kubernetes.io/warn"]
+        == labels["pod-security.kubernetes.io/audit"]
+        == "restricted"
+    )
+    version = KUBERNETES_VERSION.rsplit(".", 1)[0]
+    for mode in ("enforce", "warn", "audit"):
+        assert labels[f"pod-security.kubernetes.io/{mode}-version"] == f"v{version}"
+
+
 # --- checkov -------------------------------------------------------------------------------------
 
 
