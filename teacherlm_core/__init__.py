@@ -8,3 +8,7 @@ Pipelines. Heavy dependencies (torch, vllm, deepspeed) are imported inside funct
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]
+
+from .redaction import install as _install_redaction
+
+_install_redaction()  # no secret in any log line or traceback of a process that imports teacherlm_core

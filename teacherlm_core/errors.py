@@ -11,7 +11,16 @@ __all__ = ["ConfigError", "DataError", "EngineError", "StorageError", "TeacherLM
 
 
 class TeacherLMError(Exception):
-    """Base class: an error the user can fix; the CLI prints it as one line."""
+    """Base class: an error the user can fix; the CLI prints it as one line.
+
+    Its text is redacted (:func:`~teacherlm_core.redaction.redact_text`) wherever it is shown: the
+    CLI's line, a traceback in a pipeline pod's log, a job's failure reason in the UI.
+    """
+
+    def __str__(self) -> str:
+        from .redaction import redact_text
+
+        return redact_text(super().__str__())
 
 
 class DataError(TeacherLMError):

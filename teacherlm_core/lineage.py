@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, storage
-from .tracking import default_tracking_uri
+from .tracking import default_tracking_uri, tracking_reachable
 
 __all__ = [
     "CHAMPION",
@@ -70,6 +70,8 @@ def _client():
 
 
 def _guarded(what: str, fn, *args, **kwargs):
+    if not tracking_reachable():  # a server that is down was said so once for the process
+        return None
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # lineage must never stop the work
@@ -91,16 +93,28 @@ class DatasetRef(dict):
     """What MLflow shows for one dataset: ``name``, ``digest``, ``source`` (URI), ``columns``, ``counts``."""
 
 
-def _first_record(path: Path) -> dict[str, Any]:
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+def _columns_and_records(path: Path) -> tuple[list[str], int | None]:
+    """A data file's columns (its first record's keys) and its record count, whatever its format.
 
-        return {name: None for name in pq.read_schema(path).names}
-    with path.open(encoding="utf-8-sig") as fh:
-        for line in fh:
-            if line.strip():
-                return json.loads(line)
-    return {}
+    The format is told by content, as every reader tells it (a Parquet file named ``.jsonl``,
+    compressed JSON lines); a file no reader takes gives ``([], None)``: lineage describes, it
+    never stops the work.
+    """
+    from .errors import DataError
+    from .schema import detect_format, iter_raw_records, open_input
+
+    try:
+        if detect_format(path) == "parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(path)
+            return list(meta.schema_arrow.names), meta.metadata.num_rows
+        first = next((item for _, item, _ in iter_raw_records(path) if isinstance(item, dict)), {})
+        with open_input(str(path)) as fh:
+            return list(first), sum(1 for line in fh if line.strip())
+    except (DataError, OSError, EOFError, ValueError) as exc:
+        log.warning("cannot describe dataset %s for lineage (%s)", path, exc)
+        return [], None
 
 
 def describe_dataset(uri: str | Path, name: str, split: str = "train") -> DatasetRef:
@@ -127,12 +141,11 @@ def describe_dataset(uri: str | Path, name: str, split: str = "train") -> Datase
             entry = manifest.get("files", {}).get(file.name) or {}
             ref["digest"] = entry.get("sha256") or storage.sha256_file(file)
             ref["source"] = str(file.resolve())
-            ref["columns"] = sorted(manifest.get("columns") or _first_record(file))
-            records = entry.get("records")
-            if records is None and file.suffix != ".parquet":
-                with file.open("rb") as fh:
-                    records = sum(1 for line in fh if line.strip())
-            ref["counts"] = {"records": records}
+            columns, records = manifest.get("columns"), entry.get("records")
+            if not columns or records is None:  # read from the file itself
+                found = _columns_and_records(file)
+                columns, records = columns or found[0], found[1] if records is None else records
+            ref["columns"], ref["counts"] = sorted(columns), {"records": records}
     elif storage.exists(storage.join(uri, "manifest.json")):  # a remote dataset directory
         manifest = json.loads(storage.read_text(storage.join(uri, "manifest.json")))
         entry = manifest.get("files", {}).get(f"{split}.jsonl") or {}

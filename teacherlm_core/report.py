@@ -11,7 +11,13 @@ from pathlib import Path
 
 from .evaluate import EvalReport
 
-__all__ = ["accuracy_plot", "chance", "markdown_table", "write_report"]
+__all__ = ["accuracy_plot", "chance", "markdown_table", "table_cell", "write_report"]
+
+
+def table_cell(text: object) -> str:
+    """``text`` as one Markdown table cell: on one line, its ``|`` and ``\\`` escaped, so a task or
+    model name can never shift the cells after it."""
+    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def _tasks(reports: Mapping[str, EvalReport]) -> list[str]:
@@ -27,13 +33,13 @@ def chance(report: EvalReport, task: str | None = None) -> float:
 def markdown_table(reports: Mapping[str, EvalReport]) -> str:
     """One row per task, one column per model, accuracies with their ``n``."""
     names = list(reports)
-    lines = ["| task | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines = ["| task | " + " | ".join(map(table_cell, names)) + " |", "|---|" + "---:|" * len(names)]
     for task in [*_tasks(reports), "overall"]:
         cells = []
         for r in reports.values():
             acc = r.overall if task == "overall" else r.tasks.get(task)
             cells.append(f"{acc.accuracy:.3f} (n={acc.n})" if acc else "-")
-        label = "**overall**" if task == "overall" else task
+        label = "**overall**" if task == "overall" else table_cell(task)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

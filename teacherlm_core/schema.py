@@ -8,9 +8,13 @@ caller either stops on it (``on_error="raise"``) or sends it to a :class:`Quaran
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import math
 import os
+import re
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,23 +25,29 @@ from .errors import DataError
 
 __all__ = [
     "FIELDS",
+    "GZIP_MAGIC",
     "MAX_CHOICES",
+    "MAX_DEPTH",
     "PARQUET_MAGIC",
     "SCHEMA_VERSION",
     "UTF8_BOM",
+    "ZSTD_MAGIC",
     "AnnotatedSample",
     "AugmentedSample",
     "NonBlankStr",
     "QuarantineWriter",
     "Rejected",
     "Sample",
+    "UniqueKeys",
     "choices_problem",
     "detect_format",
     "format_of",
     "iter_jsonl_lines",
     "iter_raw_records",
     "load_samples",
+    "open_input",
     "read_samples",
+    "record_problem",
     "to_data_error",
     "write_jsonl",
     "write_parquet",
@@ -63,8 +73,9 @@ MAX_CHOICES = 26  # the prompt formats letter the options (A) to (Z)
 def choices_problem(choices: list[str]) -> str | None:
     """What makes ``choices`` break the data contract (``None``: nothing).
 
-    Two to :data:`MAX_CHOICES` options, none of them blank, no two alike: an option that appears
-    twice would make the gold letter ambiguous, whatever a model answers.
+    Two to :data:`MAX_CHOICES` options, none of them blank, no two alike as the prompt shows them
+    (runs of whitespace collapsed, ends stripped): an option that appears twice would make the gold
+    letter ambiguous, whatever a model answers.
     """
     if len(choices) < 2:
         return f"needs two or more options, got {len(choices)}"
@@ -73,11 +84,14 @@ def choices_problem(choices: list[str]) -> str | None:
     for i, option in enumerate(choices, start=1):
         if not option.strip():
             return f"option {i} is empty"
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # as the prompt shows an option (runs of whitespace collapsed) -> the option
     for option in choices:
-        if option in seen:
+        shown = " ".join(option.split())
+        if (first := seen.get(shown)) == option:
             return f"options are not distinct: {option!r} appears twice"
-        seen.add(option)
+        if first is not None:
+            return f"options are not distinct: {first!r} and {option!r} differ only in whitespace (the prompt shows {shown!r} twice)"
+        seen[shown] = option
     return None
 
 
@@ -207,11 +221,108 @@ def _find_value(value: Any, match, where: str = "") -> tuple[str, Any] | None:
     return None
 
 
+MAX_DEPTH = 100
+"""How deeply a record's objects and lists may nest; deeper is refused (a reader's, a writer's and
+the validator's recursion all stay far from Python's limit)."""
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # how a JSON text spells a UTF-16 surrogate
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _Duplicated(dict):
+    """A JSON object in which a key appears twice (:class:`UniqueKeys` marks it; never last-wins silently)."""
+
+    duplicate: str
+
+
+class UniqueKeys:
+    """``object_pairs_hook`` for :func:`json.loads` that marks an object holding a key twice.
+
+    ``found`` turns true at the first such object, so a reader walks a record only then.
+    """
+
+    def __init__(self) -> None:
+        self.found = False
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        record = dict(pairs)
+        if len(record) == len(pairs):
+            return record
+        seen: set[str] = set()
+        marked = _Duplicated(record)
+        marked.duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        self.found = True
+        return marked
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests (a scalar: 0), walked without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.search(value) is not None
+    return isinstance(value, dict) and any(_LONE_SURROGATE.search(k) for k in value)
+
+
+def record_problem(record: Any, text: str, keys: UniqueKeys) -> tuple[str | None, str] | None:
+    """``(field, reason)`` of what makes a parsed JSON value unusable, or ``None``.
+
+    ``text`` is the JSON it was parsed from, with ``keys`` as its ``object_pairs_hook``: they tell
+    cheaply whether the slower checks are needed. Refused: nesting past :data:`MAX_DEPTH`, a key
+    given twice in one object (which value was meant?), and a lone UTF-16 surrogate (legal JSON,
+    but no UTF-8 can hold it, so no output could be written).
+    """
+    if text.count("{") + text.count("[") > MAX_DEPTH and _depth(record) > MAX_DEPTH:
+        return None, f"nested more than {MAX_DEPTH} levels deep"
+    if keys.found and (found := _find_value(record, lambda v: isinstance(v, _Duplicated))) is not None:
+        return found[0] or None, f"key {found[1].duplicate!r} appears twice in one object"
+    if _SURROGATE_ESCAPE.search(text):
+        lone = _find_value(record, _holds_lone_surrogate)
+        if lone is not None:
+            return lone[0] or None, "holds a lone UTF-16 surrogate (\\ud800-\\udfff): not text UTF-8 can hold"
+    return None
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def open_input(path: str) -> io.BufferedIOBase:
+    """A local file opened for reading bytes, decompressed when it is gzip or zstd (told by content)."""
+    fh = open(path, "rb")  # noqa: SIM115 - the caller closes it
+    magic = fh.read(4)
+    fh.seek(0)
+    if magic.startswith(GZIP_MAGIC):
+        return gzip.GzipFile(fileobj=fh)  # type: ignore[return-value]
+    if magic == ZSTD_MAGIC:
+        import pyarrow as pa
+
+        fh.close()
+        return io.BufferedReader(pa.CompressedInputStream(pa.OSFile(path), "zstd"))  # type: ignore[arg-type]
+    return fh
+
+
+def _compression(path: str) -> str | None:
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    return "gzip" if magic.startswith(GZIP_MAGIC) else "zstd" if magic == ZSTD_MAGIC else None
+
+
 def detect_format(path: str | os.PathLike[str]) -> Literal["jsonl", "parquet"]:
     """``"parquet"`` or ``"jsonl"``, recognised by the file's content (never its name).
 
     Parquet starts with ``PAR1``; JSON lines start (after an optional UTF-8 BOM and blank space)
-    with ``{``. A JSON line may end in CRLF.
+    with ``{``. A JSON line may end in CRLF. JSON lines compressed with gzip or zstd (``.jsonl.gz``,
+    ``.jsonl.zst``, as many datasets ship) are recognised by what they hold.
 
     Raises:
         DataError: no such file, an empty file, or any other content ("unsupported file type").
@@ -219,9 +330,15 @@ def detect_format(path: str | os.PathLike[str]) -> Literal["jsonl", "parquet"]:
     path = str(path)
     if not os.path.isfile(path):
         raise DataError(path, None, None, "no such file")
-    with open(path, "rb") as fh:
-        head = fh.read(4096)
-    return format_of(head, path)
+    try:
+        with open_input(path) as fh:
+            head = fh.read(4096)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(path, None, None, f"not readable compressed data: {exc}") from exc
+    found = format_of(head, path)
+    if found == "parquet" and (how := _compression(path)):
+        raise DataError(path, None, None, f"a {how}-compressed Parquet file: decompress it first")
+    return found
 
 
 def format_of(head: bytes, path: str) -> Literal["jsonl", "parquet"]:
@@ -245,17 +362,25 @@ def iter_raw_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[s
     """Yield ``(line, record_or_error, raw)`` for each line of a JSONL file or row of a Parquet file.
 
     The one reader of every command (eval, augment, STaR, train, import): the format is
-    recognised by content (:func:`detect_format`). Whole-file problems (missing, empty, an
-    unsupported type, a Parquet file without the required columns) raise :class:`DataError` at
-    once; per-line problems (malformed JSON, NaN/Infinity, not an object, bad UTF-8) are yielded so
-    the caller can quarantine them.
+    recognised by content (:func:`detect_format`), JSON lines may be gzip- or zstd-compressed.
+    Whole-file problems (missing, empty, an unsupported type, a Parquet file without the required
+    columns, compressed data that breaks off) raise :class:`DataError`; per-line problems
+    (malformed JSON, NaN/Infinity, not an object, bad UTF-8, a key given twice, nesting past
+    :data:`MAX_DEPTH`, a lone surrogate) are yielded so the caller can quarantine them.
     """
     path = str(path)
     if detect_format(path) == "parquet":
         yield from _iter_parquet(path)
         return
-    with open(path, "rb") as fh:
-        yield from iter_jsonl_lines(fh, path)
+    line = 0
+    try:
+        with open_input(path) as fh:
+            for line, item, raw in iter_jsonl_lines(fh, path):
+                yield line, item, raw
+    except (OSError, EOFError, zlib.error) as exc:
+        if _compression(path) is None:
+            raise
+        raise DataError(path, line + 1, None, f"compressed data breaks off: {exc}") from exc
 
 
 def iter_jsonl_lines(
@@ -268,6 +393,7 @@ def iter_jsonl_lines(
     nonstandard: list[
         _NonStandard
     ] = []  # filled only when a line holds NaN/Infinity: the walk is skipped otherwise
+    keys = UniqueKeys()
 
     def on_constant(name: str) -> _NonStandard:
         nonstandard.append(value := _NonStandard(name))
@@ -288,14 +414,22 @@ def iter_jsonl_lines(
             )
             continue
         nonstandard.clear()
+        keys.found = False
         try:
-            record = json.loads(text, parse_constant=on_constant)
+            record = json.loads(text, parse_constant=on_constant, object_pairs_hook=keys)
         except json.JSONDecodeError as exc:
             yield (
                 lineno,
                 DataError(path, lineno, None, f"malformed JSON: {exc.msg} at column {exc.colno}"),
                 text.rstrip("\n"),
             )
+            continue
+        except RecursionError:
+            reason = f"nested more than {MAX_DEPTH} levels deep"
+            yield lineno, DataError(path, lineno, None, reason), text.rstrip("\r\n")
+            continue
+        if (problem := record_problem(record, text, keys)) is not None:
+            yield lineno, DataError(path, lineno, *problem), text.rstrip("\r\n")
             continue
         if nonstandard and (bad := _find_value(record, lambda v: isinstance(v, _NonStandard))) is not None:
             reason = f"non-standard JSON value {bad[1].name} (JSON has no NaN or Infinity; use null)"

@@ -30,6 +30,7 @@ __all__ = [
     "S3Store",
     "Store",
     "atomic_temp",
+    "check_writable",
     "chunk_lines",
     "content_id",
     "copy",
@@ -138,10 +139,17 @@ class LocalStore:
     def upload_file(self, local: str, key: str) -> None:
         if os.path.abspath(local) == os.path.abspath(key):
             return
-        Path(key).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{key}.{os.getpid()}.tmp"
-        shutil.copyfile(local, tmp)
-        os.replace(tmp, key)
+        path = Path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # A new file of an unpredictable name (O_EXCL): never a symlink planted at a name we chose.
+        fd, tmp = atomic_temp(path.parent, f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out, open(local, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            os.replace(tmp, key)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def download_file(self, key: str, local: str) -> None:
         if not Path(key).is_file():
@@ -221,12 +229,13 @@ class S3Store:
 
     def _call(self, what: str, uri: str, fn, *args, **kwargs):
         from minio.error import S3Error
-        from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
+        from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
         wrapped = retry(
             retry=retry_if_exception(_transient),
             stop=stop_after_delay(self._retry_seconds),
-            wait=wait_exponential(multiplier=0.5, max=5),
+            # jitter: many shard tasks throttled at once must not come back in lockstep
+            wait=wait_exponential_jitter(initial=0.5, max=5, jitter=1),
             reraise=True,
         )(fn)
         try:
@@ -234,8 +243,23 @@ class S3Store:
         except S3Error as exc:
             if exc.code in {"NoSuchKey", "NoSuchBucket"}:
                 raise StorageError(f"{uri}: {exc.code}") from None
-            raise StorageError(f"{uri}: {what} failed: {exc.code}: {exc.message}") from exc
+            again = f" after retrying for {self._retry_seconds:.0f}s" if _transient(exc) else ""
+            raise StorageError(f"{uri}: {what} failed{again}: {exc.code}: {exc.message}") from exc
         except Exception as exc:
+            import urllib3
+            from minio.error import ServerError
+
+            # It answered, with 5xx (urllib3 gives up on a 503 SlowDown with a ResponseError):
+            # busy or throttling, not unreachable.
+            answered = isinstance(exc, ServerError) or (
+                isinstance(exc, urllib3.exceptions.MaxRetryError)
+                and isinstance(exc.reason, urllib3.exceptions.ResponseError)
+            )
+            if answered:
+                raise StorageError(
+                    f"{uri}: {what} failed after retrying for {self._retry_seconds:.0f}s: S3 endpoint "
+                    f"{self.settings.endpoint} kept answering 5xx (overloaded or throttling: {exc})"
+                ) from exc
             if _transient(exc):
                 raise StorageError(
                     f"{uri}: {what} failed after retrying for {self._retry_seconds:.0f}s: S3 endpoint "
@@ -450,6 +474,38 @@ def chunk_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
             yield line + b"\n"
     if rest:
         yield rest
+
+
+def check_writable(uri: str | os.PathLike[str], *, directory: bool = False) -> None:
+    """Fail now, before any work, if output ``uri`` (a file, or a ``directory``) cannot be written.
+
+    Locally: its folder is created if missing and a temp file is made and removed in it (a
+    read-only or full disk, a missing permission, a file where a folder should be). Remotely: a
+    small object is written and deleted beside it (a read-only key or a missing bucket).
+
+    Raises:
+        StorageError: naming ``uri`` and why, before a model loads or an item is scored.
+    """
+    uri = _norm(uri)
+    name = "" if directory else uri.rstrip("/").rsplit("/", 1)[-1]
+    if is_remote(uri):
+        probe = join(uri if directory else uri.rsplit("/", 1)[0], f".{name}write-check-{os.getpid()}")
+        try:
+            write_bytes(probe, b"")
+            delete(probe)
+        except Exception as exc:  # the S3 client raises many types
+            raise StorageError(f"{uri}: cannot write the output there ({exc}); nothing was run") from exc
+        return
+    folder = Path(_local(uri)) if directory else Path(_local(uri)).parent
+    try:
+        if Path(_local(uri)).is_dir() and not directory:
+            raise IsADirectoryError(f"{uri} is a directory")
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = atomic_temp(folder, f".{name}write-check-{os.getpid()}-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise StorageError(f"{uri}: cannot write the output there ({exc}); nothing was run") from exc
 
 
 def remove_stale_temps(folder: str | os.PathLike[str], prefix: str) -> int:

@@ -3,14 +3,19 @@
 The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else a local SQLite store under the work
 dir (``$TEACHERLM_WORKDIR``, default ``./teacherlm-work``). Tracking never stops the work: if
 the server is unreachable, or any MLflow call fails, the tracker logs one warning and turns
-itself off. Params and tags are redacted before logging (:mod:`teacherlm_core.redaction`: secret
+itself off. Whether the server answers is probed once per process (:func:`tracking_reachable`,
+a few seconds): with the server down, every tracking call of the process is skipped at once, so
+no stage holds its GPUs through MLflow's minutes of retries. Params and tags are redacted before logging (:mod:`teacherlm_core.redaction`: secret
 names, URL credentials, known secret values).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -18,11 +23,15 @@ from typing import Any
 
 __all__ = [
     "EXPERIMENT",
+    "METRIC_NAMES_TAG",
     "PARENT_ENV",
     "Tracker",
     "default_tracking_uri",
+    "metric_key",
+    "metric_keys",
     "pipeline_parent_run",
     "redact",
+    "tracking_reachable",
     "workdir",
 ]
 
@@ -47,11 +56,123 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
+def _ensure_sqlite_store(db: Path) -> None:
+    """Create the local store ``db`` once, whole: migrated to the current schema in a temp file
+    under a lock, then renamed into place.
+
+    MLflow creating it in place leaves it half-migrated for good when two first processes race
+    or a Ctrl-C lands during the migration (every later run: "tracking is off"); here a second
+    process waits for the first, and an interrupted creation leaves only a temp file behind.
+    """
+    if db.exists():
+        return
+    import fcntl
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(f".{db.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released however this process ends
+        if db.exists():  # another process made it meanwhile
+            return
+        # a name never used before: MLflow caches an engine per database URI
+        tmp = db.with_name(f".{db.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+        for stale in db.parent.glob(f".{db.name}.*.tmp"):  # of creations interrupted before
+            stale.unlink(missing_ok=True)
+        try:
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            store = SqlAlchemyStore(f"sqlite:///{tmp}", (db.parent / "mlartifacts").as_uri())
+            store.engine.dispose()
+            os.replace(tmp, db)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+PROBE_TIMEOUT_S = 5.0  # one GET /health per process and server; a live server answers in milliseconds
+_REACHABLE: dict[str, bool] = {}
+
+
+def tracking_reachable(uri: str | None = None) -> bool:
+    """Whether the tracking server at ``uri`` (default: :func:`default_tracking_uri`) answers.
+
+    Probed once per process and URI: ``GET /health`` with a :data:`PROBE_TIMEOUT_S` timeout and
+    no retries; any HTTP answer counts (a server behind auth answers 401). A server that does not
+    answer turns tracking off for the whole process with one warning. A local store (SQLite, a
+    directory) is always reachable. Also sets MLflow's fast-fail HTTP settings (2 retries, 15 s
+    a request) where the environment sets none, for every MLflow call of the process.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    uri = uri or default_tracking_uri()
+    if uri not in _REACHABLE:
+        _REACHABLE[uri] = _answers(uri)
+    return _REACHABLE[uri]
+
+
+def _answers(uri: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    from .redaction import strip_url_credentials
+
+    if uri.startswith("sqlite:///"):  # the local store: made once, whole, before any process uses it
+        try:
+            _ensure_sqlite_store(Path(uri[len("sqlite:///") :]))
+        except Exception as exc:
+            log.warning("MLflow store %s cannot be created (%s); tracking is off for this process", uri, exc)
+            return False
+        return True
+    if not uri.startswith(("http://", "https://")):
+        return True
+    where = strip_url_credentials(uri).rstrip("/")  # /health needs no credentials
+    try:
+        urllib.request.urlopen(f"{where}/health", timeout=PROBE_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (OSError, ValueError) as exc:
+        log.warning("MLflow at %s does not answer (%s); tracking is off for this process", where, exc)
+        return False
+    return True
+
+
 def redact(params: Mapping[str, Any]) -> dict[str, str]:
     """``params`` flattened to MLflow params with secrets redacted (:func:`~teacherlm_core.redaction.redact_params`)."""
     from .redaction import redact_params
 
     return redact_params(params)
+
+
+METRIC_NAMES_TAG = "teacherlm.metric_names"  # JSON {logged key: the name it stands for}, where any differ
+_METRIC_KEY_LIMIT = 250  # MLflow's longest entity key
+_NOT_IN_A_KEY = re.compile(r"[^\w.\- /]")  # what MLflow accepts in a metric key on every OS
+
+
+def metric_key(name: str) -> str:
+    """``name`` as a key MLflow accepts, the same way everywhere (task names come from the data).
+
+    Characters MLflow refuses become ``_``, path segments ``.``/``..`` and empty ones are dropped
+    (MLflow refuses a key that normalises to another path), and a key that had to change ends in
+    ``-`` and 8 hex digits of the name's sha256, so two names never share one key; at most 250
+    characters. A name MLflow accepts as it is stays unchanged.
+    """
+    key = "/".join(seg for seg in _NOT_IN_A_KEY.sub("_", name).split("/") if seg not in ("", ".", ".."))
+    if key == name and len(key) <= _METRIC_KEY_LIMIT:
+        return key
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{key[: _METRIC_KEY_LIMIT - 9].rstrip('/')}-{digest}"
+
+
+def metric_keys(metrics: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+    """``(numeric metrics under MLflow-safe keys, {key: original name} for each key that differs)``."""
+    clean: dict[str, float] = {}
+    renamed: dict[str, str] = {}
+    for name, value in metrics.items():
+        if isinstance(value, (int, float)):
+            key = metric_key(str(name))
+            clean[key] = float(value)
+            if key != name:
+                renamed[key] = str(name)
+    return clean, renamed
 
 
 class Tracker:
@@ -100,14 +221,17 @@ class Tracker:
 
     def __enter__(self) -> Tracker:
         # A dead server must cost seconds, not MLflow's default minutes of retries.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+        if self.enabled and not tracking_reachable(self.tracking_uri):
+            self.enabled = False  # the probe said so, once for the process
+            return self
         self._guard("start", self._start)
         return self
 
     def _start(self) -> None:
         import mlflow
 
+        if self.tracking_uri.startswith("sqlite:///"):
+            _ensure_sqlite_store(Path(self.tracking_uri[len("sqlite:///") :]))
         mlflow.set_tracking_uri(self.tracking_uri)
         if mlflow.get_experiment_by_name(self.experiment) is None and self.tracking_uri.startswith(
             "sqlite:///"
@@ -165,10 +289,14 @@ class Tracker:
         self._guard("log_params", mlflow.log_params, redact(params))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log numeric ``metrics``; names MLflow would refuse go under :func:`metric_key`, the
+        originals in the :data:`METRIC_NAMES_TAG` tag (one bad task name never drops the others)."""
         import mlflow
 
-        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        clean, renamed = metric_keys(metrics)
         self._guard("log_metrics", mlflow.log_metrics, clean, step=step)
+        if renamed:
+            self._guard("set_tags", mlflow.set_tags, {METRIC_NAMES_TAG: json.dumps(renamed)[:8000]})
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         import mlflow

@@ -137,6 +137,21 @@ class Handler(BaseHTTPRequestHandler):
                        "output tokens. Please reduce the length of the input prompt.")  # fmt: skip
             error = {"message": message, "type": "BadRequestError", "param": "input_tokens", "code": 400}
             return self._send(400, {"error": error})
+        if body["prompt"] == "html":
+            return self._send(200, b"<html><body>Sign in to continue</body></html>", "text/html")
+        if body["prompt"] == "no-choices":
+            return self._send(200, {"choices": [], "usage": {"completion_tokens": 0}})
+        if body["prompt"] == "null-tokens":
+            return self._send(
+                200,
+                {
+                    "choices": [{"text": " kept", "finish_reason": "stop"}],
+                    "usage": {"completion_tokens": None},
+                },
+            )
+        if body["prompt"] == "echo-auth":
+            message = f"bad credentials: {self.headers.get('Authorization')}"
+            return self._send(401, {"error": {"message": message, "type": "AuthenticationError"}})
         if body["prompt"] == "unauthorised":
             return self._send(
                 401, {"error": {"message": "invalid key", "type": "AuthenticationError", "code": 401}}
@@ -148,10 +163,10 @@ class Handler(BaseHTTPRequestHandler):
             200, {"choices": [{"text": text, "finish_reason": "stop"}], "usage": {"completion_tokens": 7}}
         )
 
-    def _send(self, code, obj):
-        data = json.dumps(obj).encode()
+    def _send(self, code, obj, content_type="application/json"):
+        data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -68,9 +68,9 @@ def test_json_lines_with_a_bom_and_crlf_are_read_by_every_path(tmp_path, name):
 
 @pytest.mark.parametrize(
     ("content", "what"),
-    [(b"id,task,question\n1,t,q\n", "starts with b'id,task,'"), (b"\x1f\x8b\x08\x00gz", "starts with b'\\x1f\\x8b"),
+    [(b"id,task,question\n1,t,q\n", "starts with b'id,task,'"), (b"PK\x03\x04zip", "starts with b'PK\\x03\\x04"),
      (b'[{"id": "q0"}]', "a JSON array")],
-    ids=["csv", "gzip", "json-array"],
+    ids=["csv", "zip", "json-array"],
 )  # fmt: skip
 def test_anything_else_is_an_unsupported_file_type(tmp_path, content, what):
     path = tmp_path / "data.jsonl"
@@ -80,6 +80,21 @@ def test_anything_else_is_an_unsupported_file_type(tmp_path, content, what):
     assert what in str(err.value)
     code, stderr = _evaluate(path, tmp_path)
     assert code == 2 and "unsupported file type" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("codec", "name"), [("gzip", "data.jsonl.gz"), ("zstd", "data.jsonl.zst"), ("gzip", "data.jsonl")]
+)
+def test_compressed_json_lines_are_read_by_every_path(tmp_path, codec, name):
+    import pyarrow as pa
+
+    path = tmp_path / name
+    with pa.CompressedOutputStream(str(path), codec) as out:
+        out.write(b"".join(json.dumps(r).encode() + b"\n" for r in ROWS))
+    assert _every_reader(path) == {key: [r["id"] for r in ROWS] for key in ("eval", "read_samples", "import")}
+    path.write_bytes(path.read_bytes()[:12])  # a download that broke off
+    code, stderr = _evaluate(path, tmp_path)
+    assert code == 2 and "compressed data" in stderr and "Traceback" not in stderr
 
 
 def test_nan_and_infinity_are_rejected_with_their_line(tmp_path):
@@ -114,9 +129,10 @@ def test_nan_in_a_parquet_row_is_rejected(tmp_path):
 @pytest.mark.parametrize(
     ("choices", "answer", "reason"),
     [(["Paris", "Paris"], "Paris", "options are not distinct: 'Paris' appears twice"),
+     (["Oslo", "Oslo ", "Paris"], "Paris", "options are not distinct: 'Oslo' and 'Oslo ' differ only in whitespace"),
      (["Paris", " "], "Paris", "option 2 is empty"),
      ([f"o{i}" for i in range(27)], "o3", "27 options, but the prompt format can letter at most 26")],
-    ids=["repeated", "empty", "27"],
+    ids=["repeated", "whitespace-only", "empty", "27"],
 )  # fmt: skip
 def test_the_contract_on_options_holds_on_every_path(tmp_path, choices, answer, reason):
     path = tmp_path / "data.jsonl"

@@ -302,3 +302,25 @@ def _text(dom: str) -> str:
 
     dom = re.sub(r"<(style|script)\b.*?</\1>", " ", dom, flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+@pytest.mark.parametrize("name", ["eval.parquet", "eval.jsonl", "eval.jsonl.gz", "eval"])
+def test_a_dataset_file_is_described_whatever_its_format_and_name(tmp_path, name):
+    import gzip
+
+    from teacherlm_core.lineage import describe_dataset
+    from teacherlm_core.schema import write_jsonl, write_parquet
+
+    records = [
+        {"id": f"q{i}", "task": "t", "question": "Q?", "choices": ["a", "b"], "answer": "a"} for i in range(3)
+    ]
+    path = tmp_path / name
+    if name.endswith("parquet") or name == "eval":  # Parquet, also under a name that says nothing
+        write_parquet(path, records)
+    else:
+        write_jsonl(tmp_path / "plain.jsonl", records)
+        data = (tmp_path / "plain.jsonl").read_bytes()
+        path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    ref = describe_dataset(path, "eval data")
+    assert ref["columns"] == ["answer", "choices", "id", "question", "task"]
+    assert ref["counts"] == {"records": 3} and ref["digest"]

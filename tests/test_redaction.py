@@ -73,6 +73,19 @@ def test_url_credentials_are_stripped_inside_any_text():
     assert strip_url_credentials(text) == (
         "GET https://host/a and s3://bucket/k, mail me@example.org, http://host/p@q"
     )
+    # the user info ends at the authority's last '@', as a URL parser reads it
+    assert strip_url_credentials("to http://bob:p@ss@w0rd@mlflow:5000/x ok") == "to http://mlflow:5000/x ok"
+
+
+def test_credentials_of_urls_in_the_environment_are_masked_in_every_encoding(monkeypatch):
+    import base64
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://admin:p%40ss-w0rd-long@mlflow:5000")
+    basic = base64.b64encode(b"admin:p@ss-w0rd-long").decode()
+    text = f"server said: Authorization: Basic {basic}; password p@ss-w0rd-long, p%40ss-w0rd-long"
+    assert (
+        redact_text(text) == f"server said: Authorization: Basic {REDACTED}; password {REDACTED}, {REDACTED}"
+    )
 
 
 def test_documents_keep_their_structure(monkeypatch):
@@ -163,3 +176,53 @@ def test_a_trainjob_never_carries_url_credentials(tmp_path, monkeypatch):
             "student", cfg, image=IMAGES["train"], run_id="r" * 16, api_client=k8s.api_client(), poll_s=0
         )
     assert not k8s.jobs
+
+
+def test_every_log_line_and_traceback_of_a_process_is_redacted_without_the_cli(monkeypatch, caplog):
+    """A KFP component's process never runs the CLI: MLflow's, urllib3's and our own lines are clean anyway."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://admin:hunter2-pass@mlflow:5000")
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("urllib3.connectionpool").warning(
+            "Retrying %s", "http://admin:hunter2-pass@mlflow:5000/api"
+        )
+        try:
+            raise RuntimeError("at http://admin:hunter2-pass@mlflow:5000")
+        except RuntimeError:
+            logging.getLogger("mlflow").exception("request failed")
+    assert caplog.records[0].getMessage() == "Retrying http://mlflow:5000/api"
+    assert "hunter2-pass" not in caplog.text and "RuntimeError" in caplog.text
+    code = "import teacherlm_core; raise RuntimeError('to http://admin:hunter2-pass@mlflow:5000')"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "RuntimeError: to http://mlflow:5000" in res.stderr, res.stderr
+
+
+def test_errors_are_redacted_wherever_they_are_shown(monkeypatch):
+    import base64
+
+    from teacherlm_core.train.k8s import JobFailed
+
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "hunter2-pass-long")
+    echoed = base64.b64encode(b"hunter2-pass-long").decode()
+    err = JobFailed(f"TrainJob failed\n--- node-0 ---\nlogin with hunter2-pass-long ({echoed})")
+    assert str(err) == f"TrainJob failed\n--- node-0 ---\nlogin with {REDACTED} ({REDACTED})"
+
+
+@pytest.mark.parametrize(
+    "env",
+    ["HF_TOKEN=hf_abcdefgh", "MLFLOW_TRACKING_URI=http://u:pw@mlflow:5000", "NOTE=sk-known-secret-value"],
+)
+def test_a_plain_env_that_looks_like_a_secret_never_reaches_a_job_spec(monkeypatch, env):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-known-secret-value")
+    res = subprocess.run(
+        [sys.executable, "-m", "teacherlm_core", "train", "submit", "--name", "t1", "--image", "img:1",
+         "--env", env, "--dry-run", "--", "teacherlm", "train", "teacher"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 2 and "--secret-env" in res.stderr, res.stderr
+    assert env.partition("=")[2] not in res.stdout + res.stderr

@@ -63,6 +63,55 @@ def test_bad_line_names_file_line_and_field(tmp_path, line, field, reason):
     assert str(err).startswith(f"{path}:2: ")
 
 
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "reason"),
+    [
+        ('{"id": "q1", "task": "t", "x": ' + DEEP + "}", None, "nested more than"),
+        (json.dumps(GOOD)[:-1] + ', "x": ' + "[" * 500 + "]" * 500 + "}", None, "nested more than"),
+        (json.dumps(GOOD)[:-1] + ', "note": "\\ud83d"}', "note", "lone UTF-16 surrogate"),
+        (json.dumps(GOOD)[:-1] + ', "meta": {"\\udc00": 1}}', "meta", "lone UTF-16 surrogate"),
+        (json.dumps(GOOD)[:-1] + ', "answer": "no"}', None, "key 'answer' appears twice"),
+        (json.dumps(GOOD)[:-1] + ', "meta": {"k": 1, "k": 2}}', "meta", "key 'k' appears twice"),
+    ],
+    ids=["deep-100000", "deep-500", "lone-surrogate", "surrogate-key", "duplicate-key", "nested-duplicate"],
+)
+def test_every_malformed_line_is_quarantined_with_its_line_and_the_rest_is_written(
+    tmp_path, line, field, reason
+):
+    path = write_lines(tmp_path / "bad.jsonl", [json.dumps(GOOD | {"id": "q0"}), line, json.dumps(GOOD)])
+    with QuarantineWriter(tmp_path / "q.jsonl") as q:
+        kept = list(read_samples(path, on_error="quarantine", quarantine=q))
+    assert [n for n, _ in kept] == [1, 3]
+    (rejected,) = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert (rejected["line"], rejected["field"]) == (2, field) and reason in rejected["reason"]
+    write_jsonl(tmp_path / "out.jsonl", [s for _, s in kept])
+
+
+def test_paired_surrogates_are_text(tmp_path):
+    path = write_lines(tmp_path / "ok.jsonl", [json.dumps(GOOD | {"question": "Is \U0001f525 hot?"})])
+    assert load_samples(path)[0].question == "Is \U0001f525 hot?"
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_compressed_json_lines_are_read_with_their_line_numbers(tmp_path, codec):
+    lines = [json.dumps(GOOD | {"id": f"q{i}"}) for i in range(2000)]
+    lines[1500] = "not json"
+    data = "".join(x + "\n" for x in lines).encode()
+    path = tmp_path / f"d.jsonl.{'gz' if codec == 'gzip' else 'zst'}"
+    with pa.CompressedOutputStream(str(path), codec) as out:
+        out.write(data)
+    with QuarantineWriter(tmp_path / "q.jsonl") as q:
+        kept = list(read_samples(path, on_error="quarantine", quarantine=q))
+    assert len(kept) == 1999 and kept[-1][1].id == "q1999"
+    assert json.loads((tmp_path / "q.jsonl").read_text())["line"] == 1501
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # a download that broke off
+    with pytest.raises(DataError, match="compressed data"):
+        load_samples(path)
+
+
 def test_duplicate_ids_and_empty_file(tmp_path):
     path = write_lines(tmp_path / "dup.jsonl", [json.dumps(GOOD), json.dumps(GOOD)])
     with pytest.raises(

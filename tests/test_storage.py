@@ -67,6 +67,51 @@ def test_s3_unreachable_fails_after_the_retry_budget(monkeypatch):
         storage.write_text("s3://bucket/x", "y")
 
 
+def test_s3_throttling_is_reported_as_throttling_not_unreachable(monkeypatch):
+    """A server that answers 503 SlowDown to everything: after the retry budget, the error says it answered."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class SlowDown(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _answer(self):
+            body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+            self.send_response(503)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_HEAD = do_POST = _answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowDown)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("TEACHERLM_S3_RETRY_SECONDS", "2")
+    try:
+        with pytest.raises(StorageError) as err:
+            storage.write_text("s3://bucket/x", "y")
+    finally:
+        server.shutdown()
+    assert "unreachable" not in str(err.value) and "throttling" in str(err.value), str(err.value)
+
+
+def test_a_local_copy_never_writes_through_a_planted_symlink(tmp_path):
+    import os
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    src, dst = tmp_path / "src.txt", tmp_path / "out" / "dst.txt"
+    src.write_text("new data")
+    dst.parent.mkdir()
+    for pid in range(os.getpid() - 5, os.getpid() + 5):  # every name a guessable temp file could have
+        (dst.parent / f"dst.txt.{pid}.tmp").symlink_to(victim)
+    storage.copy(src, dst)
+    assert victim.read_text() == "precious" and dst.read_text() == "new data" and not dst.is_symlink()
+
+
 def test_written_files_are_readable_by_others_on_a_shared_disk(tmp_path):
     """Atomic writes go through temp files; mkstemp's 0600 must not reach the outputs a team shares."""
     import os
@@ -85,3 +130,34 @@ def test_written_files_are_readable_by_others_on_a_shared_disk(tmp_path):
         os.umask(old)
     for name in ("a.json", "manifest.json", "train.jsonl"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+def test_an_output_that_cannot_be_written_stops_every_stage_before_any_work(tmp_path):
+    """A file where the output's folder should be (as a read-only disk would, for root too): each
+    stage says so at once, naming the output, before a model loads or a row is read."""
+    from fake_engines import ScriptedEngine
+
+    from teacherlm_core.augment import AugmentConfig, augment
+    from teacherlm_core.data import build_builtin, import_dataset
+    from teacherlm_core.errors import StorageError
+    from teacherlm_core.stages.evaluate import evaluate
+
+    build_builtin(tmp_path / "in", per_task=3, seed=0)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    data = str(tmp_path / "in" / "train.jsonl")
+    with pytest.raises(StorageError, match=f"{blocker}/eval.json: cannot write"):
+        evaluate("never-loaded", data, str(blocker / "eval.json"))
+    started = []
+    cfg = AugmentConfig(
+        model="t", input=str(tmp_path / "in" / "train.jsonl"), output=str(blocker / "aug"), engine="hf"
+    )
+    with pytest.raises(StorageError, match="cannot write"):
+        augment(cfg, engine=lambda: started.append(1) or ScriptedEngine())
+    assert not started
+    with pytest.raises(StorageError, match="cannot write"):
+        import_dataset(
+            tmp_path / "in" / "train.jsonl",
+            {"task": "t", "id": "id", "question": "question", "choices": "choices", "answer": "answer"},
+            blocker / "imp",
+        )

@@ -76,3 +76,81 @@ def test_unreachable_server_degrades_to_a_warning(monkeypatch, caplog):
         done.append(True)
     assert done == [True] and not t.enabled
     assert sum("tracking is off" in r.message for r in caplog.records) == 1
+
+
+def test_task_names_mlflow_refuses_never_drop_an_evaluations_metrics():
+    import json
+
+    import mlflow
+
+    from teacherlm_core.stages._run import StageRun
+    from teacherlm_core.tracking import METRIC_NAMES_TAG
+
+    names = ["q&a (v2)", "../x", "t" * 300, "plain", "a/./b"]
+    metrics = {"accuracy": 0.5} | {f"accuracy.{n}": i / 10 for i, n in enumerate(names)}
+    with Tracker("t", run_name="fluent") as t:
+        t.log_metrics(metrics)
+    with Tracker("t", run_name="by id") as t2:
+        StageRun(t2.run_id).log_metrics(metrics)
+    client = mlflow.MlflowClient(default_tracking_uri())
+    for run_id in (t.run_id, t2.run_id):
+        run = client.get_run(run_id).data
+        assert (
+            len(run.metrics) == 6 and run.metrics["accuracy"] == 0.5 and run.metrics["accuracy.plain"] == 0.3
+        )
+        renamed = json.loads(run.tags[METRIC_NAMES_TAG])  # the report's way back to each name
+        assert {renamed.get(k, k): v for k, v in run.metrics.items()} == metrics
+
+
+def test_a_server_that_never_answers_costs_one_short_probe_per_process(monkeypatch, caplog):
+    """MLflow's defaults would retry each call for minutes (GPUs held meanwhile): one probe, then nothing."""
+    import socket
+    import time
+
+    from teacherlm_core import tracking
+    from teacherlm_core.lineage import log_datasets, mark_experiment
+    from teacherlm_core.stages._run import StageRun
+
+    hole = socket.socket()  # accepts connections, never answers
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://user:pw@127.0.0.1:{hole.getsockname()[1]}")
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)  # as in a pipeline pod: MLflow's own defaults
+    monkeypatch.setattr(tracking, "_REACHABLE", {}, raising=False)
+    monkeypatch.setattr(tracking, "PROBE_TIMEOUT_S", 1.0, raising=False)
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING), Tracker("t") as t:
+        t.log_metrics({"x": 1})
+        StageRun("some-run").log_metrics({"accuracy": 0.5})
+        mark_experiment("1")
+        log_datasets("some-run", [{"name": "d", "digest": "x", "source": "/d", "columns": [], "counts": {}}])
+    hole.close()
+    assert time.monotonic() - start < 10 and not t.enabled
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (
+        len(warnings) == 1 and "tracking is off for this process" in warnings[0] and "pw" not in warnings[0]
+    )
+
+
+def test_a_first_run_interrupted_while_the_store_is_made_leaves_no_half_migrated_store(tmp_path, monkeypatch):
+    """Ctrl-C during the local store's first migration (or two first processes racing): the next run tracks."""
+    import mlflow.store.db.utils as db_utils
+
+    from teacherlm_core import tracking
+
+    monkeypatch.setattr(tracking, "_REACHABLE", {}, raising=False)
+    real = db_utils._upgrade_db
+
+    def interrupted(engine):
+        raise KeyboardInterrupt  # the user's Ctrl-C, after the initial tables, before the migrations
+
+    monkeypatch.setattr(db_utils, "_upgrade_db", interrupted)
+    with pytest.raises(KeyboardInterrupt), Tracker("t", run_name="first") as t:
+        pass
+    monkeypatch.setattr(db_utils, "_upgrade_db", real)
+    monkeypatch.setattr(tracking, "_REACHABLE", {}, raising=False)
+    with Tracker("t", run_name="second") as t:
+        t.log_metrics({"x": 1.0})
+    assert t.enabled and t.run_id
+    assert not list((tmp_path / "work").glob(".*.tmp"))

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import storage
 from ..engines import Engine, get_engine
 from .config import AugmentConfig, shard_name
 from .gather import merge_gathered
@@ -85,6 +86,7 @@ def augment(
     Returns the shard's ``_SUCCESS`` record, or the merged manifest. ``tracker`` (a
     :class:`~teacherlm_core.tracking.Tracker`) gets one nested run per shard with its metrics.
     """
+    storage.check_writable(cfg.output, directory=True)  # before any engine starts
     factory = engine or engine_factory(cfg)
     indices = [shard_index] if shard_index is not None else list(range(cfg.num_shards))
     result: dict[str, Any] = {}

@@ -12,6 +12,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from ..schema import SCHEMA_VERSION
 from .config import AugmentConfig, shard_name
 from .plan import load_plan_record
 
-__all__ = ["ROW_GROUP", "load_plan", "merge"]
+__all__ = ["LOCK", "ROW_GROUP", "load_plan", "merge", "merge_lock"]
 
 ROW_GROUP = 2048  # records per Parquet row group: what the merge holds in memory at once
 
@@ -123,8 +124,44 @@ class _ParquetShard:
         return self.out.commit()
 
 
+LOCK = ".merge.lock"
+
+
+@contextmanager
+def merge_lock(output: str) -> Iterator[None]:
+    """One merge of a local ``output`` at a time: a second is refused in one line, never left to
+    fail halfway (the first would delete its temp files). The lock is the kernel's (``flock``): a
+    merge killed in any way releases it. Object-store outputs need none: each object is written
+    whole, and two merges of the same finished shards write the same objects."""
+    if storage.is_remote(output):
+        yield
+        return
+    import fcntl
+
+    Path(output).mkdir(parents=True, exist_ok=True)
+    with open(os.path.join(output, LOCK), "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            raise TeacherLMError(
+                f"{output}: another merge of this output is running (pid {holder}); run this one again when it ends"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def merge(output: str, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Merge every shard of the run under ``output``; every shard must have its ``_SUCCESS``.
+
+    One merge of an output at a time (:func:`merge_lock`); a second is refused in one line.
 
     Streams: each part file is read a line at a time and written on at once (to ``train.jsonl``,
     its shard's Parquet file a row group at a time, or its shard's quarantine file), so memory is
@@ -136,6 +173,11 @@ def merge(output: str, progress: Callable[[int], None] | None = None) -> dict[st
         TeacherLMError: a shard unfinished, or a part file changed after its marker was written.
         DataError: every input record was quarantined (the manifest and quarantine are written first).
     """
+    with merge_lock(output):
+        return _merge(output, progress)
+
+
+def _merge(output: str, progress: Callable[[int], None] | None) -> dict[str, Any]:
     cfg, plan = load_plan(output)
     fingerprint = plan["fingerprint"]
     successes, missing = [], []

@@ -36,7 +36,7 @@ from typing import Any
 from .. import storage
 from ..errors import DataError, TeacherLMError
 from ..parquet import ColumnKinds
-from ..schema import format_of, iter_jsonl_lines, iter_raw_records
+from ..schema import GZIP_MAGIC, ZSTD_MAGIC, format_of, iter_jsonl_lines, iter_raw_records
 from .config import AugmentConfig, shard_name
 
 __all__ = [
@@ -76,14 +76,15 @@ def iter_input(uri: str) -> Iterator[tuple[int, dict[str, Any] | DataError, Any]
     """:func:`~teacherlm_core.schema.iter_raw_records` of a local or ``s3://`` input, streamed.
 
     JSON lines are streamed (never downloaded whole); a Parquet file on S3 is downloaded first
-    (its footer comes last, so it needs random access). Errors name ``uri``.
+    (its footer comes last, so it needs random access), and so are compressed JSON lines. Errors
+    name ``uri``.
     """
     if not storage.is_remote(uri):
         yield from iter_raw_records(uri)
         return
     chunks = storage.iter_chunks(uri)
     head = next(chunks, b"")
-    if format_of(head[:4096], uri) == "parquet":
+    if head.startswith((GZIP_MAGIC, ZSTD_MAGIC)) or format_of(head[:4096], uri) == "parquet":
         chunks.close()
         with local_input(uri) as path:
             for line, item, raw in iter_raw_records(path):

@@ -45,7 +45,7 @@ def _json_list(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
         try:
             decoded = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # not JSON (or nested past any use): the text stays
             return value
         return decoded if isinstance(decoded, list) else value
     return value

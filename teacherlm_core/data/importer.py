@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from .. import __version__
+from .. import __version__, storage
 from ..errors import ConfigError, DataError
 from ..hashset import SeenIds
 from ..schema import SCHEMA_VERSION, QuarantineWriter
@@ -199,7 +199,7 @@ def import_dataset(
     )
     plan, skipped, spec = _plan(source, m, split)
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    storage.check_writable(out, directory=True)  # before any row is read
     clean_outputs(out)  # and the work directory of an import that was killed
     work = Path(tempfile.mkdtemp(dir=out, prefix=WORK_PREFIX))
     try:

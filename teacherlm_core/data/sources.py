@@ -8,7 +8,7 @@ of a Parquet file or ``datasets`` split. A broken row is yielded as a
 Supported sources:
 
 * ``*.jsonl`` / ``*.json`` (JSON Lines, or one JSON array of objects), ``*.csv`` / ``*.tsv``,
-  ``*.parquet``;
+  ``*.parquet``; the text formats also gzip- or zstd-compressed (``*.jsonl.gz``, ``*.csv.zst``);
 * a directory written by ``datasets.Dataset(Dict).save_to_disk`` (``datasets.load_from_disk``),
   or any other directory of data files (``datasets.load_dataset(path)``, split names inferred);
 * otherwise a Hugging Face Hub id such as ``tasksource/ecqa`` (``datasets.load_dataset``, needs
@@ -18,20 +18,32 @@ Supported sources:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
+import zlib
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..schema import PARQUET_MAGIC, UTF8_BOM, iter_raw_records
+from ..schema import (
+    MAX_DEPTH,
+    PARQUET_MAGIC,
+    UTF8_BOM,
+    UniqueKeys,
+    iter_raw_records,
+    open_input,
+    record_problem,
+)
 
 __all__ = ["FILE_SUFFIXES", "Row", "SourcePart", "open_source"]
 
 Row = tuple[int, dict[str, Any] | DataError, Any]
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+COMPRESSED_SUFFIXES = (".gz", ".zst")
 _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
 
@@ -66,6 +78,10 @@ def open_source(
         if path.stat().st_size == 0:
             raise DataError(source, None, None, "file is empty")
         suffix = path.suffix.lower()
+        if (
+            suffix in COMPRESSED_SUFFIXES
+        ):  # what it holds is told by the name before (the content is compressed)
+            suffix = Path(path.stem).suffix.lower()
         if suffix in (".csv", ".tsv"):
             return [_open_csv(source, "\t" if suffix == ".tsv" else ",")]
         if suffix in (".json", ".jsonl", ".parquet"):  # which of them is told by the content, not the name
@@ -76,7 +92,7 @@ def open_source(
             source, None, None, f"unknown file type {suffix!r} (use one of {', '.join(FILE_SUFFIXES)})"
         )
     if (
-        path.suffix.lower() in FILE_SUFFIXES
+        path.suffix.lower() in FILE_SUFFIXES + COMPRESSED_SUFFIXES
         or "\\" in source
         or source.startswith((".", "/"))
         or not _HUB_ID.match(source)
@@ -90,31 +106,105 @@ def _is_parquet(path: str) -> bool:
         return fh.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
 
 
+def _read_input(path: str, size: int = -1) -> bytes:
+    try:
+        with open_input(path) as fh:
+            return fh.read(size)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(path, None, None, f"not readable compressed data: {exc}") from exc
+
+
 def _json_rows(path: str) -> Iterator[Row]:
-    with open(path, "rb") as fh:
-        head = fh.read(4096).removeprefix(UTF8_BOM).lstrip()
+    head = _read_input(path, 4096).removeprefix(UTF8_BOM).lstrip()
     if not head.startswith(b"["):
         yield from iter_raw_records(path)
         return
+    keys = UniqueKeys()
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            data = json.load(fh)
+        text = _read_input(path).decode("utf-8-sig")
+        data = json.loads(text, object_pairs_hook=keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         line = getattr(exc, "lineno", None)
         raise DataError(path, line, None, f"not a valid JSON array: {exc}") from exc
+    except RecursionError as exc:
+        raise DataError(path, None, None, f"not a usable JSON array: nested past {MAX_DEPTH} levels") from exc
+    if not isinstance(data, list):
+        raise DataError(path, None, None, f"expected a JSON array, got {type(data).__name__}")
     for i, rec in enumerate(data, start=1):
-        if isinstance(rec, dict):
-            yield i, rec, rec
-        else:
+        if not isinstance(rec, dict):
             yield i, DataError(path, i, None, f"expected a JSON object, got {type(rec).__name__}"), rec
+        elif (problem := record_problem(rec, text, keys)) is not None:
+            yield i, DataError(path, i, *problem), json.dumps(rec, ensure_ascii=True)
+        else:
+            yield i, rec, rec
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # what ``surrogateescape`` turns a byte that is not UTF-8 into
+
+
+class _BadBytes(Exception):
+    """A physical line that is not valid UTF-8 (raised through the csv reader to :class:`_Lines`' caller)."""
+
+
+class _Lines:
+    """The physical lines of a text file, numbered, for a csv reader; lines can be pushed back.
+
+    Each line is decoded on its own, so a byte that is not UTF-8 costs its line only and is
+    reported on its own line (not where a decoder's chunk began). ``taken`` holds the lines the
+    reader pulled for the record being read.
+    """
+
+    def __init__(self, fh: Any, path: str):
+        self.fh, self.path = fh, path
+        self.number = 0
+        self.pending: deque[tuple[int, str]] = deque()
+        self.taken: list[tuple[int, str]] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.pending:
+            line = self.pending.popleft()
+        else:
+            try:
+                text = self.fh.readline()
+            except (OSError, EOFError, zlib.error) as exc:  # compressed data that breaks off
+                raise DataError(
+                    self.path, self.number + 1, None, f"compressed data breaks off: {exc}"
+                ) from exc
+            if not text:
+                raise StopIteration
+            self.number += 1
+            line = (self.number, text)
+        self.taken.append(line)
+        if bad := _UNDECODABLE.search(line[1]):
+            offset = len(line[1][: bad.start()].encode("utf-8", "surrogateescape"))
+            raise _BadBytes(f"not valid UTF-8 (byte {offset} of the line)")
+        return line[1]
+
+
+def _printable(line: str) -> str:
+    """A physical line as quarantine text: without its line end, undecodable bytes as U+FFFD."""
+    return line.rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _open_csv(path: str, delimiter: str) -> SourcePart:
-    fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed by the generator
+    """A CSV/TSV file as one part; every physical record is one row (or one quarantined error).
+
+    A record the csv module reads over several lines (a quoted field holding newlines) and that
+    turns out malformed (an unbalanced quote, a wrong number of fields, a line that is not UTF-8)
+    costs only its first line: that line is quarantined and the lines after it are read again as
+    records of their own. So a stray quote can never swallow the rest of the file unseen, and
+    ``in`` counts the records in the file, not what the parser happened to return.
+    """
+    # surrogateescape: an undecodable byte becomes a lone surrogate, found per line by _Lines
+    fh = io.TextIOWrapper(open_input(path), encoding="utf-8-sig", errors="surrogateescape", newline="")
+    lines = _Lines(fh, path)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        columns = list(reader.fieldnames or [])
-    except (UnicodeDecodeError, csv.Error) as exc:
+        columns = next(reader, [])
+    except (_BadBytes, csv.Error) as exc:
         fh.close()
         raise DataError(path, 1, None, f"unreadable CSV header: {exc}") from exc
     if not columns:
@@ -124,29 +214,40 @@ def _open_csv(path: str, delimiter: str) -> SourcePart:
     def rows() -> Iterator[Row]:
         with fh:
             while True:
+                lines.taken.clear()
                 try:
-                    row = next(reader)
+                    fields = next(reader)
+                    problem = None
                 except StopIteration:
-                    return
-                except UnicodeDecodeError as exc:  # the decoder cannot resynchronise: stop here
-                    raise DataError(path, reader.line_num + 1, None, f"not valid UTF-8: {exc}") from exc
-                except csv.Error as exc:  # the bad line is consumed; the next one is read normally
-                    reason = f"malformed CSV row: {exc}"
-                    yield reader.line_num, DataError(path, reader.line_num, None, reason), None
+                    if not lines.taken:
+                        return
+                    fields, problem = [], "malformed CSV row: unexpected end of file"
+                except _BadBytes as exc:
+                    fields, problem = [], str(exc)
+                except csv.Error as exc:
+                    fields, problem = [], f"malformed CSV row: {exc}"
+                if not fields and problem is None:
+                    continue  # a blank line
+                if problem is None and len(fields) != len(columns):
+                    problem = f"row has {len(fields)} fields, the header has {len(columns)}"
+                first, text = lines.taken[0]
+                if problem is None:
+                    row = dict(zip(columns, fields, strict=True))
+                    yield first, row, row
                     continue
-                extra = row.pop(None, None) or []  # type: ignore[call-overload]  # values past the header
-                missing = sum(v is None for v in row.values())
-                if extra or missing:
-                    reason = (
-                        f"row has {len(columns) + len(extra) - missing} fields, the header has {len(columns)}"
+                if len(lines.taken) > 1:  # a record over several lines: set aside its first line only
+                    last = lines.taken[-1][0]
+                    problem += (
+                        f" (read as one record from line {first} to {last}: an unbalanced quote?"
+                        " Only this line is set aside, the lines after it are read again)"
                     )
-                    yield (
-                        reader.line_num,
-                        DataError(path, reader.line_num, None, reason),
-                        row | {"_extra": extra},
-                    )
-                    continue
-                yield reader.line_num, row, row
+                    lines.pending.extendleft(reversed(lines.taken[1:]))
+                    raw: Any = _printable(text)
+                elif fields:
+                    raw = dict(zip(columns, fields, strict=False)) | {"_extra": fields[len(columns) :]}
+                else:
+                    raw = _printable(text)
+                yield first, DataError(path, first, None, problem), raw
 
     return SourcePart(path, None, columns, 1, rows())
 

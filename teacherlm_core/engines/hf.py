@@ -20,6 +20,7 @@ from . import (
     LoglikelihoodRequest,
     encode_requests,
     generate_through,
+    load_tokenizer,
 )
 
 __all__ = ["HFEngine", "HFStream", "shared_prefix_plan"]
@@ -122,11 +123,11 @@ class HFEngine:
         seed: int = 0,
     ):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         self.model_name, self.revision, self.batch_size, self.seed = model, revision, batch_size, seed
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+        self.tokenizer = load_tokenizer(model, revision)  # checked before the weights load
         torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
         self.model = AutoModelForCausalLM.from_pretrained(model, revision=revision, dtype=torch_dtype)
         self.model.to(self.device).eval()
@@ -158,7 +159,8 @@ class HFEngine:
         cover = shared_prefix_plan([tuple(e.inputs) for e in encoded])
         users: dict[tuple[int, ...], list[int]] = {}
         for i, e in enumerate(encoded):
-            users.setdefault(cover[tuple(e.inputs)], []).append(i)
+            if e.continuation:  # else merged into the context's last token: 0.0, as lm-eval scores it
+                users.setdefault(cover[tuple(e.inputs)], []).append(i)
         # Longest first: the first batch fails fast if memory is short, and padding stays low.
         sequences = sorted(users, key=len, reverse=True)
         results = [0.0] * len(encoded)

@@ -12,11 +12,12 @@ correct behaviour: each poll still waits for its slowest request, as a part did 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Callable, Sequence
 
 from ..errors import EngineError
-from ..redaction import strip_url_credentials
+from ..redaction import known_secrets, redact_text, secret_forms, strip_url_credentials, url_credentials
 from . import Generation, GenerationParams, LoglikelihoodRequest
 
 __all__ = ["OpenAIEngine", "RetryableHTTPError"]
@@ -73,6 +74,18 @@ class OpenAIEngine:
     def _headers(self) -> dict[str, str]:
         key = os.environ.get(self._api_key_env)
         return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _clean(self, text: str) -> str:
+        """``text`` (what a server answered, an exception) without any credential this engine sends, in
+        any encoding: the API key and the URL's user info (httpx sends it as base64 Basic auth)."""
+        own = [*url_credentials(self.base_url), os.environ.get(self._api_key_env, "").strip()]
+        forms = {*known_secrets(), *(f for v in own if v for f in secret_forms(v))}
+        return redact_text(text, sorted(forms, key=len, reverse=True))
+
+    def _snippet(self, text: str, n: int = 300) -> str:
+        """The first ``n`` characters of a server's answer, cleaned before it is cut (a credential
+        cut in two would no longer be recognised)."""
+        return self._clean(text[: 100 * n])[:n]
 
     def generate(
         self,
@@ -132,30 +145,47 @@ class OpenAIEngine:
                     resp = await client.post(f"{self.base_url}/completions", json=body)
                     if resp.status_code == 429 or resp.status_code >= 500:
                         raise RetryableHTTPError(f"HTTP {resp.status_code}")
-                    if resp.status_code in (
-                        400,
-                        413,
-                        422,
-                    ):  # this request alone (e.g. too long): its record's problem
+                    if resp.status_code in (400, 413, 422):  # this request alone (e.g. too long)
                         return Generation(
                             text="", num_tokens=0, finish_reason="error",
-                            error=f"the server refused the request: HTTP {resp.status_code}: {_message(resp)}",
+                            error=f"the server refused the request: HTTP {resp.status_code}: {self._snippet(_message(resp))}",
                         )  # fmt: skip
                     if resp.status_code != 200:
                         raise EngineError(
-                            f"{self.where}/completions answered HTTP {resp.status_code}: {resp.text[:300]}"
+                            f"{self.where}/completions answered HTTP {resp.status_code}: {self._snippet(resp.text)}"
                         )
         except (RetryableHTTPError, httpx.TransportError) as exc:
             raise EngineError(
-                f"{self.where}/completions failed after {self.max_attempts} attempts: "
-                f"{strip_url_credentials(repr(exc))}"
+                self._clean(f"{self.where}/completions failed after {self.max_attempts} attempts: {exc!r}")
             ) from exc
-        data = resp.json()
-        choice = data["choices"][0]
-        usage = data.get("usage") or {}
+        return self._completion(resp)
+
+    def _completion(self, resp) -> Generation:
+        """The generation in a 200 answer; an answer that is not a completion names the endpoint and
+        what came back. Retrying would not help either: the same URL answers the same way."""
+        try:
+            data = resp.json()
+        except ValueError:  # e.g. a proxy's HTML login page
+            kind = resp.headers.get("content-type", "no content type")
+            raise EngineError(
+                f"{self.where}/completions answered HTTP 200 with {kind}, not a JSON completion "
+                f"(a proxy or login page? check --base-url): {self._snippet(resp.text, 200)!r}"
+            ) from None
+        choices = data.get("choices") if isinstance(data, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
+            what = "no choices" if choice is None else "a choice without text"
+            return Generation(  # this request's problem: its record is quarantined with the reason
+                text="", num_tokens=0, finish_reason="error",
+                error=f"the server answered {what}: {self._snippet(json.dumps(data), 200)}",
+            )  # fmt: skip
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        tokens = usage.get("completion_tokens")
         return Generation(
-            text=choice.get("text") or "",
-            num_tokens=int(usage.get("completion_tokens", 0)),
+            text=choice["text"],
+            num_tokens=tokens
+            if isinstance(tokens, int) and tokens >= 0
+            else 0,  # null: the text is still good
             finish_reason=choice.get("finish_reason") or "stop",
         )
 
@@ -168,6 +198,6 @@ def _message(resp) -> str:
     try:
         body = resp.json()
     except ValueError:
-        return resp.text[:300]
+        return resp.text
     err = body.get("error", body) if isinstance(body, dict) else body
-    return str(err.get("message", err) if isinstance(err, dict) else err)[:300]
+    return str(err.get("message", err) if isinstance(err, dict) else err)

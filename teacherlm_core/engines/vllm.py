@@ -27,6 +27,7 @@ from . import (
     LoglikelihoodRequest,
     encode_requests,
     generate_through,
+    load_tokenizer,
 )
 
 __all__ = ["VLLMEngine", "VLLMStream", "default_cpu_threads"]
@@ -108,6 +109,8 @@ class VLLMEngine:
         from vllm import LLM
 
         self.model_name, self.revision = model, revision
+        if os.path.isdir(model):  # a local model's tokenizer is checked before vLLM starts
+            load_tokenizer(model, revision)
         if dtype is None:
             dtype = "auto" if torch.cuda.is_available() else "float32"
         if max_model_len is None:
@@ -195,6 +198,8 @@ class VLLMEngine:
         single: dict[tuple[int, ...], list[int]] = {}
         multi: list[int] = []
         for i, e in enumerate(encoded):
+            if not e.continuation:  # merged into the context's last token: 0.0, as lm-eval scores it
+                continue
             if len(e.continuation) == 1:
                 single.setdefault(tuple(e.inputs), []).append(i)
             else:

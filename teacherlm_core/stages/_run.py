@@ -7,6 +7,7 @@ by the first stage that gets there: :func:`~teacherlm_core.tracking.pipeline_par
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -17,12 +18,15 @@ from typing import Any
 from ..kfp_support.run_id import kfp_run_id
 from ..tracking import (
     EXPERIMENT,
+    METRIC_NAMES_TAG,
     PARENT_ENV,
     PIPELINE_RUN_TAG,
     Tracker,
     default_tracking_uri,
+    metric_keys,
     pipeline_parent_run,
     redact,
+    tracking_reachable,
 )
 
 __all__ = [
@@ -43,7 +47,7 @@ def parent_run() -> str | None:
     """The MLflow run this task's runs nest under (``None``: top-level; tracking never stops the work)."""
     parent = os.environ.get(PARENT_ENV) or None
     run_id = kfp_run_id()
-    if parent is None and run_id:
+    if parent is None and run_id and tracking_reachable():
         try:
             parent = pipeline_parent_run(run_id)
         except Exception as exc:
@@ -97,7 +101,7 @@ class StageRun:
         self.run_id = run_id
 
     def _call(self, what: str, method: str, *args) -> None:
-        if not self.run_id:
+        if not self.run_id or not tracking_reachable():
             return
         try:
             import mlflow
@@ -107,11 +111,12 @@ class StageRun:
             log.warning("MLflow %s failed (%s: %s)", what, type(exc).__name__, exc)
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
-        clean = [Metric(k, float(v), now, 0) for k, v in metrics.items() if isinstance(v, (int, float))]
-        self._call("log_metrics", "log_batch", clean)
+        clean, renamed = metric_keys(metrics)  # a name MLflow refuses would fail the whole batch
+        tags = [RunTag(METRIC_NAMES_TAG, json.dumps(renamed)[:8000])] if renamed else []
+        self._call("log_metrics", "log_batch", [Metric(k, v, now, 0) for k, v in clean.items()], [], tags)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param

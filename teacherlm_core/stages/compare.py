@@ -6,6 +6,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
+from .. import storage
 from ..errors import TeacherLMError
 from ._run import pipeline_run_id, stage_run
 from .params import P
@@ -54,6 +55,7 @@ def compare(
     named = {r.model: p for p, r in loaded.items()}
     if len(named) != len(reports):
         raise TeacherLMError(f"eval reports with the same model name among {len(reports)}: {sorted(named)}")
+    storage.check_writable(output, directory=True)  # before any report is drawn
     with stage_run("compare", {"models": ",".join(named)}, stage="compare") as t:
         summary = write_comparison(
             named,

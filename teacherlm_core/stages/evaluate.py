@@ -55,6 +55,7 @@ def evaluate(
     from ._training import registered_version
 
     samples = load_eval_samples(str(split_file(data, split)))  # bad input fails before a model loads
+    storage.check_writable(output)  # so does an output that cannot be written
     name = name or model
     with stage_run(
         f"evaluate {name}", {"model": model, "engine": engine, "split": split}, stage="evaluate"

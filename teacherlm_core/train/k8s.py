@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import TeacherLMError
 
@@ -139,6 +139,10 @@ PYTORCHJOB = JobKind(
 )  # fmt: skip
 
 
+CPU_PER_GPU = 8  # a GPU node's default CPU, per GPU (data loaders, NCCL proxies, tokenisation)
+MEMORY_GI_PER_GPU = 64  # its default memory, per GPU; /dev/shm (16 GiB in the runtime) counts in it
+
+
 class SecretEnv(BaseModel):
     """An environment variable read from a Secret (credentials never appear in the spec)."""
 
@@ -179,6 +183,24 @@ class ClusterJob(BaseModel):
         description="The run's budget: Trainer fails the job past it (time suspended in a queue not counted).",
     )
 
+    @field_validator("env")
+    @classmethod
+    def _env_holds_no_secret(cls, env: dict[str, str]) -> dict[str, str]:
+        """A plain env value is written into the job's spec, readable by anyone who may read jobs:
+        a secret-named variable, a URL with credentials or a known secret value goes by Secret."""
+        from ..redaction import is_secret_name, known_secrets, url_credentials
+
+        secrets = set(known_secrets())
+        bad = sorted(
+            k for k, v in env.items() if is_secret_name(k) or url_credentials(v) or v.strip() in secrets
+        )
+        if bad:
+            raise ValueError(
+                f"{', '.join(bad)}: looks like a secret, and a plain value is written into the job's spec; "
+                "pass it from a Kubernetes Secret instead (--secret-env NAME=SECRET:KEY)"
+            )
+        return env
+
     @property
     def procs_per_node(self) -> int:
         return max(1, self.gpus_per_node)
@@ -189,13 +211,20 @@ class ClusterJob(BaseModel):
         return [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}] if self.gpus_per_node else []
 
     def resources(self) -> dict[str, dict[str, Any]]:
+        """Per-node requests and limits. Kubeflow Trainer replaces the runtime's resources with
+        ``resourcesPerNode``, so GPUs always go with CPU and memory (default :data:`CPU_PER_GPU`
+        cores and :data:`MEMORY_GI_PER_GPU` GiB a GPU): never a node without requests or limits."""
         amounts: dict[str, Any] = {}
         if self.gpus_per_node:
             amounts[GPU] = str(self.gpus_per_node)
-        if self.cpu:
-            amounts["cpu"] = self.cpu
-        if self.memory:
-            amounts["memory"] = self.memory
+        cpu = self.cpu or (str(CPU_PER_GPU * self.gpus_per_node) if self.gpus_per_node else None)
+        memory = self.memory or (
+            f"{MEMORY_GI_PER_GPU * self.gpus_per_node}Gi" if self.gpus_per_node else None
+        )
+        if cpu:
+            amounts["cpu"] = cpu
+        if memory:
+            amounts["memory"] = memory
         return {"limits": dict(amounts), "requests": dict(amounts)}
 
     def env_list(self) -> list[dict[str, Any]]:

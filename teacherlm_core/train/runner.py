@@ -86,9 +86,10 @@ def recipe_trainjob(
 
     The config goes next to the output on shared storage; every node runs ``teacherlm train KIND
     --config URI`` on the GPU pool (``TEACHERLM_GPU_POOL``), with this pod's tracking and S3
-    settings (the keys from the Secret ``TEACHERLM_S3_SECRET``, never in the spec), and the Kueue
+    settings (the keys from the Secret ``TEACHERLM_S3_SECRET``, never in the spec), the Kueue
     queue and priority the pipeline was compiled with (``TEACHERLM_QUEUE``,
-    ``TEACHERLM_PRIORITY_CLASS``).
+    ``TEACHERLM_PRIORITY_CLASS``), and CPU and memory per node from ``TEACHERLM_TRAIN_CPU`` /
+    ``TEACHERLM_TRAIN_MEMORY`` (default: per GPU, :meth:`~teacherlm_core.train.k8s.ClusterJob.resources`).
 
     Raises:
         JobFailed: the job failed (past its deadline, :data:`TRAIN_TIMEOUT_S` of admitted time, included),
@@ -147,6 +148,8 @@ def recipe_trainjob(
         env=env, secret_env=secret_env, node_selector={key: value} if key else {},
         active_deadline_seconds=TRAIN_TIMEOUT_S, labels={RUN_LABEL: run_id[:63]}
         | kueue_labels(os.environ.get(QUEUE_ENV, ""), os.environ.get(PRIORITY_CLASS_ENV, "")),
+        # CPU and memory per node, as the environment sizes them (default: per GPU, ClusterJob.resources)
+        cpu=os.environ.get("TEACHERLM_TRAIN_CPU") or None, memory=os.environ.get("TEACHERLM_TRAIN_MEMORY") or None,
     )  # fmt: skip
     queue_timeout = float(os.environ.get(QUEUE_TIMEOUT_ENV) or 0) or None
     check_server(api_client, queue=bool(os.environ.get(QUEUE_ENV)))  # one line on a cluster that lacks an API

@@ -416,3 +416,17 @@ def test_bad_options_are_reported_at_once(tmp_path):
     )
     assert res.returncode == 2
     assert "--fields" in res.stderr and "--part-size" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_second_merge_of_one_output_is_told_so_and_the_next_one_is_clean(dataset, tmp_path):
+    """Two merges of one output at once: the second is refused in one line (before, it failed
+    halfway when the first deleted its temp files); once the first ends, a merge runs clean."""
+    from teacherlm_core.augment.merge import merge, merge_lock
+    from teacherlm_core.errors import TeacherLMError
+
+    out = tmp_path / "run"
+    first = augment(cfg_for(dataset, out, num_shards=2, part_size=8), engine=ScriptedEngine)
+    with merge_lock(str(out)), pytest.raises(TeacherLMError, match="another merge of this output is running"):
+        merge(str(out))
+    again = merge(str(out))
+    assert again["counts"] == first["counts"] and again["files"] == first["files"]

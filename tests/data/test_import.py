@@ -106,8 +106,10 @@ def check_records(name, records):
     if name == "ecqa":
         assert first["id"] == "ecqa0" and first["answer"] == "refrigerator" and len(first["choices"]) == 5
         assert (
-            first["chain_of_thought"] == "Food 0 is kept cold in a refrigerator." and first["concept"] == "kitchen"
-            and first["fundamentals"] == "A refrigerator keeps food cold." and first["common_mistakes"] == "An oven is hot."
+            first["chain_of_thought"] == "Food 0 is kept cold in a refrigerator."
+            and first["concept"] == "kitchen"
+            and first["fundamentals"] == "A refrigerator keeps food cold."
+            and first["common_mistakes"] == "An oven is hot."
         )
     elif name == "strategyqa":
         assert [r["answer"] for r in records[:2]] == ["no", "yes"] and first["choices"] == ["yes", "no"]
@@ -250,6 +252,45 @@ def test_csv_row_with_wrong_field_count_is_quarantined(tmp_path):
     (rejected,) = (tmp_path / "out/quarantine/rejected.jsonl").read_text().splitlines()
     assert json.loads(rejected)["line"] == 3 and "fields" in json.loads(rejected)["reason"]
     assert manifest["records"] == {"in": 3, "out": 2, "quarantined": 1, "duplicates": 0}
+
+
+@pytest.mark.parametrize("name", ["creak", "ecqa"])  # creak's rows hold quoted fields, ecqa's none
+def test_csv_stray_quote_costs_only_its_record(tmp_path, name):
+    src = write(tmp_path / f"{name}.csv", ROWS[name](400), "csv")
+    lines = src.read_text().splitlines()
+    lines[3] = lines[3].replace(",", ',"', 1)  # record 3 (line 4) opens a quote it never closes
+    src.write_text("\n".join(lines) + "\n")
+    manifest = import_dataset(src, name, tmp_path / "out")
+    assert manifest["records"] == {"in": 400, "out": 399, "quarantined": 1, "duplicates": 0}
+    (rejected,) = (tmp_path / "out/quarantine/rejected.jsonl").read_text().splitlines()
+    assert json.loads(rejected)["line"] == 4 and "malformed CSV" in json.loads(rejected)["reason"]
+
+
+def test_csv_bytes_that_are_not_utf8_cost_their_line_named_by_its_number(tmp_path):
+    src = write(tmp_path / "ecqa.csv", ecqa_rows(3000), "csv")
+    lines = src.read_bytes().split(b"\n")
+    lines[2500] = lines[2500].replace(b"cold", b"c\xf6ld")  # far past the decoder's first chunk
+    src.write_bytes(b"\n".join(lines))
+    manifest = import_dataset(src, "ecqa", tmp_path / "out")
+    assert manifest["records"] == {"in": 3000, "out": 2999, "quarantined": 1, "duplicates": 0}
+    (rejected,) = (tmp_path / "out/quarantine/rejected.jsonl").read_text().splitlines()
+    assert json.loads(rejected)["line"] == 2501 and "UTF-8" in json.loads(rejected)["reason"]
+
+
+def test_compressed_sources_and_json_array_keys_given_twice(tmp_path):
+    for fmt in ("jsonl", "csv"):
+        plain_file = write(tmp_path / f"ecqa.{fmt}", ecqa_rows(5), fmt)
+        with pa.CompressedOutputStream(str(tmp_path / f"ecqa.{fmt}.gz"), "gzip") as out:
+            out.write(plain_file.read_bytes())
+        manifest = import_dataset(tmp_path / f"ecqa.{fmt}.gz", "ecqa", tmp_path / f"out-{fmt}")
+        assert manifest["records"] == {"in": 5, "out": 5, "quarantined": 0, "duplicates": 0}
+    text = json.dumps(strategyqa_rows(3))
+    src = tmp_path / "sq.json"
+    src.write_text(text.replace('"qid": "sq1",', '"qid": "sq1", "qid": "sq9",'))
+    manifest = import_dataset(src, "strategyqa", tmp_path / "out-sq")
+    assert manifest["records"] == {"in": 3, "out": 2, "quarantined": 1, "duplicates": 0}
+    (rejected,) = (tmp_path / "out-sq/quarantine/rejected.jsonl").read_text().splitlines()
+    assert json.loads(rejected)["line"] == 2 and "'qid' appears twice" in json.loads(rejected)["reason"]
 
 
 def test_unlabeled_rows_and_empty_results(tmp_path):

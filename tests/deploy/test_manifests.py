@@ -95,7 +95,7 @@ def test_env_renders_into_its_namespace(env):
         "TrainingRuntime",
     } <= kinds
     assert set(by_kind(env, "Namespace")) == {namespace}
-    cluster_scoped = {"Namespace", "PriorityClass", "ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped = {"Namespace", "PriorityClass", "StorageClass", "ClusterRole", "ClusterRoleBinding"}
     cluster_scoped |= {kind for kind, scope in KUEUE_SCHEMAS["scope"].items() if scope == "Cluster"}
     for doc in docs(env):
         want = None if doc["kind"] in cluster_scoped else namespace
@@ -378,7 +378,8 @@ def test_network_policies_cover_every_server(env):
         for where, _ in dh.pod_specs(doc):
             if doc["kind"] in CUSTOM_KINDS:
                 continue  # TrainJob nodes talk to each other on ports chosen at run time
-            labels = doc["spec"]["template"]["metadata"]["labels"]
+            template = doc["spec"].get("template") or doc["spec"]["jobTemplate"]["spec"]["template"]
+            labels = template["metadata"]["labels"]
             mine = [p for p in policies if selects(p, labels)]
             deny = [p for p in mine if not p["spec"].get("ingress") and not p["spec"].get("egress")]
             assert any(set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"} for p in deny), (
@@ -387,7 +388,10 @@ def test_network_policies_cover_every_server(env):
     postgres = by_kind(env, "NetworkPolicy")["teacherlm-postgres"]["spec"]["ingress"]
     assert postgres == [
         {
-            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}}],
+            "from": [
+                {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}},
+                {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "postgres-backup"}}},
+            ],
             "ports": [{"protocol": "TCP", "port": 5432}],
         }
     ]
@@ -488,12 +492,15 @@ def test_app_of_apps_points_at_the_envs():
     root = apps.pop("manifests/argocd/root.yaml")
     assert root["spec"]["source"]["path"] == "manifests/argocd/apps"
     listed = yaml.safe_load((ARGOCD / "apps" / "kustomization.yaml").read_text())["resources"]
-    assert sorted(f"manifests/argocd/apps/{name}" for name in listed) == sorted(apps)
+    assert {f"manifests/argocd/apps/{name}" for name in listed} == {
+        *apps,
+        "manifests/argocd/apps/project-prod.yaml",
+    }
     rendered = dh.run_tool([dh.find_tool("kubectl"), "kustomize", str(ARGOCD / "apps")])
     assert rendered.returncode == 0, rendered.stderr
-    assert len([d for d in yaml.safe_load_all(rendered.stdout) if d]) == len(apps)
-    sources = {(a["spec"]["source"]["repoURL"], a["spec"]["source"]["targetRevision"]) for a in apps.values()}
-    assert sources == {(root["spec"]["source"]["repoURL"], root["spec"]["source"]["targetRevision"])}
+    kinds = [d["kind"] for d in yaml.safe_load_all(rendered.stdout) if d]
+    assert kinds.count("Application") == len(apps) and kinds.count("AppProject") == 1
+    assert {a["spec"]["source"]["repoURL"] for a in apps.values()} == {root["spec"]["source"]["repoURL"]}
     envs = set()
     for app in apps.values():
         path = app["spec"]["source"]["path"]
@@ -504,6 +511,84 @@ def test_app_of_apps_points_at_the_envs():
         assert kustomization["namespace"] == NAMESPACES[env]
         envs.add(env)
     assert envs == set(dh.ENVS)
+
+
+def test_no_gitops_change_can_delete_stored_data():
+    """Deleting, renaming or dropping an Application, or a resource leaving git, never deletes the
+    namespace or the stores' volumes; prod moves only to a pinned release, in its own project."""
+    protected = "Prune=false,Delete=false"
+    for env in dh.ENVS:
+        for kind, name in [("Namespace", NAMESPACES[env]), ("StatefulSet", "teacherlm-minio"),
+                           ("StatefulSet", "teacherlm-postgres")]:  # fmt: skip
+            doc = by_kind(env, kind)[name]
+            assert doc["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == protected, (env, name)
+            if kind == "StatefulSet":
+                policy = doc["spec"]["persistentVolumeClaimRetentionPolicy"]
+                assert policy == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    classes = by_kind("prod", "StorageClass")
+    for name in ("teacherlm-minio", "teacherlm-postgres"):
+        (claim,) = by_kind("prod", "StatefulSet")[name]["spec"]["volumeClaimTemplates"]
+        assert classes[claim["spec"]["storageClassName"]]["reclaimPolicy"] == "Retain", name
+    for env in dh.ENVS:  # MLflow's database is dumped every night onto a volume that is kept too
+        backup = by_kind(env, "CronJob")["teacherlm-postgres-backup"]
+        (container,) = backup["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        assert "pg_dump" in container["args"][0] and backup["spec"]["concurrencyPolicy"] == "Forbid"
+        claim = by_kind(env, "PersistentVolumeClaim")["teacherlm-postgres-backup"]
+        assert claim["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == protected
+        assert env == "dev" or classes[claim["spec"]["storageClassName"]]["reclaimPolicy"] == "Retain"
+    apps = applications()
+    prod = apps["manifests/argocd/apps/teacherlm-prod.yaml"]
+    assert "automated" not in prod["spec"].get("syncPolicy", {})  # synced by hand, never from main
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", prod["spec"]["source"]["targetRevision"])
+    assert not prod["metadata"].get("finalizers")  # deleting the Application cascades to nothing
+    assert prod["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == protected  # nor does root
+    (project,) = [d for d in yaml.safe_load_all((ARGOCD / "apps" / "project-prod.yaml").read_text()) if d]
+    assert project["kind"] == "AppProject" and prod["spec"]["project"] == project["metadata"]["name"]
+    assert project["spec"]["destinations"] == [
+        {"server": prod["spec"]["destination"]["server"], "namespace": "teacherlm"}
+    ]
+    assert project["spec"]["sourceRepos"] == [prod["spec"]["source"]["repoURL"]]
+    for app in apps.values():  # what prod may not: other Applications stay out of its project
+        assert app is prod or app["spec"]["project"] != project["metadata"]["name"]
+
+
+def test_mlflow_stays_up_through_a_drain_in_prod():
+    (budget,) = by_kind("prod", "PodDisruptionBudget").values()
+    mlflow = by_kind("prod", "Deployment")["teacherlm-mlflow"]
+    assert (
+        budget["spec"]["selector"]["matchLabels"].items()
+        <= mlflow["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert mlflow["spec"]["replicas"] - budget["spec"]["maxUnavailable"] >= 1
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_mlflow_upgrades_its_database_schema_before_serving(env):
+    """On a version bump the schema is migrated before any server starts (checked on a real
+    cluster only: here, that the step is there, first, locked, and reads no secret from the spec)."""
+    pod = by_kind(env, "Deployment")["teacherlm-mlflow"]["spec"]["template"]["spec"]
+    (upgrade,) = [c for c in pod["initContainers"] if c["name"] == "db-upgrade"]
+    script = upgrade["args"][0]
+    assert '["mlflow", "db", "upgrade", url]' in script and "pg_advisory_lock" in script
+    assert upgrade["image"] == pod["containers"][0]["image"]  # the MLflow version the server runs
+    assert not any("value" in e and "PASSWORD" in e["name"] for e in upgrade.get("env", []))
+
+
+@pytest.mark.parametrize("env", dh.ENVS)
+def test_the_namespace_admits_no_privileged_or_host_pod(env):
+    """Pod Security Admission on the namespace: a TrainJob (whose runtime patches its creator
+    writes) can never become a privileged or host pod; "restricted" is warned about and audited.
+    Only a real cluster's API server enforces it; here, that the labels are there and valid."""
+    labels = by_kind(env, "Namespace")[NAMESPACES[env]]["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] in ("baseline", "restricted")
+    assert (
+        labels["pod-security.kubernetes.io/warn"]
+        == labels["pod-security.kubernetes.io/audit"]
+        == "restricted"
+    )
+    version = KUBERNETES_VERSION.rsplit(".", 1)[0]
+    for mode in ("enforce", "warn", "audit"):
+        assert labels[f"pod-security.kubernetes.io/{mode}-version"] == f"v{version}"
 
 
 # --- checkov -------------------------------------------------------------------------------------

@@ -58,6 +58,41 @@ def test_a_request_the_server_refuses_is_that_requests_problem(fake_server):
     assert "HTTP 400" in gens[1].error and "maximum context length is 64 tokens" in gens[1].error
 
 
+def test_answers_that_are_not_completions_name_the_endpoint_and_keep_every_usable_text(fake_server):
+    fake_server.flaky = 0
+    engine = OpenAIEngine("teacher", base_url=fake_server.url, backoff=0.01)
+    with pytest.raises(EngineError) as err:  # a proxy's login page: the whole run's problem, no retry helps
+        engine.generate(["html"], GenerationParams())
+    assert f"{fake_server.url}/completions answered HTTP 200 with text/html" in str(err.value)
+    assert "Sign in" in str(err.value) and fake_server.seen["html"] == 1
+    gens = engine.generate(["no-choices", "null-tokens", "fine"], GenerationParams())
+    assert [g.finish_reason for g in gens] == ["error", "stop", "stop"]
+    assert "no choices" in gens[0].error and gens[1].text == " kept" and gens[1].num_tokens == 0
+
+
+def test_credentials_a_server_echoes_are_redacted_in_every_encoding(fake_server, monkeypatch):
+    import base64
+
+    fake_server.flaky = 0
+    monkeypatch.setenv("MY_KEY", "sk-echoed-abcdefgh")  # a name that does not say it is secret
+    url = fake_server.url.replace("http://", "http://alice:hunter2-pass@")
+    for engine in (
+        OpenAIEngine("t", base_url=url),
+        OpenAIEngine("t", base_url=fake_server.url, api_key_env="MY_KEY"),
+    ):
+        with pytest.raises(EngineError, match="HTTP 401") as err:
+            engine.generate(["echo-auth"], GenerationParams())
+        message = str(err.value)
+        assert "bad credentials" in message
+        for secret in (
+            "hunter2-pass",
+            base64.b64encode(b"alice:hunter2-pass").decode(),
+            "sk-echoed-abcdefgh",
+        ):
+            assert secret not in message, message
+    assert any(a.startswith("Basic ") for a in fake_server.auth)  # the URL's user info went out as Basic auth
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_against_a_real_vllm_server(tiny_teacher, tmp_path):

@@ -1,5 +1,6 @@
 import json
 import random
+import shutil
 import subprocess
 import sys
 
@@ -64,10 +65,99 @@ def test_matches_lm_evaluation_harness(tiny_model, tmp_path):
     assert written.overall.accuracy == pytest.approx(sum(s.correct for s in report.samples) / 24)
 
 
+def tokenizer_variant(tiny_model, out, kind):
+    """A copy of the tiny model whose tokenizer adds a BOS (as Llama-2's does), or has ``(A`` as
+    one token (the letter merges with the context's last token), or lacks pad and EOS tokens."""
+    from transformers import AutoModelForCausalLM
+
+    shutil.copytree(tiny_model, out)
+    spec = json.loads((out / "tokenizer.json").read_text())
+    if kind == "bos":
+        bos = {"SpecialToken": {"id": "<s>", "type_id": 0}}
+        spec["post_processor"] = {
+            "type": "TemplateProcessing",
+            "single": [bos, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [bos, {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {
+                "<s>": {"id": "<s>", "ids": [spec["model"]["vocab"]["<s>"]], "tokens": ["<s>"]}
+            },
+        }
+    elif kind == "merged-letter":
+        new_id = len(spec["model"]["vocab"])
+        spec["added_tokens"].append({"id": new_id, "content": " (A", "single_word": False, "lstrip": False,
+                                     "rstrip": False, "normalized": False, "special": False})  # fmt: skip
+        model = AutoModelForCausalLM.from_pretrained(out)
+        model.resize_token_embeddings(new_id + 1, mean_resizing=False)
+        model.save_pretrained(out)
+    else:
+        config = json.loads((out / "tokenizer_config.json").read_text())
+        config.update(eos_token=None, pad_token=None)
+        (out / "tokenizer_config.json").write_text(json.dumps(config))
+    (out / "tokenizer.json").write_text(json.dumps(spec))
+    return str(out)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["bos", "merged-letter"])
+def test_matches_lm_evaluation_harness_on_bos_and_merging_tokenizers(tiny_model, tmp_path, kind):
+    model = tokenizer_variant(tiny_model, tmp_path / kind, kind)
+    samples = load_eval_samples(str(make_mc(tmp_path / "mc.jsonl", n=12)))
+    report = evaluate(HFEngine(model, batch_size=5), samples)
+    ref = lm_eval_loglikelihoods(model, samples)
+    assert [x for s in report.samples for x in s.choice_loglikelihoods] == pytest.approx(ref, abs=1e-4)
+
+
+def test_long_context_is_cut_before_tokenising_and_scores_as_the_whole(tiny_model):
+    from transformers import AutoTokenizer
+
+    from teacherlm_core.engines import encode_pair
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    seen = []
+    real = type(tokenizer).__call__
+
+    class Recording(type(tokenizer)):
+        def __call__(self, text, **kwargs):
+            seen.append(len(text))
+            return real(self, text, **kwargs)
+
+    tokenizer.__class__ = Recording
+    rng = random.Random(0)
+    context = (
+        "Q: " + " ".join(rng.choice(WORDS) for _ in range(10_000)) + " (A) apple (B) river A: The answer is ("
+    )
+    full = encode_pair(tokenizer, context, "B")  # as lm-eval: the whole text, then the window's tail
+    whole = (full.context + full.continuation)[-256:][:-1]
+    seen.clear()
+    cut = encode_pair(tokenizer, context, "B", max_length=255)
+    assert cut.inputs == whole and cut.continuation == full.continuation
+    assert max(seen) < len(context) / 4  # never the whole 63k characters
+
+
 def run_cli(*args, env=None):
     return subprocess.run(
         [sys.executable, "-m", "teacherlm_core", *args], capture_output=True, text=True, env=env, timeout=240
     )
+
+
+@pytest.mark.parametrize("kind", ["no-tokenizer", "no-pad-no-eos"])
+def test_unusable_tokenizer_is_refused_before_the_weights_load(tiny_model, tmp_path, monkeypatch, kind):
+    from transformers import AutoModelForCausalLM
+
+    from teacherlm_core.engines import get_engine
+    from teacherlm_core.errors import EngineError
+
+    if kind == "no-tokenizer":
+        model = tmp_path / kind
+        shutil.copytree(tiny_model, model, ignore=shutil.ignore_patterns("tokenizer*"))
+    else:
+        model = tokenizer_variant(tiny_model, tmp_path / kind, kind)
+    monkeypatch.setattr(
+        AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("weights loaded")
+    )
+    with pytest.raises(EngineError, match="tokenizer") as err:  # the CLI: exit 2, this one line
+        get_engine("hf", str(model))
+    assert str(model) in str(err.value)
 
 
 @pytest.mark.integration
@@ -94,7 +184,14 @@ def test_cli_eval_with_vllm_to_s3(tiny_model, tmp_path, s3_env):
     report = json.loads(storage.read_text(out))
     assert set(report) == {"model", "tasks", "overall", "samples", "cost"}
     assert report["overall"]["n"] == 12
-    assert set(report["samples"][0]) == {"id", "task", "choice_loglikelihoods", "prediction", "correct", "gold"}
+    assert set(report["samples"][0]) == {
+        "id",
+        "task",
+        "choice_loglikelihoods",
+        "prediction",
+        "correct",
+        "gold",
+    }
     assert "overall" in res.stderr  # the summary table
 
 

@@ -83,3 +83,35 @@ def test_report_html_is_self_contained_and_renders_in_chromium(tmp_path):
         return int((np.abs(rgb - np.array(colour)).sum(axis=-1) < 12).sum())
 
     assert pixels((31, 119, 180)) > 500 and pixels((255, 127, 14)) > 500
+
+
+def test_a_pipe_in_a_task_or_model_name_never_shifts_the_cells(tmp_path):
+    from html.parser import HTMLParser
+
+    from teacherlm_core.compare import page_html
+    from teacherlm_core.evaluate import Accuracy, EvalReport
+    from teacherlm_core.report import markdown_table
+
+    def report(acc):
+        return EvalReport(model="m", tasks={"a|b": Accuracy(accuracy=acc, n=4), "c": Accuracy(accuracy=acc, n=4)},
+                          overall=Accuracy(accuracy=acc, n=8), samples=[])  # fmt: skip
+
+    class Rows(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows: list[list[str]] = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.rows[-1].append("")
+
+        def handle_data(self, data):
+            if self.rows and self.rows[-1]:
+                self.rows[-1][-1] += data.strip()
+
+    parser = Rows()
+    parser.feed(page_html("t", markdown_table({"plain|x": report(0.25), "augmented": report(1.0)}), tmp_path))
+    assert parser.rows[0] == ["task", "plain|x", "augmented"]
+    assert parser.rows[1] == ["a|b", "0.250 (n=4)", "1.000 (n=4)"]

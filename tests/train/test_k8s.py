@@ -408,3 +408,11 @@ def test_log_lines_with_one_timestamp_are_returned_once():
         assert cursor.new_lines() == ["c", "d"]
         assert cursor.new_lines() == []
         assert LogCursor._key("2026-01-01T00:00:00.5Z") > LogCursor._key("2026-01-01T00:00:00.25Z")
+
+
+def test_gpus_per_node_always_go_with_cpu_and_memory():
+    trainer = render_trainjob(job(gpus_per_node=2, cpu=None, memory=None))["spec"]["trainer"]
+    assert trainer["resourcesPerNode"] == {
+        "limits": {"nvidia.com/gpu": "2", "cpu": "16", "memory": "128Gi"},
+        "requests": {"nvidia.com/gpu": "2", "cpu": "16", "memory": "128Gi"},
+    }

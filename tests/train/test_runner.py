@@ -35,6 +35,7 @@ def test_training_on_a_cluster_submits_and_follows_a_trainjob(tmp_path, monkeypa
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("TEACHERLM_NAMESPACE", "ml")
+    monkeypatch.setenv("TEACHERLM_TRAIN_MEMORY", "300Gi")  # the environment sizes a node; CPU by default
     shared = tmp_path / "shared"
     cfg = load_config(
         "student",
@@ -66,7 +67,9 @@ def test_training_on_a_cluster_submits_and_follows_a_trainjob(tmp_path, monkeypa
     config_uri = str(shared / "students" / "plain.config.yaml")
     assert trainer["command"] == ["teacherlm", "train", "student", "--config", config_uri]
     assert (trainer["numNodes"], trainer["numProcPerNode"]) == (2, 8)
-    assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "8"
+    # Trainer replaces the runtime's resources with these: GPUs never go without CPU and memory
+    for amounts in (trainer["resourcesPerNode"]["limits"], trainer["resourcesPerNode"]["requests"]):
+        assert amounts == {"nvidia.com/gpu": "8", "cpu": "64", "memory": "300Gi"}
     assert trainer["image"] == IMAGES["train"]
     env = {e["name"]: e for e in trainer["env"]}
     assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow:5000"
