@@ -53,8 +53,6 @@ def _import(tmp_path: Path, name: str, train: list, test: list) -> Path:
 
 
 def test_the_whole_loop_runs_on_a_users_imported_data(tmp_path, tiny_teacher, tiny_model):
-    from teacherlm_core.demo import _student_config
-
     seeds = _import(tmp_path, "seeds", OBJECTS[:6], OBJECTS[6:8])
     task = _import(tmp_path, "task", OBJECTS[6:10], OBJECTS[10:])
     task_train = [json.loads(x) for x in (task / "train.jsonl").read_text().splitlines()]
@@ -63,7 +61,7 @@ def test_the_whole_loop_runs_on_a_users_imported_data(tmp_path, tiny_teacher, ti
         "teacher_base_model": tiny_teacher, "student_base_model": tiny_model, "seed_data": str(seeds),
         "task_data": str(task), "star_rounds": 1, "star_max_new_tokens": 24, "teacher_config": "teacher_tiny",
         "teacher_max_steps": 2, "num_shards": 1, "max_new_tokens": 24, "temperature": 0.0,
-        "student_config": str(_student_config(tmp_path)), "student_max_steps": 2, "engine": "hf",
+        "student_config": "student_tiny", "student_max_steps": 2, "engine": "hf",
         "nproc_per_node": 1, "deepspeed": "none", "launcher": "torchrun",
     }  # fmt: skip
     result = kfp_local.run_local("end_to_end", typed=params, workdir=tmp_path / "w")
