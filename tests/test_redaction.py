@@ -184,6 +184,8 @@ def test_every_log_line_and_traceback_of_a_process_is_redacted_without_the_cli(m
     import sys
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://admin:hunter2-pass@mlflow:5000")
+    # Once mlflow is imported (by any earlier test) its logger stops propagating to caplog's root handler.
+    monkeypatch.setattr(logging.getLogger("mlflow"), "propagate", True)
     with caplog.at_level(logging.WARNING):
         logging.getLogger("urllib3.connectionpool").warning(
             "Retrying %s", "http://admin:hunter2-pass@mlflow:5000/api"
