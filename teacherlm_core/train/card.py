@@ -38,6 +38,7 @@ def write_model_card(local_dir: str | Path, spec, record: dict[str, Any]) -> Pat
         **({"license": origin["licence"].lower()} if origin else {}),
     }
     packing = card.get("packing", {})
+    per_question = (card.get("texts_config") or {}).get("batching") == "per_question"
     texts = ", ".join(f"{k} x{n}" for k, n in card.get("texts", {}).items())
     train = card.get("train", {})
     dist = record.get("distributed") or {}
@@ -74,9 +75,10 @@ def write_model_card(local_dir: str | Path, spec, record: dict[str, Any]) -> Pat
         _row("samples", card.get("samples")),
         _row("training texts", texts),
         _row("loss on", (card.get("texts_config") or {}).get("loss")),
+        _row("batching", "per question (label exposure matched)" if per_question else "packed"),
         _row(
             "packing",
-            f"{packing.get('blocks')} blocks of {packing.get('max_length')} tokens, "
+            f"{packing.get('blocks')} {'text slots' if per_question else 'blocks'} of {packing.get('max_length')} tokens, "
             f"{100 * float(packing.get('real_share', 0)):.1f}% real tokens, {packing.get('truncated')} truncated",
         ),
         _row("steps", record.get("global_step")),

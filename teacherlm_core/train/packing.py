@@ -239,7 +239,8 @@ def pack_questions(
             length[q, j] = m
             real += m
             targets += sum(doc_mask)
-    stats = PackStats(texts=int((length > 0).sum()), truncated=truncated, dropped=0, blocks=n,
+    # blocks = text slots (questions x texts), so real_share is the share of the slots' tokens in use
+    stats = PackStats(texts=int((length > 0).sum()), truncated=truncated, dropped=0, blocks=n * k,
                       max_length=max_length, real_tokens=real, loss_tokens=targets)  # fmt: skip
     return QuestionTexts(ids, mask, length, stats)
 
