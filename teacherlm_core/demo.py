@@ -39,7 +39,7 @@ DEMO_TASKS = ("fictional", "fictional_leaky", "animals", "control_unseen")
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The demo's knobs: sized for a 2-core CPU (measured: 11 min 49 s wall on a quiet 2-core machine, the model already converted; 23.5 min with another job on one core).
+    """The demo's knobs, sized for a 2-core CPU (measured with these defaults: 17 min 21 s wall with the test suite and a benchmark running beside it, the model already converted; a quiet-machine figure is still to be measured).
 
     Attributes:
         teacher: the teacher's base model: a named model (``teacherlm models list``), a local path,
