@@ -159,22 +159,23 @@ def pack(
     return Packed(input_ids, loss_mask, position_ids, real_mask, stats)
 
 
-def save_packed(packed: Packed, path: str | Path) -> None:
-    """Write the blocks as one safetensors file (int32/uint8 tensors, stats in the metadata)."""
+def _save(arrays: dict[str, Any], path: str | Path, metadata: dict[str, str]) -> None:
+    """Numpy ``arrays`` as one safetensors file, written atomically (several nodes may share the cache)."""
     import torch
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        "input_ids": torch.from_numpy(packed.input_ids),
-        "loss_mask": torch.from_numpy(packed.loss_mask),
-        "position_ids": torch.from_numpy(packed.position_ids),
-        "real_mask": torch.from_numpy(packed.real_mask),
-    }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # several nodes may share the cache
-    save_file(tensors, str(tmp), metadata={"stats": json.dumps(asdict(packed.stats))})
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({k: torch.from_numpy(v) for k, v in arrays.items()}, str(tmp), metadata=metadata)
     tmp.replace(path)
+
+
+def save_packed(packed: Packed, path: str | Path) -> None:
+    """Write the blocks as one safetensors file (int32/uint8 tensors, stats in the metadata)."""
+    arrays = {"input_ids": packed.input_ids, "loss_mask": packed.loss_mask, "position_ids": packed.position_ids,
+              "real_mask": packed.real_mask}  # fmt: skip
+    _save(arrays, path, {"stats": json.dumps(asdict(packed.stats))})
 
 
 def load_packed(path: str | Path):
@@ -247,23 +248,8 @@ def pack_questions(
 
 def save_questions(packed: QuestionTexts, path: str | Path, meta: dict[str, Any]) -> None:
     """Write :class:`QuestionTexts` as one safetensors file; ``meta`` (weight, rotation) goes with it."""
-    import torch
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        "question_ids": torch.from_numpy(packed.ids),
-        "question_mask": torch.from_numpy(packed.mask),
-        "question_length": torch.from_numpy(packed.length),
-    }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(
-        tensors,
-        str(tmp),
-        metadata={"stats": json.dumps(asdict(packed.stats)), "per_question": json.dumps(meta)},
-    )
-    tmp.replace(path)
+    arrays = {"question_ids": packed.ids, "question_mask": packed.mask, "question_length": packed.length}
+    _save(arrays, path, {"stats": json.dumps(asdict(packed.stats)), "per_question": json.dumps(meta)})
 
 
 def question_schedule(questions: int, fields: int, rotation: bool, rows: int, seed: int):
