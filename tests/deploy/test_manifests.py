@@ -31,7 +31,7 @@ NAMESPACES = {"dev": "teacherlm-dev", "prod": "teacherlm"}
 CUSTOM_KINDS = {"TrainingRuntime", "ClusterQueue", "LocalQueue", "ResourceFlavor", "WorkloadPriorityClass"}
 # Kueue v0.19.2's v1beta2 CRD schemas (descriptions dropped) for the kinds components/kueue uses.
 KUEUE_SCHEMAS = json.loads((dh.REPO / "tests" / "deploy" / "kueue_v1beta2.schema.json").read_text())
-# The Secrets the manifests expect and never contain (README.md tells how to create them).
+# The Secrets the manifests expect and never contain (docs/deploy.md tells how to create them).
 SECRETS = {
     "teacherlm-minio": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
     "teacherlm-pipelines-s3": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
@@ -51,7 +51,7 @@ RUNNER_RULES = {
 }
 ARGOCD = dh.MANIFESTS / "argocd"
 SCHEMA = ARGOCD / "schema" / "application.schema.json"
-DEPLOY_DOC = dh.REPO / "README.md"  # its "Deploy on a cluster" section
+DEPLOY_DOC = dh.REPO / "docs" / "deploy.md"  # the deployment runbook
 
 
 def docs(env: str) -> list[dict]:
@@ -706,20 +706,20 @@ def test_deploy_doc_matches_the_manifests():
     assert DEPLOY_DOC.is_file()
     doc = DEPLOY_DOC.read_text()
     for name, keys in SECRETS.items():
-        assert name in doc, f"README.md does not say how to create Secret {name}"
+        assert name in doc, f"docs/deploy.md does not say how to create Secret {name}"
         for key in keys:
-            assert key in doc, f"README.md: Secret {name} needs key {key}"
+            assert key in doc, f"docs/deploy.md: Secret {name} needs key {key}"
     for env, namespace in NAMESPACES.items():
         assert f"manifests/envs/{env}" in doc and namespace in doc
     assert "kubectl apply -n argocd -f manifests/argocd/root.yaml" in doc
     repo_url = applications()["manifests/argocd/root.yaml"]["spec"]["source"]["repoURL"]
-    assert repo_url in doc, "README.md should say which repoURL to change"
+    assert repo_url in doc, "docs/deploy.md should say which repoURL to change"
     # Every `kubectl port-forward svc/NAME LOCAL:PORT` names a Service and port that exist.
     services = {
         name: {p["port"] for p in svc["spec"]["ports"]} for name, svc in by_kind("prod", "Service").items()
     }
     forwards = re.findall(r"port-forward(?: -n \S+)? svc/([\w-]+) (\d+):(\d+)", doc)
-    assert forwards, "README.md should show how to reach MLflow and MinIO"
+    assert forwards, "docs/deploy.md should show how to reach MLflow and MinIO"
     for name, _, port in forwards:
         if name.startswith("teacherlm-"):
             assert name in services and int(port) in services[name], f"svc/{name}:{port}"
@@ -770,7 +770,7 @@ def _spec_references() -> dict[str, set[str]]:
 def test_every_configmap_and_secret_the_specs_read_is_provided(env):
     """The specs read ConfigMap teacherlm-env and Secret teacherlm-minio: each environment defines the
     ConfigMap with every key the specs read, and its workloads use the Secret with those keys (the
-    Secret itself is created by hand, never committed: README "Create the Secrets")."""
+    Secret itself is created by hand, never committed: docs/deploy.md "Create the Secrets")."""
     refs = _spec_references()
     assert refs["configmaps"] and refs["secrets"]
     configmaps = by_kind(env, "ConfigMap")
@@ -794,7 +794,7 @@ def test_every_configmap_and_secret_the_specs_read_is_provided(env):
         assert keys_of[name] <= used.get(name, set()), (
             f"{env}: no workload reads Secret {name} with those keys"
         )
-        assert f"secret generic {name}" in readme, f"the README does not say how to create Secret {name}"
+        assert f"secret generic {name}" in readme, f"docs/deploy.md does not say how to create Secret {name}"
 
 
 # --- least privilege (issue 15 item 8) and node labels --------------------------------------------
@@ -905,7 +905,7 @@ def test_mlflow_basic_auth_is_an_option_its_clients_follow(env):
 def test_every_node_label_the_specs_select_on_is_provided_or_documented(env):
     """A node selector nobody can satisfy leaves a step Pending forever: each label the compiled specs
     (and the TrainJob launcher's default) select on is set in the manifests or documented as a
-    `kubectl label node` step in the README."""
+    `kubectl label node` step in docs/deploy.md."""
     from teacherlm_core.kfp_support.placement import Placement
 
     selected = {
