@@ -25,6 +25,7 @@ __all__ = [
     "EXPERIMENT",
     "METRIC_NAMES_TAG",
     "PARENT_ENV",
+    "TRACKING_ENV",
     "Tracker",
     "default_tracking_uri",
     "metric_key",
@@ -88,6 +89,7 @@ def _ensure_sqlite_store(db: Path) -> None:
             raise
 
 
+TRACKING_ENV = "TEACHERLM_TRACKING"  # "off": no MLflow call at all in this process (`teacherlm --no-track`)
 PROBE_TIMEOUT_S = 5.0  # one GET /health per process and server; a live server answers in milliseconds
 _REACHABLE: dict[str, bool] = {}
 
@@ -99,8 +101,11 @@ def tracking_reachable(uri: str | None = None) -> bool:
     no retries; any HTTP answer counts (a server behind auth answers 401). A server that does not
     answer turns tracking off for the whole process with one warning. A local store (SQLite, a
     directory) is always reachable. Also sets MLflow's fast-fail HTTP settings (2 retries, 15 s
-    a request) where the environment sets none, for every MLflow call of the process.
+    a request) where the environment sets none, for every MLflow call of the process. With
+    ``TEACHERLM_TRACKING=off`` (``teacherlm --no-track``) it is ``False`` without a probe.
     """
+    if os.environ.get(TRACKING_ENV, "").lower() == "off":  # asked for: no store is created or probed
+        return False
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     uri = uri or default_tracking_uri()

@@ -2,7 +2,9 @@
 
 Every subcommand validates its input and turns a :class:`~teacherlm_core.errors.TeacherLMError`
 into exit code 2 and one line on stderr naming file, line and field; ``--debug`` shows the
-traceback instead. Heavy imports happen inside the commands so ``teacherlm --help`` is instant.
+traceback instead. The global options (``--debug``, ``--verbose``, ``--no-track``) are accepted
+before or after the subcommand. Heavy imports happen inside the commands so ``teacherlm --help``
+is instant.
 """
 
 from __future__ import annotations
@@ -42,11 +44,20 @@ def _root(
         False, "--debug", help="Show full tracebacks instead of one-line errors.", envvar="TEACHERLM_DEBUG"
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+    track: bool = typer.Option(
+        True,
+        "--track/--no-track",
+        help="Log runs to MLflow (MLFLOW_TRACKING_URI, else a local store); --no-track: no MLflow call at all.",
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     os.environ["TEACHERLM_DEBUG"] = "1" if debug else os.environ.get("TEACHERLM_DEBUG", "")
+    if not track:
+        from ..tracking import TRACKING_ENV
+
+        os.environ[TRACKING_ENV] = "off"
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -63,9 +74,32 @@ def _register() -> None:
     commands.register(app)
 
 
+# Options of the whole command, accepted anywhere on the line (moved before the subcommand).
+GLOBAL_FLAGS = ("--debug", "--verbose", "-v", "--track", "--no-track")
+
+
+def hoist_global_flags(argv: list[str]) -> list[str]:
+    """``argv`` (without the program name) with the global flags moved before the subcommand.
+
+    ``teacherlm evaluate ... --debug`` then means ``teacherlm --debug evaluate ...``. A flag the
+    subcommand declares itself (``train student --no-track`` overrides its config) stays where it
+    is; nothing after a ``--`` moves.
+    """
+    end = argv.index("--") if "--" in argv else len(argv)
+    root = command = typer.main.get_command(app)
+    for token in argv[:end]:  # the subcommand the line names (``augment plan``: plan)
+        if token in getattr(command, "commands", {}):  # a group (typer ships its own click)
+            command = command.commands[token]
+    own = set() if command is root else {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+    move = [a for a in argv[:end] if a in GLOBAL_FLAGS and a not in own]
+    keep = [a for a in argv[:end] if a not in move]
+    return list(dict.fromkeys(move)) + keep + argv[end:]
+
+
 def main() -> None:
     """Console-script entry point."""
     _register()
+    sys.argv[1:] = hoist_global_flags(sys.argv[1:])
     try:
         app()
     except TeacherLMError as exc:

@@ -19,6 +19,9 @@ app = typer.Typer(
 )
 
 
+DRY_RUN_TEACHER = "none"  # the teacher a dry run names when none is given (it never loads one)
+
+
 class AugmentEngine(str, Enum):
     vllm = "vllm"
     hf = "hf"
@@ -33,10 +36,11 @@ def run(
         None,
         "--teacher",
         "--model",
-        help="Teacher model: local path or hub id (the served name for --engine openai).",
+        help="Teacher model: local path or hub id (the served name for --engine openai); not needed with --dry-run.",
     ),
     input: str = typer.Option(
         None,
+        "--data",
         "--input",
         help="Dataset to augment: JSONL or Parquet file (local or s3:// URI), or a dataset directory (its train split).",
     ),
@@ -94,8 +98,10 @@ def run(
     """
     if ctx.invoked_subcommand is not None:
         return
+    if dry_run and not model:  # placeholder text: no teacher is loaded, none need be named
+        model = DRY_RUN_TEACHER
     missing = [
-        name for name, value in (("--teacher", model), ("--input", input), ("--output", output)) if not value
+        name for name, value in (("--teacher", model), ("--data", input), ("--output", output)) if not value
     ]
     if missing:
         raise typer.BadParameter(f"missing {', '.join(missing)}")
@@ -202,7 +208,10 @@ def _summary(result: dict, shard_index: int | None) -> None:
 @app.command("plan")
 def plan_cmd(
     data: str = typer.Option(
-        ..., help="The dataset to augment: a directory with train.jsonl/.parquet, or the file."
+        ...,
+        "--data",
+        "--input",
+        help="The dataset to augment: a directory with train.jsonl/.parquet, or the file.",
     ),
     num_shards: int = typer.Option(P.num_shards, help="How many shards to split it into."),
     split: str | None = typer.Option(

@@ -36,7 +36,9 @@ def evaluate(
         ..., help="Multiple-choice data: a JSONL/Parquet file, or a dataset directory (its --split file)."
     ),
     output: str = typer.Option(..., help="Where to write the report JSON (local path or s3:// URI)."),
-    engine: EngineName = typer.Option(EngineName.vllm, help="Inference engine: vllm (default) or hf."),
+    engine: EngineName = typer.Option(
+        EngineName.auto, help="Inference engine: auto (vLLM where it can run the model, else hf), vllm or hf."
+    ),
     eval_batch_size: int = typer.Option(
         32,
         "--eval-batch-size",

@@ -2,7 +2,7 @@
 
     teacherlm data build --output runs/r1/data --per-task 200 --seed 0
     teacherlm data import --source tasksource/ecqa --mapping ecqa --output runs/r1/ecqa
-    teacherlm data star --model runs/r1/models/teacher --input runs/r1/data --output runs/r1/star --rounds 3
+    teacherlm data star --model runs/r1/models/teacher --data runs/r1/data --output runs/r1/star --rounds 3
     teacherlm data tasks
 
 ``build`` and ``import`` write split files, ``dedup.jsonl`` and ``manifest.json`` (counts, sha256,
@@ -255,6 +255,7 @@ def star(
     input_: Annotated[
         Path,
         typer.Option(
+            "--data",
             "--input",
             "-i",
             metavar="DIR_OR_FILE",
@@ -282,9 +283,9 @@ def star(
             help="Most STaR rounds; each retries the samples no round has kept yet.",
         ),
     ],
-    engine: Annotated[EngineName, typer.Option(help="Inference engine: vllm (default) or hf.")] = (
-        EngineName.vllm
-    ),
+    engine: Annotated[
+        EngineName, typer.Option(help="Inference engine: auto (vLLM where it can run the model, else hf), vllm or hf.")
+    ] = EngineName.auto,
     max_new_tokens: Annotated[
         int,
         typer.Option(

@@ -8,7 +8,8 @@ __all__ = ["EngineName"]
 
 
 class EngineName(str, Enum):
-    """A local inference engine (``--engine``)."""
+    """A local inference engine (``--engine``): ``auto`` is vLLM where it can run the model, else HF."""
 
+    auto = "auto"
     vllm = "vllm"
     hf = "hf"

@@ -394,16 +394,28 @@ def load_tokenizer(model: str, revision: str | None = None):
     return tokenizer
 
 
-def get_engine(kind: Literal["vllm", "hf", "openai"], model: str, **kwargs) -> Engine:
+def get_engine(kind: Literal["auto", "vllm", "hf", "openai"], model: str, **kwargs) -> Engine:
     """Build an engine by name; ``kwargs`` go to the engine's constructor.
 
     ``model`` is a path, an ``s3://`` prefix the engine can read, a hub id, or a named local model
-    (:func:`teacherlm_core.models.resolve_model`, e.g. ``smollm2-135m-instruct``).
+    (:func:`teacherlm_core.models.resolve_model`, e.g. ``smollm2-135m-instruct``). ``auto`` is vLLM
+    where it is installed and can run the model here, else the HF engine, said in one warning
+    (the engine's ``name`` tells which one a report or manifest was made with).
+
+    Raises:
+        EngineError: the model cannot be loaded, or (``vllm``) vLLM cannot run it here.
     """
     if kind != "openai":  # an OpenAI-compatible server names its models itself
         from ..models import resolve_model
 
         model = resolve_model(model)
+    if kind == "auto":
+        try:
+            return get_engine("vllm", model, **kwargs)
+        except (EngineError, ImportError) as exc:
+            reason = str(exc).split(";")[0] if isinstance(exc, EngineError) else f"vLLM is not installed ({exc})"
+            logging.getLogger(__name__).warning("engine auto: %s; using the HF engine", reason)
+            return get_engine("hf", model, **kwargs)
     try:
         if kind == "hf":
             from .hf import HFEngine
@@ -422,4 +434,4 @@ def get_engine(kind: Literal["vllm", "hf", "openai"], model: str, **kwargs) -> E
         from .openai import OpenAIEngine
 
         return OpenAIEngine(model, **kwargs)
-    raise ValueError(f"unknown engine {kind!r}; choose vllm, hf or openai")
+    raise ValueError(f"unknown engine {kind!r}; choose auto, vllm, hf or openai")

@@ -32,7 +32,7 @@ def data_star(
         star_max_new_tokens: Token budget of each rationale.
         temperature: Sampling temperature (0: greedy).
         seed: Base seed of every request.
-        engine: vllm or hf.
+        engine: auto (vLLM where it can run the model, else HF), vllm or hf.
         **options: Passed on to :func:`~teacherlm_core.star.run_star` (revision, split, load_engine,
             train_fn, train_config, progress).
 

@@ -31,7 +31,7 @@ def evaluate(
         output: The report: ``{"model", "tasks": {task: {"accuracy", "n"}}, "overall", "samples"}``.
         name: The model's name in reports (default: ``model``).
         split: Which split of a dataset directory.
-        engine: vllm or hf.
+        engine: auto (vLLM where it can run the model, else HF), vllm or hf.
         eval_batch_size: Sequences per forward pass (hf) or cap on running sequences (vllm).
         revision: Hub revision of the model.
         progress: ``progress(description, total)`` -> context manager yielding ``advance(n)``.
@@ -64,6 +64,7 @@ def evaluate(
         if version := registered_version(model):
             t.set_tags({"teacherlm.registered_model": version})
         eng = get_engine(engine, model, batch_size=eval_batch_size, revision=revision)
+        t.set_tags({"teacherlm.engine": eng.name})  # which one `auto` chose
         n_choices = sum(len(s.choices or []) for s in samples)
         with progress("scoring choices", n_choices) if progress else nullcontext(None) as advance:
             report = rank_classify(eng, samples, output, model_name=name, progress=advance)

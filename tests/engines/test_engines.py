@@ -116,7 +116,7 @@ def test_truncation_is_identical_on_every_engine(hf, vllm_engine, tiny_model, ca
 
 @pytest.mark.integration
 @pytest.mark.timeout(300)
-def test_a_model_vllm_cannot_run_exits_2_naming_the_alternative(tmp_path):
+def test_a_model_vllm_cannot_run_exits_2_naming_the_alternative_and_auto_runs_it(tmp_path):
     import json
     import subprocess
     import sys
@@ -133,6 +133,14 @@ def test_a_model_vllm_cannot_run_exits_2_naming_the_alternative(tmp_path):
     )  # fmt: skip
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "vLLM cannot run" in res.stderr and "head_dim=20" in res.stderr and "use --engine hf" in res.stderr
+    # The default engine (auto) runs it: vLLM is tried, then the HF engine, said once.
+    res = subprocess.run(
+        [sys.executable, "-m", "teacherlm_core", "evaluate", "--model", str(odd), "--data", str(data),
+         "--output", str(tmp_path / "r.json"), "--no-track"], capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("engine auto: vLLM cannot run") == 1 and "using the HF engine" in res.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["overall"]["n"] == 1
 
 
 def test_greedy_requests_batch_together_whatever_their_seeds(hf, monkeypatch):

@@ -1,0 +1,110 @@
+"""One CLI grammar (issue 26 item 6): global options anywhere, --no-track wherever a command
+tracks, the same option name for the same thing on every subcommand, a dry run without a teacher."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from teacherlm_core.cli import _register, hoist_global_flags
+
+
+def cli(*args, env_extra=None, tmp_path=None, timeout=600):
+    import os
+
+    env = os.environ | {"TEACHERLM_WORKDIR": str(tmp_path / "work")} | (env_extra or {})
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [sys.executable, "-m", "teacherlm_core", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["evaluate", "--model", "m", "--debug"], ["--debug", "evaluate", "--model", "m"]),
+        (
+            ["augment", "plan", "--data", "d", "--no-track", "-v"],
+            ["--no-track", "-v", "augment", "plan", "--data", "d"],
+        ),
+        # train student declares --track/--no-track itself (it overrides the config): left to it
+        (["train", "student", "--no-track", "--debug"], ["--debug", "train", "student", "--no-track"]),
+        # nothing after -- moves: it is the command a TrainJob runs
+        (
+            ["train", "submit", "--nnodes", "2", "--", "python", "x.py", "--debug"],
+            ["train", "submit", "--nnodes", "2", "--", "python", "x.py", "--debug"],
+        ),
+    ],
+)
+def test_global_flags_are_heard_wherever_they_stand(argv, expected):
+    _register()
+    assert hoist_global_flags(argv) == expected
+
+
+def test_debug_after_the_subcommand_shows_the_traceback(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "task": "t", "question": "q", "choices": ["a", "b"], "answer": "z"}\n')
+    args = [
+        "evaluate",
+        "--model",
+        "m",
+        "--data",
+        str(bad),
+        "--output",
+        str(tmp_path / "r.json"),
+        "--no-track",
+    ]
+    plain = cli(*args, tmp_path=tmp_path)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr and "bad.jsonl:1" in plain.stderr
+    debug = cli(*args, "--debug", tmp_path=tmp_path)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr, debug.stderr
+
+
+def test_no_track_on_a_command_without_its_own_flag_makes_no_store(tmp_path):
+    """`data build` logs a stage run to MLflow; --no-track after it opens no store at all."""
+    res = cli(
+        "data", "build", "--output", str(tmp_path / "d"), "--per-task", "4", "--no-track", tmp_path=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "d" / "manifest.json").is_file()
+    assert not (tmp_path / "work" / "mlflow.db").exists()
+    tracked = cli("data", "build", "--output", str(tmp_path / "d2"), "--per-task", "4", tmp_path=tmp_path)
+    assert tracked.returncode == 0 and (tmp_path / "work" / "mlflow.db").exists()  # the control
+
+
+def test_augment_dry_run_needs_no_teacher_and_takes_data_like_its_steps(tmp_path):
+    from teacherlm_core.data import build_builtin
+
+    build_builtin(tmp_path / "data", ["claims"], per_task=6, seed=0)
+    res = cli(
+        "augment",
+        "--data",
+        str(tmp_path / "data"),
+        "--output",
+        str(tmp_path / "o"),
+        "--dry-run",
+        "--no-track",
+        tmp_path=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    train = (tmp_path / "data" / "train.jsonl").read_text().splitlines()
+    assert manifest["counts"]["input"] == manifest["counts"]["output"] == len(train)
+    real = cli(
+        "augment",
+        "--data",
+        str(tmp_path / "data"),
+        "--output",
+        str(tmp_path / "o2"),
+        "--no-track",
+        tmp_path=tmp_path,
+    )
+    assert real.returncode != 0 and "--teacher" in real.stderr  # a real run still needs one
