@@ -284,7 +284,8 @@ def star(
         ),
     ],
     engine: Annotated[
-        EngineName, typer.Option(help="Inference engine: auto (vLLM where it can run the model, else hf), vllm or hf.")
+        EngineName,
+        typer.Option(help="Inference engine: auto (vLLM where it can run the model, else hf), vllm or hf."),
     ] = EngineName.auto,
     max_new_tokens: Annotated[
         int,

@@ -413,7 +413,9 @@ def get_engine(kind: Literal["auto", "vllm", "hf", "openai"], model: str, **kwar
         try:
             return get_engine("vllm", model, **kwargs)
         except (EngineError, ImportError) as exc:
-            reason = str(exc).split(";")[0] if isinstance(exc, EngineError) else f"vLLM is not installed ({exc})"
+            reason = (
+                str(exc).split(";")[0] if isinstance(exc, EngineError) else f"vLLM is not installed ({exc})"
+            )
             logging.getLogger(__name__).warning("engine auto: %s; using the HF engine", reason)
             return get_engine("hf", model, **kwargs)
     try:
