@@ -198,8 +198,20 @@ SAMPLE = Sample(
         ("The answer is (A). Let's think step by step. Owls fly.", True, "stop", False, "echoes the prompt"),
         ("Owls \x07have wi\ufffdngs. So the answer is true.", True, "stop", False, "garbled"),
         # Degenerate rationales an untuned teacher writes for the hinted prompt: nothing to learn.
-        ("A: The answer is (A). A: The answer is (A). A: The answer is (A).", True, "stop", False, "generation loop"),
-        ("A: The answer is (A).", True, "stop", False, "fewer than 3 words of reasoning before the conclusion"),
+        (
+            "A: The answer is (A). A: The answer is (A). A: The answer is (A).",
+            True,
+            "stop",
+            False,
+            "generation loop",
+        ),
+        (
+            "A: The answer is (A).",
+            True,
+            "stop",
+            False,
+            "fewer than 3 words of reasoning before the conclusion",
+        ),
         ("Owls fly. So the answer is (A).", True, "stop", False, "copies of the question do not count"),
         ("Owls fly", True, "stop", False, "fewer than 3 words of reasoning"),
         ("Owls have wings. Owls have wings. So the answer is (A).", False, "stop", False, "generation loop"),
