@@ -101,7 +101,7 @@ def data_files(out: Path) -> str:
 
 def compare_paths(args) -> None:
     from teacherlm_core.data import generate_builtin
-    from teacherlm_core.schema import write_jsonl
+    from teacherlm_core.records import write_jsonl
 
     work = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     records = generate_builtin(per_task=max(3, args.samples // 8 + 1), seed=0)[: args.samples]

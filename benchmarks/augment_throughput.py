@@ -43,7 +43,8 @@ def main() -> None:
     from teacherlm_core.engines.vllm import VLLMEngine
     from teacherlm_core.errors import DataError
     from teacherlm_core.prompts import teacher_prompt
-    from teacherlm_core.schema import FIELDS, Sample, write_jsonl
+    from teacherlm_core.records import write_jsonl
+    from teacherlm_core.schema import FIELDS, Sample
     from teacherlm_core.tiny import build_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="bench-augment-"))

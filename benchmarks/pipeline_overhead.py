@@ -57,8 +57,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from teacherlm_core.data import build_builtin
-    from teacherlm_core.kfp_support.compile import compile_pipelines
     from teacherlm_core.tiny import build_tiny_model
+    from teacherlm_pipelines.compile import compile_pipelines
 
     work = Path(tempfile.mkdtemp(prefix="teacherlm-overhead-"))
     # One MLflow store for both sides (a new SQLite store costs seconds of migrations).

@@ -46,7 +46,7 @@ def plain_loop(model_dir: str, tensors, global_batch: int, steps: int, lr: float
     import torch
     from transformers import AutoModelForCausalLM
 
-    from teacherlm_core.train.worker import collate
+    from teacherlm_core.train.batches import collate
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(seed)

@@ -1,6 +1,6 @@
-"""The container image of each kind of stage (:data:`teacherlm_core.kfp_support.images.IMAGES`)."""
+"""The container image of each kind of stage (:data:`teacherlm_core.run_context.IMAGES`)."""
 
-from teacherlm_core.kfp_support.images import IMAGES
+from teacherlm_core.run_context import IMAGES
 
 CORE_IMAGE = IMAGES["core"]
 VLLM_IMAGE = IMAGES["vllm"]

@@ -1,7 +1,8 @@
 """The teacherlm pipelines: ``<name>/pipeline.py`` beside its compiled spec ``<name>/<name>.yaml``.
 
-Each ``pipeline.py`` has ``build(placement) -> pipeline``; ``teacherlm pipeline compile`` writes
-the specs (:mod:`teacherlm_core.kfp_support.compile`), which ship inside this package, and
+Installed as ``teacherlm_pipelines`` (a user's own ``pipelines`` package cannot shadow it). Each
+``pipeline.py`` has ``build(placement) -> pipeline``; ``teacherlm pipeline compile`` writes the
+specs (:mod:`teacherlm_pipelines.compile`), which ship inside this package, and
 ``tests/pipelines/`` checks that the committed ones match. Parameters: one definition each, in
 :mod:`teacherlm_core.stages.params`. Placement (node pools, accelerators, retries, fan-out
 width) comes from :mod:`teacherlm_core.kfp_support.placement`; the names of the pipelines from

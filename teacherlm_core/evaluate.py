@@ -20,7 +20,8 @@ from . import storage
 from .engines import Engine, LoglikelihoodRequest
 from .errors import DataError
 from .prompts import rank_candidates, rank_context
-from .schema import Sample, read_samples
+from .records import read_samples
+from .schema import Sample
 
 __all__ = [
     "Accuracy",

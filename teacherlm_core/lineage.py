@@ -101,7 +101,7 @@ def _columns_and_records(path: Path) -> tuple[list[str], int | None]:
     never stops the work.
     """
     from .errors import DataError
-    from .schema import detect_format, iter_raw_records, open_input
+    from .records import detect_format, iter_raw_records, open_input
 
     try:
         if detect_format(path) == "parquet":

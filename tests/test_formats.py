@@ -19,7 +19,7 @@ from teacherlm_core.augment import AugmentConfig, augment
 from teacherlm_core.data.sources import open_source
 from teacherlm_core.errors import DataError
 from teacherlm_core.evaluate import load_eval_samples
-from teacherlm_core.schema import detect_format, iter_raw_records, read_samples, write_parquet
+from teacherlm_core.records import detect_format, iter_raw_records, read_samples, write_parquet
 
 pytestmark = pytest.mark.timeout(120)
 

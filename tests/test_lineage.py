@@ -309,7 +309,7 @@ def test_a_dataset_file_is_described_whatever_its_format_and_name(tmp_path, name
     import gzip
 
     from teacherlm_core.lineage import describe_dataset
-    from teacherlm_core.schema import write_jsonl, write_parquet
+    from teacherlm_core.records import write_jsonl, write_parquet
 
     records = [
         {"id": f"q{i}", "task": "t", "question": "Q?", "choices": ["a", "b"], "answer": "a"} for i in range(3)

@@ -88,7 +88,7 @@ def test_pipeline_shards_push_their_groups_and_the_merge_deletes_them(tmp_path, 
     """The stages as a pipeline runs them (dry run: no model): with TEACHERLM_PUSHGATEWAY each shard task
     pushes its final values, labelled with the KFP run; the merge task deletes the run's groups."""
     from teacherlm_core.data import build_builtin
-    from teacherlm_core.kfp_support.run_id import RUN_ID_ENV
+    from teacherlm_core.run_context import RUN_ID_ENV
     from teacherlm_core.stages.augment_merge import augment_merge
     from teacherlm_core.stages.augment_plan import augment_plan
     from teacherlm_core.stages.augment_shard import augment_shard

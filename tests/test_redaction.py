@@ -163,7 +163,7 @@ def test_a_trainjob_never_carries_url_credentials(tmp_path, monkeypatch):
     from fake_k8s import FakeK8s
 
     from teacherlm_core.errors import ConfigError
-    from teacherlm_core.kfp_support.images import IMAGES
+    from teacherlm_core.run_context import IMAGES
     from teacherlm_core.stages._training import launch_overrides
     from teacherlm_core.train import load_config
     from teacherlm_core.train.runner import recipe_trainjob

@@ -5,15 +5,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from teacherlm_core.errors import DataError
-from teacherlm_core.schema import (
-    AugmentedSample,
-    QuarantineWriter,
-    Sample,
-    load_samples,
-    read_samples,
-    write_jsonl,
-    write_parquet,
-)
+from teacherlm_core.records import QuarantineWriter, load_samples, read_samples, write_jsonl, write_parquet
+from teacherlm_core.schema import AugmentedSample, Sample
 
 GOOD = {"id": "q1", "task": "creak", "question": "Is fire hot?", "choices": ["yes", "no"], "answer": "yes"}
 

@@ -119,7 +119,7 @@ def test_written_files_are_readable_by_others_on_a_shared_disk(tmp_path):
 
     from teacherlm_core import storage
     from teacherlm_core.data.manifest import write_json
-    from teacherlm_core.schema import write_jsonl
+    from teacherlm_core.records import write_jsonl
 
     old = os.umask(0o022)
     try:

@@ -9,7 +9,7 @@ pipeline takes their URIs and imports them.
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model
 
-from components import augment_merge, augment_plan, augment_shard
+from teacherlm_components import augment_merge, augment_plan, augment_shard
 from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu
 from teacherlm_core.stages.params import P, documented
 

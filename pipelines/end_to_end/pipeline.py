@@ -9,7 +9,7 @@ teacherlm demo        # runs this pipeline locally on tiny models
 from kfp import dsl
 from kfp.dsl import Markdown
 
-from components import data_build
+from teacherlm_components import data_build
 from teacherlm_core.kfp_support.placement import Placement, on_cpu
 from teacherlm_core.stages.params import P, documented
 

@@ -9,7 +9,7 @@ their URIs and imports them.
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown
 
-from components import compare, evaluate, train_cleanup, train_student, train_variants
+from teacherlm_components import compare, evaluate, train_cleanup, train_student, train_variants
 from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu, on_trainer
 from teacherlm_core.stages.params import P, documented
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Dataset, Model
 
-from components import data_build, data_star, evaluate, train_cleanup, train_teacher
+from teacherlm_components import data_build, data_star, evaluate, train_cleanup, train_teacher
 from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu, on_trainer
 from teacherlm_core.stages.params import P, documented
 

@@ -36,7 +36,7 @@ from typing import Any
 from .. import storage
 from ..errors import DataError, TeacherLMError
 from ..parquet import ColumnKinds
-from ..schema import GZIP_MAGIC, ZSTD_MAGIC, format_of, iter_jsonl_lines, iter_raw_records
+from ..records import GZIP_MAGIC, ZSTD_MAGIC, format_of, iter_jsonl_lines, iter_raw_records
 from .config import AugmentConfig, shard_name
 
 __all__ = [

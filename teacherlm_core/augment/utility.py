@@ -233,7 +233,7 @@ def utility_filter(
     from ..engines import get_engine
     from ..errors import DataError
     from ..models import model_identity
-    from ..schema import QuarantineWriter, iter_raw_records, read_samples, write_jsonl
+    from ..records import QuarantineWriter, iter_raw_records, read_samples, write_jsonl
 
     path = split_file(data, "train")
     raw: dict[int, dict[str, Any]] = {}

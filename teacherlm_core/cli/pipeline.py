@@ -56,7 +56,7 @@ def compile_(
 ) -> None:
     """Compile all four pipelines. Node pools, accelerator, parallelism, retries and the Kueue queue are
     fixed at compile time (KFP takes them only as constants); the committed specs use the defaults."""
-    from ..kfp_support.compile import compile_pipelines
+    from teacherlm_pipelines.compile import compile_pipelines
 
     settings = {"gpu_pool": gpu_pool, "cpu_pool": cpu_pool, "accelerator": accelerator,
                 "parallelism": parallelism, "retries": retries, "queue": queue,

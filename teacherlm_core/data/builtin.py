@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..schema import SCHEMA_VERSION, AugmentedSample, write_jsonl
+from ..records import write_jsonl
+from ..schema import SCHEMA_VERSION, AugmentedSample
 from .dedup import NEAR_THRESHOLD, deduplicate, normalize_text
 from .manifest import (
     DEDUP_REPORT,

@@ -16,7 +16,8 @@ from typing import Any
 
 from .. import __version__, storage
 from ..errors import DataError
-from ..schema import SCHEMA_VERSION, AnnotatedSample, QuarantineWriter, Sample, read_samples, write_jsonl
+from ..records import QuarantineWriter, read_samples, write_jsonl
+from ..schema import SCHEMA_VERSION, AnnotatedSample, Sample
 from .manifest import MANIFEST, QUARANTINE, clean_outputs, count_records, file_entry, write_json
 from .splits import SPLIT_FORMATS
 from .tasks.base import SPLITS
@@ -128,7 +129,7 @@ def copy_dataset(
 
 def _raw_rows(path: Path):
     """``(line, raw record)`` of every parseable line: the columns a valid record keeps as they are."""
-    from ..schema import iter_raw_records
+    from ..records import iter_raw_records
 
     for line, item, _ in iter_raw_records(path):
         if isinstance(item, dict):

@@ -25,7 +25,8 @@ from typing import Any, Literal
 from .. import __version__, storage
 from ..errors import ConfigError, DataError
 from ..hashset import SeenIds
-from ..schema import SCHEMA_VERSION, QuarantineWriter
+from ..records import QuarantineWriter
+from ..schema import SCHEMA_VERSION
 from .convert import convert_row, plain
 from .dedup import NEAR_THRESHOLD, STEP_EXACT, STEP_NEAR, dedup_stream
 from .manifest import (

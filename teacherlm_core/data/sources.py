@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..schema import (
+from ..records import (
     MAX_DEPTH,
     PARQUET_MAGIC,
     UTF8_BOM,

@@ -31,7 +31,7 @@ from typing import Any
 from .. import __version__
 from ..cpus import cpu_budget, share, thread_env
 from ..errors import TeacherLMError
-from .run_id import RUN_ID_ENV
+from ..run_context import RUN_ID_ENV
 from .specs import coerce_params, find_spec, load_spec
 
 __all__ = ["run_local"]

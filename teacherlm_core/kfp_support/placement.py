@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from kfp import dsl, kubernetes
 
 from ..metrics import PORT_ENV, PUSHGATEWAY_ENV
+from ..run_context import RUN_ID_ENV
 from ..train.k8s import PRIORITY_CLASS_ENV, QUEUE_ENV, QUEUE_TIMEOUT_ENV, kueue_labels
-from .run_id import RUN_ID_ENV
 
 __all__ = [
     "DEFAULT_PARALLELISM",

@@ -39,7 +39,7 @@ def check_name(name: str) -> str:
 def find_spec(name: str, specs: str | Path | None = None) -> Path:
     """The compiled spec of pipeline ``name``: ``<specs>/<name>/<name>.yaml``, default the installed package's."""
     check_name(name)
-    root = Path(specs) if specs else Path(str(resources.files("pipelines")))
+    root = Path(specs) if specs else Path(str(resources.files("teacherlm_pipelines")))
     path = root / name / f"{name}.yaml"
     if not path.is_file():
         raise TeacherLMError(

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from ..kfp_support.run_id import kfp_run_id
+from ..run_context import kfp_run_id
 from ..tracking import (
     EXPERIMENT,
     METRIC_NAMES_TAG,

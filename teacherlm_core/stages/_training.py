@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..kfp_support.images import IMAGES
-from ..kfp_support.run_id import kfp_run_id
+from ..run_context import IMAGES, run_root
 
 __all__ = ["TRAIN_IMAGE", "launch_overrides", "record_training", "registered_version", "scratch", "shared"]
 
@@ -32,10 +31,9 @@ def launch_overrides(nnodes: int, nproc_per_node: int, deepspeed: str, seed: int
 @contextmanager
 def scratch(work_root: str, *parts: str) -> Iterator[str]:
     """Where a recipe writes: under ``work_root/<KFP run id>/`` (kept, so a retry resumes), else a temp dir."""
-    from .. import storage
 
     if work_root:
-        yield storage.join(work_root, kfp_run_id() or "local", *parts)
+        yield run_root(work_root, *parts)
         return
     with tempfile.TemporaryDirectory(prefix="teacherlm-train-") as tmp:
         yield str(Path(tmp, *parts))
@@ -51,7 +49,7 @@ def shared(path: Path, work_root: str, launcher: str) -> str:
         raise ConfigError(
             "work_root", ["a TrainJob needs shared storage (an s3:// prefix) for its data and model"]
         )
-    target = storage.join(work_root, kfp_run_id() or "local", "data", path.parent.name, path.name)
+    target = run_root(work_root, "data", path.parent.name, path.name)
     storage.copy(str(path), target)
     return target
 

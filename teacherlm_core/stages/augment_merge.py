@@ -45,9 +45,9 @@ def augment_merge(
     from ..augment.plan import OUTPUT_COLUMNS
     from ..augment.summary import augmentation_summary, summary_markdown
     from ..cost import augment_cost, cost_markdown, write_cost
-    from ..kfp_support.run_id import kfp_run_id
     from ..lineage import describe_dataset, log_datasets, split_dataset_ref
     from ..metrics import PUSHGATEWAY_ENV, delete_run_groups
+    from ..run_context import kfp_run_id
     from ._training import registered_version
 
     started = time.perf_counter()

@@ -37,12 +37,10 @@ def augment_plan(
     if split is not None:
         from .. import storage
         from ..augment.split import SPLIT_RECORD, write_split
-        from ..kfp_support.run_id import kfp_run_id
+        from ..run_context import run_root
 
         split = str(split)
-        location = (
-            storage.join(work_root, kfp_run_id() or "local", "augment", "inputs") if work_root else split
-        )
+        location = run_root(work_root, "augment", "inputs") if work_root else split
         input_id = {"uri": str(source), **storage.content_id(str(source))}
         write_split(str(source), num_shards, location, input_id, progress)
         if work_root:

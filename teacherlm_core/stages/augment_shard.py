@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..kfp_support.run_id import kfp_run_id
+from ..run_context import kfp_run_id, run_root
 from ._run import stage_run
 from ._training import registered_version
 from .params import P
@@ -51,7 +51,7 @@ def augment_shard(
 
     record = load_split(split, num_shards)
     num_shards = record["num_shards"]
-    root = storage.join(work_root, kfp_run_id() or "local", "augment") if work_root else output
+    root = run_root(work_root, "augment") if work_root else output
     cfg = AugmentConfig(
         model=teacher, input=record["input"]["uri"], split=record["uri"], output=root, num_shards=num_shards,
         fields=fields, engine=engine, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,

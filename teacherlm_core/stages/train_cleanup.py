@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from ..kfp_support.run_id import kfp_run_id
+from ..run_context import kfp_run_id
 
 __all__ = ["train_cleanup"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..data.splits import split_file
 from ..errors import ConfigError, DataError
-from ..kfp_support.run_id import kfp_run_id
+from ..run_context import kfp_run_id
 from ._run import nested_under_parent, pipeline_run_id, training_stage_run
 from ._training import TRAIN_IMAGE, launch_overrides, record_training, registered_version, scratch, shared
 from .params import P

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from ..kfp_support.run_id import kfp_run_id
+from ..run_context import kfp_run_id
 from ._run import nested_under_parent, pipeline_run_id, training_stage_run
 from ._training import TRAIN_IMAGE, launch_overrides, record_training, scratch, shared
 from .params import P

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,8 @@ from ..data.manifest import MANIFEST, QUARANTINE, file_entry, sha256_file, write
 from ..data.splits import split_file
 from ..engines import Engine, Generation, GenerationParams, generate_servable, get_engine, request_seed
 from ..errors import ConfigError, DataError
-from ..schema import SCHEMA_VERSION, QuarantineWriter, Rejected, read_samples, write_jsonl
+from ..records import QuarantineWriter, read_samples, write_jsonl
+from ..schema import SCHEMA_VERSION, Rejected, Sample
 from .config import FAILED, KEPT, STOP, EngineFactory, ProgressFactory, StarConfig, TrainFn
 from .judge import judge, restates_only
 from .prompts import GENERATE_TEMPLATE, RATIONALIZE_TEMPLATE, generate_prompt, rationalize_prompt
@@ -47,6 +48,143 @@ def _label(model: str, root: Path) -> str:
         return model
 
 
+@dataclass
+class _StarState:
+    """What the rounds have found so far, per sample index."""
+
+    kept: dict[int, dict[str, Any]] = field(default_factory=dict)
+    attempts: dict[int, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    last_reason: dict[int, str] = field(default_factory=dict)
+    rounds: list[dict[str, int]] = field(default_factory=list)
+    teachers: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _run_round(
+    r: int,
+    eng: Engine,
+    samples: list[Sample],
+    pending: list[int],
+    label: str,
+    cfg: StarConfig,
+    state: _StarState,
+    progress: ProgressFactory | None,
+) -> list[int]:
+    """Round ``r`` over the ``pending`` samples: generate, judge, rationalise the failures; returns
+    the samples still without a kept rationale (``state`` gains the kept ones and the attempts)."""
+    tally: Counter[str] = Counter()
+    reasons: dict[int, list[str]] = defaultdict(list)
+    retry = pending
+    for kind, source_name, prompt_fn in PHASES:
+        params = [
+            GenerationParams(
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                seed=request_seed(cfg.seed, samples[i].id, r, kind),
+                stop=STOP,
+            )
+            for i in retry
+        ]
+        prompts = [prompt_fn(samples[i]) for i in retry]
+        gens = _generate(eng, prompts, params, progress, f"round {r}: {kind} ({len(retry)})")
+        still = []
+        for i, gen in zip(retry, gens, strict=True):
+            v = judge(gen, samples[i], hinted=kind == "rationalize", min_words=cfg.min_words)
+            if v.kept:
+                state.kept[i] = samples[i].to_record() | {
+                    "chain_of_thought": v.rationale,
+                    "star_round": r,
+                    "star_source": source_name,
+                    "star_teacher": label,
+                    "star_conclusion_appended": v.appended,
+                }
+                tally[source_name] += 1
+                continue
+            state.attempts[i].append(
+                {
+                    "round": r,
+                    "kind": kind,
+                    "text": gen.text,
+                    "finish_reason": gen.finish_reason,
+                    "reason": v.reason,
+                }
+            )
+            reasons[i].append(f"{kind}: {v.reason}")
+            still.append(i)
+        retry = still
+    state.last_reason.update({i: "; ".join(reasons[i]) for i in retry})
+    state.rounds.append(
+        {
+            "round": r,
+            "correct": tally["generated"],
+            "rationalized": tally["rationalized"],
+            "failed": len(retry),
+        }
+    )
+    return retry
+
+
+def _counts(
+    samples: list[Sample], state: _StarState, pending: list[int], invalid: int, min_words: int
+) -> dict:
+    """The manifest's counts: ``in = kept + failed + invalid``, by source and by task."""
+    kept = state.kept
+    by_source = Counter(rec["star_source"] for rec in kept.values())
+    tasks: dict[str, Counter[str]] = defaultdict(Counter)
+    for i, s in enumerate(samples):
+        tasks[s.task]["in"] += 1
+        tasks[s.task]["kept" if i in kept else "failed"] += 1
+    counts = {
+        "in": len(samples) + invalid,
+        "kept": len(kept),
+        "failed": len(pending),
+        "invalid": invalid,
+        "generated": by_source["generated"],
+        "rationalized": by_source["rationalized"],
+        "conclusion_appended": sum(rec["star_conclusion_appended"] for rec in kept.values()),
+        # kept rationales that reach gold with reasoning of their own: min_words besides the answer
+        "reasoned": sum(
+            not restates_only(rec["chain_of_thought"], samples[i], min_words) for i, rec in kept.items()
+        ),
+        "tasks": {t: {k: c[k] for k in ("in", "kept", "failed")} for t, c in sorted(tasks.items())},
+    }
+    if counts["in"] != counts["kept"] + counts["failed"] + counts["invalid"]:  # pragma: no cover
+        raise AssertionError(f"STaR counts do not reconcile: {counts}")
+    return counts
+
+
+def _write_outputs(
+    out: Path,
+    source: Path,
+    lines: list[int],
+    samples: list[Sample],
+    state: _StarState,
+    pending: list[int],
+    invalid: int,
+) -> dict[str, dict[str, Any]]:
+    """``train.jsonl`` (kept), ``quarantine/failed.jsonl`` (with every attempt); their file entries."""
+    files = {
+        KEPT: file_entry(
+            out, out / KEPT, write_jsonl(out / KEPT, [state.kept[i] for i in sorted(state.kept)])
+        )
+    }
+    if pending:
+        failed = [
+            Rejected(
+                source=str(source),
+                line=lines[i],
+                field="chain_of_thought",
+                reason=f"no kept rationale after {len(state.rounds)} round(s); last: {state.last_reason[i]}",
+                raw=samples[i].to_record() | {"star_attempts": state.attempts[i]},
+            )
+            for i in pending
+        ]
+        files[FAILED] = file_entry(out, out / FAILED, write_jsonl(out / FAILED, failed))
+    if invalid:
+        files[QUARANTINE] = file_entry(out, out / QUARANTINE, invalid)
+    return files
+
+
 def run_star(
     input: str | Path,
     output: str | Path,
@@ -68,7 +206,7 @@ def run_star(
         output: the output directory (created; our files from an earlier run are replaced).
         model: the teacher, a local path or hub id.
         config: rounds, token budget, seed, sampling (:class:`StarConfig`).
-        engine: ``"vllm"`` or ``"hf"`` (used by the default ``load_engine``).
+        engine: ``"auto"``, ``"vllm"`` or ``"hf"`` (used by the default ``load_engine``).
         revision: hub revision of ``model``.
         split: which split file of a data directory to read.
         load_engine: ``model path -> Engine``; default ``get_engine(engine, path, ...)``. Tests
@@ -78,6 +216,10 @@ def run_star(
             ``kept_dir`` holds ``train.jsonl``, everything kept so far.
         train_config: the training config, recorded in the provenance.
         progress: ``(description, total) -> context manager yielding advance(n)``.
+
+    Raises:
+        ConfigError: ``output`` would overwrite ``input``.
+        DataError: no valid record to run STaR on.
     """
     cfg = config or StarConfig()
     out = Path(output)
@@ -97,11 +239,7 @@ def run_star(
     lines = [line for line, _ in rows]
     samples = [s for _, s in rows]
 
-    kept: dict[int, dict[str, Any]] = {}
-    attempts: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    last_reason: dict[int, str] = {}
-    rounds: list[dict[str, int]] = []
-    teachers: list[dict[str, Any]] = []
+    state = _StarState()
     pending = list(range(len(samples)))
     current, eng, engine_name = model, None, engine
     for r in range(1, cfg.rounds + 1):
@@ -111,108 +249,25 @@ def run_star(
             eng = load_engine(current)
             engine_name = getattr(eng, "name", engine)
         label = _label(current, out) + (f"@{revision}" if revision and current == model else "")
-        teachers.append({"round": r, "model": label})
-        tally: Counter[str] = Counter()
-        reasons: dict[int, list[str]] = defaultdict(list)
-        retry = pending
-        for kind, source_name, prompt_fn in PHASES:
-            params = [
-                GenerationParams(
-                    max_new_tokens=cfg.max_new_tokens,
-                    temperature=cfg.temperature,
-                    top_p=cfg.top_p,
-                    seed=request_seed(cfg.seed, samples[i].id, r, kind),
-                    stop=STOP,
-                )
-                for i in retry
-            ]
-            prompts = [prompt_fn(samples[i]) for i in retry]
-            gens = _generate(eng, prompts, params, progress, f"round {r}: {kind} ({len(retry)})")
-            still = []
-            for i, gen in zip(retry, gens, strict=True):
-                v = judge(gen, samples[i], hinted=kind == "rationalize", min_words=cfg.min_words)
-                if v.kept:
-                    kept[i] = samples[i].to_record() | {
-                        "chain_of_thought": v.rationale,
-                        "star_round": r,
-                        "star_source": source_name,
-                        "star_teacher": label,
-                        "star_conclusion_appended": v.appended,
-                    }
-                    tally[source_name] += 1
-                    continue
-                attempts[i].append(
-                    {"round": r, "kind": kind, "text": gen.text, "finish_reason": gen.finish_reason}
-                    | {"reason": v.reason}
-                )
-                reasons[i].append(f"{kind}: {v.reason}")
-                still.append(i)
-            retry = still
-        pending = retry
-        last_reason.update({i: "; ".join(reasons[i]) for i in pending})
-        rounds.append(
-            {
-                "round": r,
-                "correct": tally["generated"],
-                "rationalized": tally["rationalized"],
-                "failed": len(pending),
-            }
-        )
-        if train_fn is not None and pending and r < cfg.rounds and kept:
+        state.teachers.append({"round": r, "model": label})
+        pending = _run_round(r, eng, samples, pending, label, cfg, state, progress)
+        if train_fn is not None and pending and r < cfg.rounds and state.kept:
             kept_dir = out / "rounds" / f"round-{r:02d}"
-            write_jsonl(kept_dir / KEPT, [kept[i] for i in sorted(kept)])
+            write_jsonl(kept_dir / KEPT, [state.kept[i] for i in sorted(state.kept)])
             current, eng = train_fn(kept_dir, r), None  # drop the old engine before loading the new one
 
-    files: dict[str, dict[str, Any]] = {}
-    n_kept = write_jsonl(out / KEPT, [kept[i] for i in sorted(kept)])
-    files[KEPT] = file_entry(out, out / KEPT, n_kept)
-    if pending:
-        failed = [
-            Rejected(
-                source=str(source),
-                line=lines[i],
-                field="chain_of_thought",
-                reason=f"no kept rationale after {len(rounds)} round(s); last: {last_reason[i]}",
-                raw=samples[i].to_record() | {"star_attempts": attempts[i]},
-            )
-            for i in pending
-        ]
-        files[FAILED] = file_entry(out, out / FAILED, write_jsonl(out / FAILED, failed))
-    if rejected.count:
-        files[QUARANTINE] = file_entry(out, out / QUARANTINE, rejected.count)
-
-    by_source = Counter(rec["star_source"] for rec in kept.values())
-    tasks: dict[str, Counter[str]] = defaultdict(Counter)
-    for i, s in enumerate(samples):
-        tasks[s.task]["in"] += 1
-        tasks[s.task]["kept" if i in kept else "failed"] += 1
-    counts = {
-        "in": len(samples) + rejected.count,
-        "kept": len(kept),
-        "failed": len(pending),
-        "invalid": rejected.count,
-        "generated": by_source["generated"],
-        "rationalized": by_source["rationalized"],
-        "conclusion_appended": sum(rec["star_conclusion_appended"] for rec in kept.values()),
-        # kept rationales that reach gold with reasoning of their own: min_words besides the answer
-        "reasoned": sum(
-            not restates_only(rec["chain_of_thought"], samples[i], cfg.min_words) for i, rec in kept.items()
-        ),
-        "tasks": {t: {k: c[k] for k in ("in", "kept", "failed")} for t, c in sorted(tasks.items())},
-    }
-    if counts["in"] != counts["kept"] + counts["failed"] + counts["invalid"]:  # pragma: no cover
-        raise AssertionError(f"STaR counts do not reconcile: {counts}")
+    files = _write_outputs(out, source, lines, samples, state, pending, rejected.count)
     input_manifest = source.parent / MANIFEST
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "kind": "star",
-        "rounds": rounds,
-        "counts": counts,
+        "rounds": state.rounds,
+        "counts": _counts(samples, state, pending, rejected.count, cfg.min_words),
         "files": files,
         "config": asdict(cfg),
         "provenance": {
             "teacher": {"model": model, "revision": revision},
-            "teachers": teachers,
+            "teachers": state.teachers,
             "engine": engine_name,
             "seed": cfg.seed,
             "max_new_tokens": cfg.max_new_tokens,

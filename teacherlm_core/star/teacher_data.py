@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data.splits import split_file
-from ..schema import load_samples, write_jsonl
+from ..records import load_samples, write_jsonl
 from .config import KEPT
 
 __all__ = ["teacher_data"]

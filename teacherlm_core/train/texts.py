@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from ..errors import DataError
 from ..prompts import FIELD_SUFFIX, base_text, collapse_ws, question_text, teacher_prompt
-from ..schema import Sample, read_samples
+from ..records import read_samples
+from ..schema import Sample
 
 __all__ = ["TrainingText", "build_texts", "load_training_samples", "sample_texts"]
 

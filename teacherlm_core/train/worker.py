@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .batches import PackedBlocks, QuestionRows, collate, collate_questions
 from .outputs import CHECKPOINT_MARKER, METRICS, SUCCESS, StageOutput, checkpoint_marker
 from .stage import Plan, StageSpec
+from .trainer import recipe_trainer_class
 
 __all__ = ["main", "run_plan"]
 
@@ -102,140 +104,6 @@ def _probe_shared_fs(where: Path, world: int, device: str) -> bool:
     if dist.get_rank() == 0:
         probe.unlink(missing_ok=True)
     return bool(seen.item())
-
-
-class PackedBlocks:
-    """The packed blocks of :mod:`.packing` as a map-style dataset of dicts."""
-
-    def __init__(self, tensors: dict[str, Any]):
-        self.t = tensors
-
-    def __len__(self) -> int:
-        return int(self.t["input_ids"].shape[0])
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {k: v[i] for k, v in self.t.items()}
-
-
-def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack blocks, drop columns that are padding in every row, and build the labels.
-
-    No ``attention_mask``: with restarting ``position_ids`` transformers masks across texts itself,
-    but only without a KV cache (``use_cache=False``); with one, packed texts would see each other.
-    """
-    import torch
-
-    batch = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
-    width = int(batch["real_mask"].sum(0).nonzero().max()) + 1
-    ids = batch["input_ids"][:, :width].long()
-    labels = ids.masked_fill(batch["loss_mask"][:, :width] == 0, -100)
-    return {
-        "input_ids": ids,
-        "labels": labels,
-        "position_ids": batch["position_ids"][:, :width].long(),
-        "num_real": batch["real_mask"][:, :width].sum(),
-        "use_cache": False,
-    }
-
-
-class QuestionRows:
-    """Label-exposure matched rows (``texts.batching: per_question``) in the order they are trained.
-
-    Row ``i`` is question ``schedule[i, 0]``: its plain text, then its explanation texts (all of
-    them, or only field ``schedule[i, 1]`` with rotation), one after another in one sequence with
-    restarting ``position_ids`` (a text never attends to another).
-    """
-
-    def __init__(self, tensors: dict[str, Any], schedule: Any):
-        self.ids, self.mask = tensors["question_ids"], tensors["question_mask"]
-        self.length, self.schedule = tensors["question_length"], schedule
-
-    def __len__(self) -> int:
-        return len(self.schedule)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        import torch
-
-        q, field = (int(x) for x in self.schedule[i])
-        texts = [0] + ([1 + field] if field >= 0 else list(range(1, self.ids.shape[1])))
-        parts = [(self.ids[q, j, : self.length[q, j]], self.mask[q, j, : self.length[q, j]]) for j in texts
-                 if self.length[q, j] > 0]  # fmt: skip
-        return {
-            "input_ids": torch.cat([p[0] for p in parts]),
-            "loss_mask": torch.cat([p[1] for p in parts]),
-            "position_ids": torch.cat([torch.arange(len(p[0]), dtype=torch.int32) for p in parts]),
-        }
-
-
-def collate_questions(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pad :class:`QuestionRows` rows to the longest; ``loss_kind`` says which targets are labels (1) or explanations (2)."""
-    import torch
-
-    width = max(len(r["input_ids"]) for r in rows)
-    ids = torch.zeros((len(rows), width), dtype=torch.long)
-    kind = torch.zeros((len(rows), width), dtype=torch.long)
-    # Padding is its own "text" (positions restart at 0), so real tokens never attend to it.
-    pos = torch.arange(width).repeat(len(rows), 1)
-    for b, r in enumerate(rows):
-        n = len(r["input_ids"])
-        ids[b, :n], kind[b, :n], pos[b, :n] = r["input_ids"], r["loss_mask"], r["position_ids"]
-        pos[b, n:] = torch.arange(width - n)
-    num_real = sum(len(r["input_ids"]) for r in rows)
-    return {
-        "input_ids": ids,
-        "position_ids": pos,
-        "loss_kind": kind,
-        "num_real": torch.tensor(num_real),
-        "use_cache": False,
-    }
-
-
-def _make_trainer_class():
-    import torch
-    from transformers import Trainer
-
-    class RecipeTrainer(Trainer):
-        """HF Trainer that counts real tokens (for tokens/s) and owns the schedule's length.
-
-        With per-question rows (``loss_kind`` in the batch) the loss is the label loss plus
-        ``explanation_weight`` times the explanation loss, each a mean over its target tokens, and
-        the rows are trained in the order given (the schedule is the sampler).
-        """
-
-        schedule_steps: int | None = None
-        real_tokens: int = 0
-        explanation_weight: float = 1.0
-        target_tokens: dict[str, int] | None = None  # label / explanation target tokens trained (set per run)
-        ordered: bool = False
-
-        def _get_train_sampler(self, train_dataset=None):
-            if self.ordered:
-                return torch.utils.data.SequentialSampler(train_dataset or self.train_dataset)
-            return super()._get_train_sampler(train_dataset)
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            self.real_tokens += int(inputs.pop("num_real"))
-            kind = inputs.pop("loss_kind", None)
-            if kind is None:
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            outputs = model(**inputs)
-            logits = outputs.logits[:, :-1].float()
-            target, kind = inputs["input_ids"][:, 1:], kind[:, 1:]
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-            label, explanation = kind == 1, kind == 2
-            loss = (nll * label).sum() / label.sum().clamp(min=1)
-            if explanation.any():
-                loss = loss + self.explanation_weight * (nll * explanation).sum() / explanation.sum()
-            counts = self.target_tokens
-            counts["label"] = counts.get("label", 0) + int(label.sum())
-            counts["explanation"] = counts.get("explanation", 0) + int(explanation.sum())
-            return (loss, outputs) if return_outputs else loss
-
-        def create_scheduler(self, num_training_steps, optimizer=None):
-            # A decaying schedule keeps its length when a re-run raises max_steps.
-            return super().create_scheduler(self.schedule_steps or num_training_steps, optimizer)
-
-    return RecipeTrainer
 
 
 def _callbacks(trainer, spec: StageSpec, dist: Dist, out: StageOutput) -> list[Any]:
@@ -424,7 +292,7 @@ def run_stage(spec: StageSpec, dist: Dist) -> dict[str, Any]:
         dataset, collator = PackedBlocks(tensors), collate
 
     # 4. Trainer, with the checks and the outputs as callbacks.
-    trainer = _make_trainer_class()(
+    trainer = recipe_trainer_class()(
         model=model,
         args=args,
         train_dataset=dataset,

@@ -17,7 +17,8 @@ from fake_engines import ScriptedEngine
 
 from teacherlm_core.augment import AugmentConfig, augment
 from teacherlm_core.parquet import read_records
-from teacherlm_core.schema import FIELDS, load_samples, write_parquet
+from teacherlm_core.records import load_samples, write_parquet
+from teacherlm_core.schema import FIELDS
 
 pytestmark = pytest.mark.timeout(120)
 

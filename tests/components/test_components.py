@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import components
+import teacherlm_components as components
 from teacherlm_core import __version__
 from teacherlm_core.stages import STAGES
 

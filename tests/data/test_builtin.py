@@ -20,7 +20,8 @@ from teacherlm_core.data.tasks.base import conclude, partition
 from teacherlm_core.data.tasks.dates import MONTHS
 from teacherlm_core.data.tasks.units import PAIRS
 from teacherlm_core.errors import ConfigError
-from teacherlm_core.schema import FIELDS, SCHEMA_VERSION, AugmentedSample, load_samples
+from teacherlm_core.records import load_samples
+from teacherlm_core.schema import FIELDS, SCHEMA_VERSION, AugmentedSample
 
 pytestmark = pytest.mark.timeout(60)
 

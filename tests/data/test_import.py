@@ -14,7 +14,8 @@ from teacherlm_core.cli.data import app
 from teacherlm_core.data import BUILTIN_MAPPINGS, import_dataset, load_mapping, read_manifest
 from teacherlm_core.data.mapping import builtin_mapping_path
 from teacherlm_core.errors import ConfigError, DataError
-from teacherlm_core.schema import Rejected, load_samples
+from teacherlm_core.records import load_samples
+from teacherlm_core.schema import Rejected
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,7 +9,7 @@ import pytest
 from teacherlm_core.engines.hf import HFEngine
 from teacherlm_core.evaluate import EvalReport, evaluate, load_eval_samples
 from teacherlm_core.prompts import rank_candidates, rank_context
-from teacherlm_core.schema import write_jsonl
+from teacherlm_core.records import write_jsonl
 
 WORDS = ["apple", "river", "stone", "cloud", "seven", "green", "teacher", "train", "winter", "bread"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import components
+import teacherlm_components as components
 from teacherlm_core.kfp_support.specs import NAMES
 from teacherlm_core.stages.params import PipelineParams, used_by
 
@@ -112,7 +112,7 @@ def test_seed_reaches_training():
 
 def test_pipeline_signatures_use_the_registry_types():
     for name in NAMES:
-        build = importlib.import_module(f"pipelines.{name}.pipeline").build
+        build = importlib.import_module(f"teacherlm_pipelines.{name}.pipeline").build
         fn = build().pipeline_func
         for pname, p in inspect.signature(fn).parameters.items():
             assert typing.get_type_hints(fn)[pname] is PipelineParams.model_fields[pname].annotation, (

@@ -16,7 +16,7 @@ from teacherlm_core.errors import ConfigError, TeacherLMError
 from teacherlm_core.kfp_support import client as kfp_client
 from teacherlm_core.kfp_support import local as kfp_local
 from teacherlm_core.kfp_support import specs as kfp_specs
-from teacherlm_core.kfp_support.compile import compile_pipelines
+from teacherlm_pipelines.compile import compile_pipelines
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = kfp_specs.NAMES
@@ -290,7 +290,7 @@ def test_params_are_typed_by_the_spec():
 
 
 def test_specs_are_found_in_the_installed_package_or_an_explicit_dir(tmp_path, monkeypatch):
-    import pipelines
+    import teacherlm_pipelines as pipelines
 
     (tmp_path / "pipelines" / "augment").mkdir(parents=True)
     (tmp_path / "pipelines" / "augment" / "augment.yaml").write_text("x")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from teacherlm_core.data import split_file
-from teacherlm_core.kfp_support.run_id import RUN_ID_ENV
+from teacherlm_core.run_context import RUN_ID_ENV
 from teacherlm_core.stages.augment_merge import augment_merge
 from teacherlm_core.stages.augment_plan import augment_plan
 from teacherlm_core.stages.compare import compare
@@ -45,7 +45,7 @@ def test_train_variants():
 
 
 def test_teacher_data_adds_star_rationales_as_samples(tmp_path):
-    from teacherlm_core.schema import load_samples
+    from teacherlm_core.records import load_samples
     from teacherlm_core.star import teacher_data
 
     data = _data(tmp_path)

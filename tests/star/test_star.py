@@ -19,7 +19,8 @@ from teacherlm_core.data.manifest import sha256_file
 from teacherlm_core.engines import Generation, GenerationParams, request_seed
 from teacherlm_core.errors import ConfigError, TeacherLMError
 from teacherlm_core.prompts import letter, question_text
-from teacherlm_core.schema import SCHEMA_VERSION, AugmentedSample, Sample, load_samples
+from teacherlm_core.records import load_samples
+from teacherlm_core.schema import SCHEMA_VERSION, AugmentedSample, Sample
 from teacherlm_core.star import (
     FAILED,
     KEPT,

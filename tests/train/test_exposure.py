@@ -89,8 +89,8 @@ def test_after_question_explanations_never_show_the_answer(data):
 def test_rotation_trains_one_field_a_visit_and_every_field_in_turn():
     import torch
 
+    from teacherlm_core.train.batches import QuestionRows
     from teacherlm_core.train.packing import question_schedule
-    from teacherlm_core.train.worker import QuestionRows
 
     sched = question_schedule(4, 3, True, 12, seed=0)
     assert sorted(sched[:4, 0].tolist()) == [0, 1, 2, 3]  # an epoch visits every question once

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from teacherlm_core.kfp_support.images import IMAGES
+from teacherlm_core.run_context import IMAGES
 from teacherlm_core.stages._training import launch_overrides
 from teacherlm_core.train.runner import recipe_trainjob, resolve_launcher
 

@@ -10,7 +10,8 @@ import pytest
 from teacherlm_core.data import build_builtin
 from teacherlm_core.errors import DataError
 from teacherlm_core.prompts import FIELD_SUFFIX, base_text
-from teacherlm_core.schema import FIELDS, AugmentedSample, load_samples
+from teacherlm_core.records import load_samples
+from teacherlm_core.schema import FIELDS, AugmentedSample
 from teacherlm_core.train.packing import load_packed, pack, save_packed, tokenize
 from teacherlm_core.train.texts import build_texts, load_training_samples, sample_texts
 
@@ -127,7 +128,7 @@ def test_a_packed_text_sees_only_itself(tiny_model, tokenizer, data_dir):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from teacherlm_core.train.worker import collate
+    from teacherlm_core.train.batches import collate
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     samples = load_training_samples(str(data_dir / "train.jsonl"), KINDS)[:2]

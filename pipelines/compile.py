@@ -1,21 +1,36 @@
 """Compile the pipelines: ``pipelines/<name>/pipeline.py`` -> ``pipelines/<name>/<name>.yaml``.
 
+The compiler sits with what it compiles (the Kubeflow wing, above the stages) and imports each
+pipeline by name; ``teacherlm_core`` never imports the pipelines.
+
 teacherlm pipeline compile                                 # beside each source (a checkout)
 teacherlm pipeline compile --output specs/ --gpu-pool cloud.google.com/gke-accelerator=nvidia-h100-80gb
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from .specs import NAMES, check_name
+from teacherlm_core.errors import ConfigError
+from teacherlm_core.kfp_support.specs import NAMES, check_name
 
-__all__ = ["compile_pipelines"]
+from .augment import pipeline as augment
+from .end_to_end import pipeline as end_to_end
+from .student import pipeline as student
+from .teacher import pipeline as teacher
+
+__all__ = ["PIPELINES", "compile_pipelines"]
+
+# name -> build(placement) -> the pipeline, for every name in NAMES
+PIPELINES = {
+    "augment": augment.build,
+    "end_to_end": end_to_end.build,
+    "student": student.build,
+    "teacher": teacher.build,
+}
 
 
 def compile_pipelines(
@@ -25,7 +40,7 @@ def compile_pipelines(
 ) -> list[Path]:
     """Compile ``names`` to ``<output>/<name>/<name>.yaml`` (default: beside their sources).
 
-    ``settings`` are the compile-time :class:`~.placement.Placement` (node pools,
+    ``settings`` are the compile-time :class:`~teacherlm_core.kfp_support.placement.Placement` (node pools,
     accelerator, parallelism, retries); the committed specs use the defaults.
 
     Raises:
@@ -33,19 +48,17 @@ def compile_pipelines(
     """
     from kfp import compiler
 
-    from .placement import Placement
+    from teacherlm_core.kfp_support.placement import Placement
 
     try:
         placement = Placement(**(settings or {}))
     except (TypeError, ValueError) as exc:
         raise ConfigError("pipeline settings", [str(exc)]) from None
-    out_root = Path(output) if output else Path(str(resources.files("pipelines")))
+    out_root = Path(output) if output else Path(str(resources.files("teacherlm_pipelines")))
     written = []
     for name in map(check_name, names):
-        # The installed pipelines package, loaded by name: the compiler sits below what it compiles.
-        module = importlib.import_module(f"pipelines.{name}.pipeline")
         target = out_root / name / f"{name}.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
-        compiler.Compiler().compile(module.build(placement), str(target))
+        compiler.Compiler().compile(PIPELINES[name](placement), str(target))
         written.append(target)
     return written
