@@ -119,7 +119,7 @@ def main() -> None:
                 "save_steps": args.steps,  # one checkpoint, after the last timed step
                 "seed": 0,
             },
-            "launch": {"deepspeed": "zero2", "nproc": args.nproc},
+            "launch": {"deepspeed": "zero2", "nproc_per_node": args.nproc},
         },
     )
     # The machine may be shared: the plain loop runs before and after the recipe and both count.

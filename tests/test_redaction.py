@@ -164,13 +164,13 @@ def test_a_trainjob_never_carries_url_credentials(tmp_path, monkeypatch):
 
     from teacherlm_core.errors import ConfigError
     from teacherlm_core.run_context import IMAGES
-    from teacherlm_core.stages._training import launch_overrides
+    from teacherlm_core.stages._training import stage_launch
     from teacherlm_core.train import load_config
     from teacherlm_core.train.runner import recipe_trainjob
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://admin:pw-123456@mlflow:5000")
-    cfg = load_config("student", "student_tiny", {"model": "org/base", "data": str(tmp_path / "t.jsonl"),
-                      "output": str(tmp_path / "out"), **launch_overrides(1, 1, "zero2", 0)})  # fmt: skip
+    cfg = stage_launch(load_config("student", "student_tiny", {"model": "org/base", "data": str(tmp_path / "t.jsonl"),
+                      "output": str(tmp_path / "out")}), 1, 1, "zero2", 0)  # fmt: skip
     with FakeK8s() as k8s, pytest.raises(ConfigError, match=r"MLFLOW_TRACKING_URI: .*credentials"):
         recipe_trainjob(
             "student", cfg, image=IMAGES["train"], run_id="r" * 16, api_client=k8s.api_client(), poll_s=0

@@ -1,7 +1,7 @@
 """``teacherlm train``: the student and teacher recipes, and cluster jobs that run them.
 
     teacherlm train student --model runs/tiny --data runs/data/train.jsonl --output runs/student \\
-        --nproc 2 --deepspeed zero2 --max-steps 40
+        --nproc-per-node 2 --deepspeed zero2 --max-steps 40
     teacherlm train teacher --config teacher_tiny --output runs/teacher
     teacherlm train submit --name teacher-r1 --image IMAGE --nodes 4 --gpus 8 -- \\
         teacherlm train teacher --config s3://teacherlm/configs/teacher.yaml
@@ -28,9 +28,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-NProc = Annotated[
+NProcPerNode = Annotated[
     str | None,
-    typer.Option("--nproc", envvar="PET_NPROC_PER_NODE", metavar="N|auto", help="Ranks on this node."),
+    typer.Option(
+        "--nproc-per-node",
+        "--nproc",
+        envvar="PET_NPROC_PER_NODE",
+        metavar="N|auto",
+        help="Ranks on each node (torchrun's --nproc_per_node; auto: one a GPU).",
+    ),
 ]
 NNodes = Annotated[int | None, typer.Option("--nnodes", envvar="PET_NNODES", min=1, help="Nodes in total.")]
 NodeRank = Annotated[
@@ -61,7 +67,7 @@ Seed = Annotated[
 ]
 
 
-def _nproc(value: str | None) -> int | None:
+def _nproc_per_node(value: str | None) -> int | None:
     if value is None:
         return None
     if value == "auto":
@@ -69,19 +75,18 @@ def _nproc(value: str | None) -> int | None:
 
         return max(1, torch.cuda.device_count())
     if not value.isdigit() or int(value) < 1:
-        raise typer.BadParameter(f"{value!r} is not a positive number or 'auto'", param_hint="--nproc")
+        raise typer.BadParameter(
+            f"{value!r} is not a positive number or 'auto'", param_hint="--nproc-per-node"
+        )
     return int(value)
 
 
-def _launch_overrides(nproc, nnodes, node_rank, master_addr, master_port, deepspeed) -> dict[str, object]:
-    return {
-        "launch.nproc": _nproc(nproc),
-        "launch.nnodes": nnodes,
-        "launch.node_rank": node_rank,
-        "launch.master_addr": master_addr,
-        "launch.master_port": master_port,
-        "launch.deepspeed": deepspeed,
-    }
+def _launched(cfg, nproc_per_node, nnodes, node_rank, master_addr, master_port, deepspeed, seed):
+    """``cfg`` with the launch flags given (:func:`~teacherlm_core.train.with_launch`)."""
+    from ..train import with_launch
+
+    return with_launch(cfg, nproc_per_node=_nproc_per_node(nproc_per_node), nnodes=nnodes, node_rank=node_rank,
+                       master_addr=master_addr, master_port=master_port, deepspeed=deepspeed, seed=seed)  # fmt: skip
 
 
 def _summary(results, title: str) -> None:
@@ -113,7 +118,7 @@ def student(
     epochs: Annotated[
         float | None, typer.Option("--epochs", min=0.0, help="Epochs (without --max-steps).")
     ] = None,
-    nproc: NProc = None,
+    nproc_per_node: NProcPerNode = None,
     deepspeed: DeepSpeed = None,
     seed: Seed = None,
     config: Annotated[
@@ -135,10 +140,10 @@ def student(
         "output": output,
         "train.max_steps": max_steps,
         "train.epochs": epochs,
-        "train.seed": seed,
         "track": track,
-    } | _launch_overrides(nproc, nnodes, node_rank, master_addr, master_port, deepspeed)
+    }
     cfg = load_config("student", config, overrides)
+    cfg = _launched(cfg, nproc_per_node, nnodes, node_rank, master_addr, master_port, deepspeed, seed)
     result = train_student(cfg)
     _summary([result], f"student {cfg.output}")
 
@@ -150,7 +155,7 @@ def teacher(
         str | None,
         typer.Option("--output", metavar="DIR_OR_URI", help="Output root (default: the config's)."),
     ] = None,
-    nproc: NProc = None,
+    nproc_per_node: NProcPerNode = None,
     deepspeed: DeepSpeed = None,
     nnodes: NNodes = None,
     node_rank: NodeRank = None,
@@ -162,10 +167,8 @@ def teacher(
     """Train a teacher in stages: multi-task, personalisation, optional single-field specialisation."""
     from ..train import load_config, train_teacher
 
-    overrides = {"output": output, "track": track, "train.seed": seed} | _launch_overrides(
-        nproc, nnodes, node_rank, master_addr, master_port, deepspeed
-    )
-    cfg = load_config("teacher", config, overrides)
+    cfg = load_config("teacher", config, {"output": output, "track": track})
+    cfg = _launched(cfg, nproc_per_node, nnodes, node_rank, master_addr, master_port, deepspeed, seed)
     results = train_teacher(cfg)
     _summary(results, f"teacher {cfg.output}")
 

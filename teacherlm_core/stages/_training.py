@@ -1,4 +1,4 @@
-"""What the two training stages share: where a recipe writes, and pipeline parameters as config overrides."""
+"""What the two training stages share: where a recipe writes, and their launch parameters on the config."""
 
 from __future__ import annotations
 
@@ -6,26 +6,28 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..run_context import IMAGES, run_root
 
-__all__ = ["TRAIN_IMAGE", "launch_overrides", "record_training", "registered_version", "scratch", "shared"]
+if TYPE_CHECKING:
+    from ..train.config import RecipeConfigT
+
+__all__ = ["TRAIN_IMAGE", "record_training", "registered_version", "scratch", "shared", "stage_launch"]
 
 TRAIN_IMAGE = IMAGES["train"]  # what a TrainJob's nodes run
 
 
-def launch_overrides(nnodes: int, nproc_per_node: int, deepspeed: str, seed: int) -> dict[str, Any]:
-    """The stage parameters every recipe config takes, as :func:`~teacherlm_core.train.load_config` overrides."""
-    return {
-        "launch.deepspeed": deepspeed or None,
-        "launch.nproc": nproc_per_node,
-        "launch.nnodes": nnodes,
-        # Checked now, set on each node: a TrainJob's torch runtime gives the nodes PET_MASTER_PORT.
-        "launch.master_port": 29500 if nnodes > 1 else None,
-        "train.seed": seed,
-    }
+def stage_launch(
+    cfg: RecipeConfigT, nnodes: int, nproc_per_node: int, deepspeed: str, seed: int
+) -> RecipeConfigT:
+    """``cfg`` with a training stage's launch parameters (:func:`~teacherlm_core.train.with_launch`)."""
+    from ..train import with_launch
+
+    # Checked now, set on each node: a TrainJob's torch runtime gives the nodes PET_MASTER_PORT.
+    return with_launch(cfg, nproc_per_node=nproc_per_node, nnodes=nnodes, deepspeed=deepspeed or None,
+                       master_port=29500 if nnodes > 1 else None, seed=seed)  # fmt: skip
 
 
 @contextmanager

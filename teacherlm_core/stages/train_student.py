@@ -8,7 +8,7 @@ from ..data.splits import split_file
 from ..errors import ConfigError, DataError
 from ..run_context import kfp_run_id
 from ._run import nested_under_parent, pipeline_run_id, training_stage_run
-from ._training import TRAIN_IMAGE, launch_overrides, record_training, registered_version, scratch, shared
+from ._training import TRAIN_IMAGE, record_training, registered_version, scratch, shared, stage_launch
 from .params import P
 from .train_variants import VARIANTS
 
@@ -88,9 +88,10 @@ def train_student(
             "model": student_base_model, "data": shared(train_file, work_root, launcher), "output": where,
             "name": f"student-{variant}", "texts.fields": list(VARIANTS[variant]), "texts.include_plain": True,
             "train.max_steps": student_max_steps or None,
-            **launch_overrides(nnodes, nproc_per_node, deepspeed, seed),
         }  # fmt: skip
-        cfg = load_config("student", student_config, overrides)
+        cfg = stage_launch(
+            load_config("student", student_config, overrides), nnodes, nproc_per_node, deepspeed, seed
+        )
         with nested_under_parent():
             run_recipe("student", cfg, launcher, image=TRAIN_IMAGE, run_id=kfp_run_id())
         copy_model(where, output)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..run_context import kfp_run_id
 from ._run import nested_under_parent, pipeline_run_id, training_stage_run
-from ._training import TRAIN_IMAGE, launch_overrides, record_training, scratch, shared
+from ._training import TRAIN_IMAGE, record_training, scratch, shared, stage_launch
 from .params import P
 
 __all__ = ["train_teacher"]
@@ -74,7 +74,7 @@ def train_teacher(
         if teacher_max_steps:  # stage 1 is the long one; stage 2's steps stay the config's
             stages[0] = stages[0].model_copy(update={"max_steps": teacher_max_steps, "epochs": None})
         raw = base.model_dump() | {"stages": [st.model_dump() for st in stages]}
-        cfg = load_config("teacher", raw, launch_overrides(nnodes, nproc_per_node, deepspeed, seed))
+        cfg = stage_launch(load_config("teacher", raw), nnodes, nproc_per_node, deepspeed, seed)
         with nested_under_parent():
             run_recipe("teacher", cfg, launcher, image=TRAIN_IMAGE, run_id=kfp_run_id())
         copy_model(storage.join(where, f"{len(stages)}-{stages[-1].name}"), output)

@@ -23,6 +23,7 @@ from .config import (
     TrainConfig,
     load_config,
     shipped_configs,
+    with_launch,
 )
 from .recipe import TrainResult
 from .recipe_student import train_student
@@ -41,4 +42,5 @@ __all__ = [
     "shipped_configs",
     "train_student",
     "train_teacher",
+    "with_launch",
 ]

@@ -10,7 +10,7 @@ Every problem is reported at once, each with its field path, in one
     output: runs/student          # a local dir or s3://bucket/prefix
     texts: {fields: [fundamentals, chain_of_thought, common_mistakes], include_plain: true}
     train: {lr: 3.0e-4, per_device_batch_size: 8, max_steps: 200}
-    launch: {deepspeed: zero2, nproc: 2}
+    launch: {deepspeed: zero2, nproc_per_node: 2}
 """
 
 from __future__ import annotations
@@ -19,10 +19,18 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import ConfigError
 from ..schema import FIELDS
@@ -39,6 +47,7 @@ __all__ = [
     "load_config",
     "shipped_config_path",
     "shipped_configs",
+    "with_launch",
 ]
 
 # A training text is either the plain question with its answer, or one explanation field.
@@ -173,12 +182,15 @@ class TrainConfig(_Strict):
 
 
 class LaunchConfig(_Strict):
-    """Where the ranks run: ``nproc`` per node, ``nnodes`` nodes, torchrun's static rendezvous."""
+    """Where the ranks run: ``nproc_per_node`` ranks on each of ``nnodes`` nodes (torchrun's names),
+    torchrun's static rendezvous. ``nproc`` is still read as ``nproc_per_node`` (an earlier name)."""
 
     deepspeed: str = Field(
         "zero2", description="zero2, zero3, none, or a path to a DeepSpeed config (YAML or JSON)."
     )
-    nproc: int = Field(1, ge=1, description="Ranks on this node.")
+    nproc_per_node: int = Field(
+        1, ge=1, validation_alias=AliasChoices("nproc_per_node", "nproc"), description="Ranks on each node."
+    )
     nnodes: int = Field(1, ge=1)
     node_rank: int = Field(0, ge=0)
     master_addr: str = "127.0.0.1"
@@ -186,7 +198,7 @@ class LaunchConfig(_Strict):
 
     @property
     def world_size(self) -> int:
-        return self.nproc * self.nnodes
+        return self.nproc_per_node * self.nnodes
 
     @model_validator(mode="after")
     def _consistent(self) -> LaunchConfig:
@@ -358,7 +370,8 @@ def load_config(
     Args:
         kind: ``"student"`` or ``"teacher"``.
         spec: the YAML config; a dict; or ``None`` for flags only.
-        overrides: ``{"train.max_steps": 8, "launch.nproc": 2}``; ``None`` values are ignored.
+        overrides: ``{"train.max_steps": 8, "model": "runs/tiny"}``; ``None`` values are ignored
+            (the launch settings go through :func:`with_launch`).
 
     Raises:
         ConfigError: every problem at once, each with its field path.
@@ -377,3 +390,37 @@ def load_config(
         return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(source, _problems(exc)) from None
+
+
+RecipeConfigT = TypeVar("RecipeConfigT", "StudentConfig", "TeacherConfig")
+
+
+def with_launch(
+    cfg: RecipeConfigT,
+    *,
+    nproc_per_node: int | None = None,
+    nnodes: int | None = None,
+    node_rank: int | None = None,
+    master_addr: str | None = None,
+    master_port: int | None = None,
+    deepspeed: str | None = None,
+    seed: int | None = None,
+) -> RecipeConfigT:
+    """``cfg`` with the launch settings and the training seed given (``None`` keeps the config's).
+
+    The one way the command line and the pipeline stages set where ranks run: typed fields, the
+    whole config validated again.
+
+    Raises:
+        ConfigError: every problem at once, each with its field path (``launch.master_port: ...``).
+    """
+    raw = cfg.model_dump()
+    given = {"nproc_per_node": nproc_per_node, "nnodes": nnodes, "node_rank": node_rank,
+             "master_addr": master_addr, "master_port": master_port, "deepspeed": deepspeed}  # fmt: skip
+    raw["launch"] |= {k: v for k, v in given.items() if v is not None}
+    if seed is not None:
+        raw["train"]["seed"] = seed
+    try:
+        return type(cfg).model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError("launch settings", _problems(exc)) from None

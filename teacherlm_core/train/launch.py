@@ -43,7 +43,7 @@ def torchrun_command(launch: LaunchConfig, plan_path: str | Path, *, port: int |
     """The ``torchrun`` command line that runs the worker on this node."""
     return [
         sys.executable, "-m", "torch.distributed.run",
-        f"--nproc_per_node={launch.nproc}",
+        f"--nproc_per_node={launch.nproc_per_node}",
         f"--nnodes={launch.nnodes}",
         f"--node_rank={launch.node_rank}",
         f"--master_addr={launch.master_addr}",
@@ -53,10 +53,10 @@ def torchrun_command(launch: LaunchConfig, plan_path: str | Path, *, port: int |
     ]  # fmt: skip
 
 
-def worker_env(base: dict[str, str] | None = None, nproc: int = 1) -> dict[str, str]:
+def worker_env(base: dict[str, str] | None = None, nproc_per_node: int = 1) -> dict[str, str]:
     """The ranks' environment: DeepSpeed on CPU when there is no GPU, unbuffered logs.
 
-    On CPU the ``nproc`` ranks of this node share its threads (:func:`~teacherlm_core.cpus.cpu_budget`,
+    On CPU the ``nproc_per_node`` ranks of this node share its threads (:func:`~teacherlm_core.cpus.cpu_budget`,
     ``OMP_NUM_THREADS`` when set): each gets an equal share, never more threads than cores in all
     (torchrun gives each rank 1 only when nothing is set, and each rank all of a set value).
     """
@@ -67,7 +67,7 @@ def worker_env(base: dict[str, str] | None = None, nproc: int = 1) -> dict[str, 
     env = dict(os.environ if base is None else base)
     if not torch.cuda.is_available():
         env.setdefault("DS_ACCELERATOR", "cpu")
-        env |= thread_env(share(cpu_budget(env), nproc))
+        env |= thread_env(share(cpu_budget(env), nproc_per_node))
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("TRANSFORMERS_VERBOSITY", "warning")
@@ -89,7 +89,7 @@ def run_plan_local(plan: Plan, launch: LaunchConfig, plan_dir: str | Path) -> No
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     plan_path.write_text(plan.model_dump_json(indent=2))
     cmd = torchrun_command(launch, plan_path)
-    proc = subprocess.Popen(cmd, env=worker_env(nproc=launch.nproc), start_new_session=True)
+    proc = subprocess.Popen(cmd, env=worker_env(nproc_per_node=launch.nproc_per_node), start_new_session=True)
     try:
         code = proc.wait()
     except BaseException:  # Ctrl-C or a kill of this process: take the ranks down too

@@ -47,8 +47,10 @@ def check_hardware(train: TrainConfig, launch: LaunchConfig, source: str) -> boo
         problems.append(
             f"train.precision: {train.precision} needs a CUDA GPU; this machine has none (use auto)"
         )
-    if not on_cpu and launch.nproc > torch.cuda.device_count():
-        problems.append(f"launch.nproc: {launch.nproc} ranks but {torch.cuda.device_count()} GPU(s)")
+    if not on_cpu and launch.nproc_per_node > torch.cuda.device_count():
+        problems.append(
+            f"launch.nproc_per_node: {launch.nproc_per_node} ranks but {torch.cuda.device_count()} GPU(s)"
+        )
     if problems:
         raise ConfigError(source, problems)
     return on_cpu

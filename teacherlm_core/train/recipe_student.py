@@ -1,7 +1,7 @@
 """The student recipe: multi-task training on augmented data (the paper's student setup).
 
     teacherlm train student --model runs/tiny --data runs/data/train.jsonl --output runs/student \\
-        --nproc 2 --deepspeed zero2 --max-steps 200
+        --nproc-per-node 2 --deepspeed zero2 --max-steps 200
 
 From each sample: the plain question with its answer, and base text + suffix + text for each
 explanation field (``texts.fields``; ``fields: []`` trains the plain baseline). Texts are

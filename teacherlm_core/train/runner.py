@@ -144,7 +144,7 @@ def recipe_trainjob(
     key, _, value = os.environ.get("TEACHERLM_GPU_POOL", "nvidia.com/gpu.present=true").partition("=")
     job = ClusterJob(
         name=task, namespace=pod_namespace(), image=image, num_nodes=cfg.launch.nnodes,
-        gpus_per_node=cfg.launch.nproc, command=["teacherlm", "train", kind, "--config", config_uri],
+        gpus_per_node=cfg.launch.nproc_per_node, command=["teacherlm", "train", kind, "--config", config_uri],
         env=env, secret_env=secret_env, node_selector={key: value} if key else {},
         active_deadline_seconds=TRAIN_TIMEOUT_S, labels={RUN_LABEL: run_id[:63]}
         | kueue_labels(os.environ.get(QUEUE_ENV, ""), os.environ.get(PRIORITY_CLASS_ENV, "")),

@@ -63,7 +63,7 @@ def _setup_distributed(plan: Plan) -> Dist:
     if world != plan.world_size:
         raise RuntimeError(
             f"launched with WORLD_SIZE={world} but the plan needs {plan.world_size} ranks "
-            f"({plan.nnodes} node(s)); check --nproc/--nnodes on every node"
+            f"({plan.nnodes} node(s)); check --nproc-per-node/--nnodes on every node"
         )
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from teacherlm_core.errors import ConfigError
-from teacherlm_core.train import StudentConfig, TeacherConfig, load_config, shipped_configs
+from teacherlm_core.train import StudentConfig, TeacherConfig, load_config, shipped_configs, with_launch
 from teacherlm_core.train.config import shipped_config_path
 from teacherlm_core.train.ds_config import load_deepspeed_config, zero_stage
 
@@ -39,7 +39,22 @@ def test_flags_override_the_yaml(tmp_path):
         "student", str(path), {"train.max_steps": 9, "launch.deepspeed": "zero3", "model": None}
     )
     assert (cfg.model, cfg.train.max_steps, cfg.train.seed) == ("a", 9, 1)
-    assert (cfg.launch.nproc, cfg.launch.deepspeed, cfg.launch.world_size) == (2, "zero3", 2)
+    assert (cfg.launch.nproc_per_node, cfg.launch.deepspeed, cfg.launch.world_size) == (2, "zero3", 2)
+
+
+def test_with_launch_sets_the_typed_launch_fields_and_checks_them_together():
+    """The one way the CLI and the stages set where ranks run (issue 26 item 2): typed fields under
+    torchrun's names, the config validated again, the original left as it was."""
+    cfg = load_config("student", "student_tiny", STUDENT_FLAGS)
+    two = with_launch(cfg, nproc_per_node=2, nnodes=2, master_port=29500, deepspeed="zero3", seed=7)
+    assert (two.launch.nproc_per_node, two.launch.nnodes, two.launch.world_size) == (2, 2, 4)
+    assert (two.launch.deepspeed, two.train.seed, two.texts) == ("zero3", 7, cfg.texts)
+    assert (cfg.launch.nproc_per_node, cfg.train.seed) == (1, 0)
+    with pytest.raises(ConfigError, match=r"launch\.master_port: every node must agree"):
+        with_launch(cfg, nnodes=2)
+    with pytest.raises(ConfigError, match=r"launch\.nproc_per_node"):
+        with_launch(cfg, nproc_per_node=0)
+    assert load_config("student", None, STUDENT_FLAGS | {"launch": {"nproc": 3}}).launch.nproc_per_node == 3
 
 
 def test_student_config_errors_come_all_at_once_with_field_paths(tmp_path):

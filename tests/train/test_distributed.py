@@ -240,6 +240,8 @@ def test_cpu_ranks_share_the_threads_of_their_node():
     from teacherlm_core.train.launch import worker_env
 
     base = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    assert worker_env(base | {"OMP_NUM_THREADS": "4"}, nproc=2)["OMP_NUM_THREADS"] == "2"
-    assert worker_env(base, nproc=2)["OMP_NUM_THREADS"] == str(max(1, usable_cpus() // 2))
-    assert worker_env(base | {"OMP_NUM_THREADS": "1"}, nproc=2)["OMP_NUM_THREADS"] == "1"  # at least one
+    assert worker_env(base | {"OMP_NUM_THREADS": "4"}, nproc_per_node=2)["OMP_NUM_THREADS"] == "2"
+    assert worker_env(base, nproc_per_node=2)["OMP_NUM_THREADS"] == str(max(1, usable_cpus() // 2))
+    assert (
+        worker_env(base | {"OMP_NUM_THREADS": "1"}, nproc_per_node=2)["OMP_NUM_THREADS"] == "1"
+    )  # at least one

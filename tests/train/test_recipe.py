@@ -31,7 +31,7 @@ def student(tiny_model, data, output, **overrides):
         "model": tiny_model,
         "data": str(data / "train.jsonl"),
         "output": str(output),
-        "launch.nproc": 1,
+        "launch.nproc_per_node": 1,
         "launch.deepspeed": "none",
         "train.max_steps": 4,
         "train.save_steps": 2,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from teacherlm_core.run_context import IMAGES
-from teacherlm_core.stages._training import launch_overrides
+from teacherlm_core.stages._training import stage_launch
 from teacherlm_core.train.runner import recipe_trainjob, resolve_launcher
 
 
@@ -37,12 +37,10 @@ def test_training_on_a_cluster_submits_and_follows_a_trainjob(tmp_path, monkeypa
     monkeypatch.setenv("TEACHERLM_NAMESPACE", "ml")
     monkeypatch.setenv("TEACHERLM_TRAIN_MEMORY", "300Gi")  # the environment sizes a node; CPU by default
     shared = tmp_path / "shared"
-    cfg = load_config(
-        "student",
-        "student_tiny",
-        {"model": "org/base", "data": str(shared / "train.jsonl"), "output": str(shared / "students" / "plain"),
-         **launch_overrides(2, 8, "zero3", 0)},
-    )  # fmt: skip
+    paths = {"data": str(shared / "train.jsonl"), "output": str(shared / "students" / "plain")}
+    cfg = stage_launch(
+        load_config("student", "student_tiny", {"model": "org/base", **paths}), 2, 8, "zero3", 0
+    )
     with FakeK8s() as k8s:
         recipe_trainjob(
             "student",
@@ -108,12 +106,10 @@ def _student_cfg(tmp_path):
     from teacherlm_core.train import load_config
 
     shared = tmp_path / "shared"
-    return load_config(
-        "student",
-        "student_tiny",
-        {"model": "org/base", "data": str(shared / "train.jsonl"), "output": str(shared / "students" / "plain"),
-         **launch_overrides(1, 1, "zero2", 0)},
-    )  # fmt: skip
+    paths = {"data": str(shared / "train.jsonl"), "output": str(shared / "students" / "plain")}
+    return stage_launch(
+        load_config("student", "student_tiny", {"model": "org/base", **paths}), 1, 1, "zero2", 0
+    )
 
 
 def test_a_retried_task_starts_a_new_attempt_after_a_failure_and_never_rereports_it(tmp_path, monkeypatch):
@@ -164,13 +160,13 @@ def test_a_retried_task_follows_its_still_running_attempt():
 _FOLLOWER = """
 import sys
 from kubernetes import client
-from teacherlm_core.stages._training import launch_overrides
+from teacherlm_core.stages._training import stage_launch
 from teacherlm_core.train import load_config
 from teacherlm_core.train.runner import recipe_trainjob
 
 url, shared = sys.argv[1:3]
-cfg = load_config("student", "student_tiny", {"model": "org/base", "data": shared + "/train.jsonl",
-                  "output": shared + "/students/plain", **launch_overrides(1, 1, "zero2", 0)})
+cfg = stage_launch(load_config("student", "student_tiny", {"model": "org/base", "data": shared + "/train.jsonl",
+                  "output": shared + "/students/plain"}), 1, 1, "zero2", 0)
 config = client.Configuration()
 config.host = url
 recipe_trainjob("student", cfg, image="img", run_id="0123456789abcdef", api_client=client.ApiClient(config),
