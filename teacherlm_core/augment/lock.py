@@ -8,7 +8,9 @@ An S3 output: a lock object ``OUTPUT/.merge.lock`` created with a conditional wr
 every quarter of its lease (a conditional write on its own ETag); a lock that was not renewed for
 its lease (``TEACHERLM_MERGE_LEASE_SECONDS``, default 120, by the S3 server's clock) is a dead
 holder's and is taken over with a conditional write on that lock's ETag, which only one taker wins.
-A holder on this host whose process is gone is dead at once (a ``kill -9`` on a laptop). A merge
+A holder on this host whose process is gone is dead at once (a ``kill -9`` on a laptop), and so is
+one of the same KFP run (an earlier attempt of this pipeline task: KFP retries a task only once
+its pod has failed, and a run has one merge of an output). A merge
 ended by Ctrl-C or SIGTERM deletes its lock on the way out. The clocks of the merging machines and
 of the S3 server must agree to well within the lease.
 """
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from .. import storage
 from ..errors import TeacherLMError
+from ..kfp_support.run_id import kfp_run_id
 
 __all__ = ["LEASE_ENV", "LOCK", "merge_lock"]
 
@@ -78,7 +81,12 @@ class _S3Lease:
         self.output, self.uri = output, storage.join(output, LOCK)
         self.store = storage.store_for(self.uri)
         self.lease_s = float(os.environ.get(LEASE_ENV, "120"))
-        self.me = {"owner": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid()}
+        self.me = {
+            "owner": uuid.uuid4().hex,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "kfp_run": kfp_run_id(),
+        }
         self.etag: str | None = None
         self.lost = False
         self._stop = threading.Event()
@@ -130,13 +138,20 @@ class _S3Lease:
             age = time.time() - modified
             pid = holder.get("pid")
             gone = holder.get("host") == self.me["host"] and isinstance(pid, int) and not storage._alive(pid)
+            retried = bool(self.me["kfp_run"]) and holder.get("kfp_run") == self.me["kfp_run"]
             lease = float(holder.get("lease_seconds") or self.lease_s)
-            if not gone and age < lease:
+            if not (gone or retried) and age < lease:
                 where = f"host {holder.get('host', '?')}, pid {pid or '?'}, lease renewed {age:.0f}s ago"
                 raise _busy(self.output, f"{where}; a dead one's lock expires after {lease:.0f}s")
             self.etag = self.store.put_if(self.uri, self._body(), etag=etag)
             if self.etag:
-                why = "its process is gone" if gone else f"not renewed for {age:.0f}s"
+                why = (
+                    "its process is gone"
+                    if gone
+                    else "an earlier attempt of this pipeline task"
+                    if retried
+                    else f"not renewed for {age:.0f}s"
+                )
                 log.warning("%s: took over the merge lock of host %s pid %s (%s)", self.output,
                             holder.get("host", "?"), pid, why)  # fmt: skip
                 return

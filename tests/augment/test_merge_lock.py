@@ -65,6 +65,18 @@ def test_one_merge_of_an_s3_output_at_a_time_and_a_dead_holders_lock_expires(
         pass
     assert not storage.exists(lock)
 
+    # An earlier attempt of this pipeline task (a KFP retry, in another pod): taken over at once;
+    # another run's merge is not.
+    storage.write_bytes(lock, json.dumps(foreign | {"lease_seconds": 600, "kfp_run": "run-1"}).encode())
+    monkeypatch.setenv("TEACHERLM_KFP_RUN_ID", "run-2")
+    with pytest.raises(TeacherLMError, match="host merge-pod-7"), merge_lock(out):
+        pass
+    monkeypatch.setenv("TEACHERLM_KFP_RUN_ID", "run-1")
+    with merge_lock(out):
+        pass
+    assert "an earlier attempt of this pipeline task" in caplog.text
+    monkeypatch.delenv("TEACHERLM_KFP_RUN_ID")
+
     # The holder renews its lease; one that stalled past it and was taken over publishes nothing.
     monkeypatch.setenv("TEACHERLM_MERGE_LEASE_SECONDS", "0.4")
     with merge_lock(out) as check:
