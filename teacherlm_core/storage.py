@@ -288,6 +288,46 @@ class S3Store:
         bucket, name = self.split(key)
         self._call("write", key, lambda: self.client.put_object(bucket, name, io.BytesIO(data), len(data)))
 
+    def put_if(self, key: str, data: bytes, etag: str | None = None) -> str | None:
+        """Write ``key`` only if it does not exist yet (``etag`` None: ``If-None-Match: *``) or still
+        is the version with ``etag`` (``If-Match``): the server decides, atomically (S3, MinIO).
+
+        Returns the new ETag, or None when the condition failed (412, or 409 for a racing write).
+        """
+        from minio.error import S3Error
+
+        bucket, name = self.split(key)
+        headers = {"If-None-Match": "*"} if etag is None else {"If-Match": f'"{etag}"'}
+
+        def put() -> str | None:
+            try:
+                # put_object would send these headers as user metadata (x-amz-meta-*); the SDK's
+                # request layer signs and sends them as given.
+                return self.client._put_object(bucket, name, data, headers=dict(headers)).etag
+            except S3Error as exc:
+                if exc.code in {"PreconditionFailed", "ConditionalRequestConflict"}:
+                    return None
+                raise
+
+        return self._call("conditional write", key, put)
+
+    def stat(self, key: str) -> tuple[str, float] | None:
+        """(ETag, last-modified as a Unix time by the server's clock) of ``key``, or None if absent."""
+        from minio.error import S3Error
+
+        bucket, name = self.split(key)
+
+        def stat():
+            try:
+                st = self.client.stat_object(bucket, name)
+            except S3Error as exc:
+                if exc.code in {"NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"}:
+                    return None
+                raise
+            return st.etag, st.last_modified.timestamp()
+
+        return self._call("stat", key, stat)
+
     def exists(self, key: str) -> bool:
         from minio.error import S3Error
 

@@ -12,7 +12,6 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,9 @@ from ..models import provenance
 from ..parquet import table
 from ..redaction import redact_document
 from ..schema import SCHEMA_VERSION
+from ..signals import sigterm_as_exit
 from .config import AugmentConfig, shard_name
+from .lock import LOCK, merge_lock
 from .plan import load_plan_record
 
 __all__ = ["LOCK", "ROW_GROUP", "load_plan", "merge", "merge_lock"]
@@ -124,44 +125,12 @@ class _ParquetShard:
         return self.out.commit()
 
 
-LOCK = ".merge.lock"
-
-
-@contextmanager
-def merge_lock(output: str) -> Iterator[None]:
-    """One merge of a local ``output`` at a time: a second is refused in one line, never left to
-    fail halfway (the first would delete its temp files). The lock is the kernel's (``flock``): a
-    merge killed in any way releases it. Object-store outputs need none: each object is written
-    whole, and two merges of the same finished shards write the same objects."""
-    if storage.is_remote(output):
-        yield
-        return
-    import fcntl
-
-    Path(output).mkdir(parents=True, exist_ok=True)
-    with open(os.path.join(output, LOCK), "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "?"
-            raise TeacherLMError(
-                f"{output}: another merge of this output is running (pid {holder}); run this one again when it ends"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def merge(output: str, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Merge every shard of the run under ``output``; every shard must have its ``_SUCCESS``.
 
-    One merge of an output at a time (:func:`merge_lock`); a second is refused in one line.
+    One merge of an output at a time (:func:`~teacherlm_core.augment.lock.merge_lock`, locally and on
+    S3); a second is refused in one line. Ctrl-C or SIGTERM at any point leaves no lock and no temp
+    file behind, and the next merge writes every record once.
 
     Streams: each part file is read a line at a time and written on at once (to ``train.jsonl``,
     its shard's Parquet file a row group at a time, or its shard's quarantine file), so memory is
@@ -173,11 +142,11 @@ def merge(output: str, progress: Callable[[int], None] | None = None) -> dict[st
         TeacherLMError: a shard unfinished, or a part file changed after its marker was written.
         DataError: every input record was quarantined (the manifest and quarantine are written first).
     """
-    with merge_lock(output):
-        return _merge(output, progress)
+    with sigterm_as_exit(), merge_lock(output) as check:  # SIGTERM runs the cleanup below, too
+        return _merge(output, progress, check)
 
 
-def _merge(output: str, progress: Callable[[int], None] | None) -> dict[str, Any]:
+def _merge(output: str, progress: Callable[[int], None] | None, check: Callable[[], None]) -> dict[str, Any]:
     cfg, plan = load_plan(output)
     fingerprint = plan["fingerprint"]
     successes, missing = [], []
@@ -199,6 +168,7 @@ def _merge(output: str, progress: Callable[[int], None] | None) -> dict[str, Any
     quarantined_total, n_out = 0, 0
     reasons: Counter[str] = Counter()  # only read when nothing was augmented
     train = _Output(storage.join(output, "train.jsonl"), output)
+    opened = [train]  # every temp file, discarded however the merge ends (Ctrl-C, SIGTERM, an error)
     try:
         with open(train.tmp, "wb") as train_fh:
             for i, done in enumerate(successes):
@@ -207,6 +177,7 @@ def _merge(output: str, progress: Callable[[int], None] | None) -> dict[str, Any
                 rel_q = f"quarantine/{shard_name(i, cfg.num_shards)}.jsonl"
                 data = _ParquetShard(storage.join(output, rel_data), output, plan["columns"])
                 quarantine = _Output(storage.join(output, rel_q), output)
+                opened += [data.out, quarantine]
                 n_rejected = 0
                 with open(quarantine.tmp, "wb") as q_fh:
                     for part in done["parts"]:
@@ -239,7 +210,8 @@ def _merge(output: str, progress: Callable[[int], None] | None) -> dict[str, Any
                     progress(data.count + n_rejected)
         files["train.jsonl"] = {"records": n_out, "sha256": train.commit()}
     finally:
-        train.discard()
+        for out in opened:
+            out.discard()
     n_in = sum(d["in"] for d in successes)
     checked = sum(d["cot_checked"] for d in successes)
     manifest = {
@@ -281,6 +253,7 @@ def _merge(output: str, progress: Callable[[int], None] | None) -> dict[str, Any
         raise AssertionError(
             f"counts do not reconcile: in={n_in} out={n_out} quarantined={quarantined_total}"
         )
+    check()  # still this output's one merge (an S3 lease not lost while stalled)
     manifest = redact_document(manifest)  # nothing secret in a manifest or card (URL credentials, keys)
     storage.write_text(storage.join(output, "manifest.json"), json.dumps(manifest, indent=1, sort_keys=True))
     storage.write_text(storage.join(output, "README.md"), dataset_card(manifest))

@@ -10,12 +10,10 @@ flags from the runtime's ``PET_*`` variables.
 from __future__ import annotations
 
 import os
-import signal
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..signals import sigterm_as_exit
 from .config import StudentConfig, TeacherConfig
 
 __all__ = [
@@ -153,23 +151,6 @@ def recipe_trainjob(
     )  # fmt: skip
     queue_timeout = float(os.environ.get(QUEUE_TIMEOUT_ENV) or 0) or None
     check_server(api_client, queue=bool(os.environ.get(QUEUE_ENV)))  # one line on a cluster that lacks an API
-    with _sigterm_as_exit():  # a stopped pipeline run: the follower deletes its TrainJob on the way out
+    with sigterm_as_exit():  # a stopped pipeline run: the follower deletes its TrainJob on the way out
         create_or_follow(render_trainjob(job), api_client=api_client, timeout_s=TRAIN_TIMEOUT_S + FOLLOW_GRACE_S,
                          poll_s=poll_s, queue_timeout_s=queue_timeout)  # fmt: skip
-
-
-@contextmanager
-def _sigterm_as_exit():
-    """SIGTERM (Kubernetes stopping the pod) raises SystemExit here, so ``finally``/``except`` blocks run."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
