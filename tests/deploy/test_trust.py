@@ -338,7 +338,10 @@ def test_network_policies_select_the_pods_that_exist_and_open_only_what_they_use
     ]
     assert {p["port"] for r in kubeflow for p in r["ports"]} >= {8887, 8888}
     assert {p["port"] for r in step_egress if "to" not in r for p in r["ports"]} == {443, 6443}
-    node_ports = {
-        p["port"] for r in by_name["teacherlm-train-nodes"]["spec"]["egress"] for p in r.get("ports", [])
-    }
-    assert not node_ports & {443, 6443, 8887, 8888}
+    # TrainJob nodes call no API; HTTPS (the Hugging Face Hub) only to public addresses, never into the cluster.
+    node_egress = by_name["teacherlm-train-nodes"]["spec"]["egress"]
+    assert not {p["port"] for r in node_egress for p in r.get("ports", [])} & {6443, 8887, 8888}
+    (https,) = [r for r in node_egress if any(p["port"] == 443 for p in r.get("ports", []))]
+    (block,) = [p["ipBlock"] for p in https["to"]]
+    assert block["cidr"] == "0.0.0.0/0"
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(block["except"])
