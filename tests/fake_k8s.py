@@ -30,7 +30,9 @@ Each job follows a script, advanced by every GET of the job (so tests never slee
                "Stopped" event) for ``preempted_polls`` polls, then resumed: Pending -> Running -> Complete
 
 ``FakeK8s(require_queue=True)`` refuses a TrainJob without ``kueue.x-k8s.io/queue-name``, as a
-cluster's admission policy does where every job must go through a queue. ``api_groups`` is what
+cluster's admission policy does where every job must go through a queue. ``FakeK8s(admission=True)``
+enforces the TrainJob admission policy the manifests render (manifests/base/admission.yaml, its
+CEL evaluated by tests/vap.py): a refused job gets the API server's 403 with the rule's message. ``api_groups`` is what
 discovery (``GET /apis``) serves; ``trainjob_unknown`` names TrainJob ``spec`` fields the CRD lacks
 (an older Trainer): dropped, or refused with ``fieldValidation=Strict``, as the API server does.
 """
@@ -46,7 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-__all__ = ["FakeK8s", "runner_role"]
+__all__ = ["FakeK8s", "admission_policy", "runner_role"]
 
 RUNNER_ROLE = "teacherlm-trainjob-runner"
 
@@ -57,6 +59,14 @@ def runner_role(env: str = "dev") -> dict[str, Any]:
 
     (role,) = [d for d in dh.render(env)[1] if d["kind"] == "Role" and d["metadata"]["name"] == RUNNER_ROLE]
     return role
+
+
+def admission_policy(env: str = "dev") -> dict[str, Any]:
+    """The TrainJob ValidatingAdmissionPolicy the rendered manifests define."""
+    import deploy_helpers as dh
+
+    (policy,) = [d for d in dh.render(env)[1] if d["kind"] == "ValidatingAdmissionPolicy"]
+    return policy
 
 
 _KINDS = {
@@ -93,9 +103,11 @@ class FakeK8s:
         default_script: str = "succeed",
         role: dict[str, Any] | str | None = "manifests",
         require_queue: bool = False,
+        admission: bool = False,
     ):
         self.default_script = default_script
         self.require_queue = require_queue
+        self.admission = admission_policy() if admission else None
         self.queue_s, self.preempted_polls = 1.0, 3
         self.api_groups = {"trainer.kubeflow.org": ["v1alpha1"], "kubeflow.org": ["v1"]}
         self.trainjob_unknown: set[str] = set()
@@ -341,6 +353,18 @@ class FakeK8s:
                 "binding 'require-queue-name' denied request: jobs in this namespace must carry the label "
                 "kueue.x-k8s.io/queue-name",
             )  # fmt: skip
+        if self.admission is not None and kind == "TrainJob":
+            from vap import denials
+
+            denied = denials(self.admission, body)
+            if denied:
+                policy = self.admission["metadata"]["name"]
+                return self._status(
+                    403,
+                    "Forbidden",
+                    f"{key[2]}.{key[0]} \"{name}\" is forbidden: ValidatingAdmissionPolicy '{policy}' with binding "
+                    f"'{policy}' denied request: {denied[0]}",
+                )
         job_key = (key[2], ns, name)
         if job_key in self.jobs:
             return self._status(409, "AlreadyExists", f'{key[2]}.{key[0]} "{name}" already exists')

@@ -22,6 +22,11 @@ the real server refuses:
   comes from exactly one of ``pipeline_spec`` (itself checked like an upload) and
   ``pipeline_version_reference`` (naming an existing version of that pipeline); the run's
   namespace is its experiment's, and another one in the body is a 400.
+* **Service accounts** (``resource_manager.go``, ``common/config.go``): a run's ``service_account``
+  is a string; empty, the server's default (``DEFAULTPIPELINERUNNERSERVICEACCOUNT``:
+  ``default-editor`` in multi-user mode, else ``pipeline-runner``) runs it. Newer servers keep an
+  allow list of other accounts (``FakeKFP(allowed_service_accounts=[...])``): one not on it is a 400
+  that does not name the list. The run records the account its pods use (``service_account``).
 
 Filters: only ``EQUALS`` predicates are played (all the SDK calls here send); anything else is a
 400 that says it is the fake's limit.
@@ -68,6 +73,7 @@ class ApiError(Exception):
 @dataclass
 class State:
     multi_user: bool = False
+    allowed_service_accounts: list[str] | None = None  # None: any account (servers without the allow list)
     pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -352,7 +358,20 @@ class _Handler(BaseHTTPRequestHandler):
             if not any(v["pipeline_version_id"] == ref.get("pipeline_version_id") for v in versions):
                 raise ApiError(404, f"Pipeline version {ref.get('pipeline_version_id')} of pipeline "
                                     f"{ref.get('pipeline_id')} not found")  # fmt: skip
-        run = {**body, "namespace": ns, "run_id": str(uuid.uuid4()), "state": "PENDING"}
+        account = body.get("service_account") or ""
+        if not isinstance(account, str):
+            raise ApiError(400, "Invalid input error: service_account must be a string")
+        default = "default-editor" if self.state.multi_user else "pipeline-runner"
+        allowed = self.state.allowed_service_accounts
+        if account and account != default and allowed is not None and account not in allowed:
+            raise ApiError(400, f"Invalid input error: service account {account!r} is not allowed")
+        run = {
+            **body,
+            "service_account": account or default,
+            "namespace": ns,
+            "run_id": str(uuid.uuid4()),
+            "state": "PENDING",
+        }
         self.state.runs[run["run_id"]] = run
         return run
 
@@ -363,8 +382,8 @@ class FakeKFP:
     ``multi_user=True`` plays a multi-user (Kubeflow profiles) deployment.
     """
 
-    def __init__(self, multi_user: bool = False) -> None:
-        self.state = State(multi_user=multi_user)
+    def __init__(self, multi_user: bool = False, allowed_service_accounts: list[str] | None = None) -> None:
+        self.state = State(multi_user=multi_user, allowed_service_accounts=allowed_service_accounts)
         handler = type("Handler", (_Handler,), {"state": self.state})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

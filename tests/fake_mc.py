@@ -40,8 +40,9 @@ def main(argv: list[str]) -> int:
             return 0
         case ["ready", "teacherlm"]:
             return 0
-        case ["mb", "--ignore-existing", target]:
-            bucket(target)
+        case ["mb", "--ignore-existing", *targets] if targets:  # mc mb takes several buckets
+            for target in targets:
+                bucket(target)
             return save()
         case ["version", "enable", target]:
             bucket(target)["versioning"] = True

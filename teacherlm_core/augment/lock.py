@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .. import storage
 from ..errors import TeacherLMError
-from ..kfp_support.run_id import kfp_run_id
+from ..run_context import kfp_run_id
 
 __all__ = ["LEASE_ENV", "LOCK", "merge_lock"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -212,6 +213,11 @@ def _merge(output: str, progress: Callable[[int], None] | None, check: Callable[
     finally:
         for out in opened:
             out.discard()
+        # An interrupt between a temp file's creation and its registration above leaves it too:
+        # this process's own temp files, wherever _Output makes them, go as well.
+        folder = tempfile.gettempdir() if storage.is_remote(output) else output
+        for stray in Path(folder).glob(f".merge-{os.getpid()}-*.tmp"):
+            stray.unlink(missing_ok=True)
     n_in = sum(d["in"] for d in successes)
     checked = sum(d["cot_checked"] for d in successes)
     manifest = {

@@ -138,7 +138,9 @@ def submit(
     specs: Path = typer.Option(None, help=SPECS_HELP),
     namespace: str = typer.Option(None, help="Namespace (multi-user Kubeflow)."),
     service_account: str = typer.Option(
-        None, help="Service account of the run's pods, e.g. teacherlm-pipeline-runner (may create TrainJobs)."
+        "teacherlm-pipeline-runner",
+        help="Service account of the run's pods (manifests/base/rbac.yaml: may create TrainJobs, reads no "
+        "Secret but KFP's artifact store); '' for the server's default (default-editor on multi-user Kubeflow).",
     ),
 ) -> None:
     """Start a run: the published version of this package if there is one, else the local compiled spec."""
@@ -147,6 +149,6 @@ def submit(
 
     result = do_submit(
         name, host, parse_param_args(param), experiment=experiment, run_name=run_name, specs=specs,
-        namespace=namespace, service_account=service_account,
+        namespace=namespace, service_account=service_account or None,
     )  # fmt: skip
     console.print(f"[green]submitted[/] {name} ({result['source']}): run {result['run_id']}")

@@ -133,6 +133,9 @@ def student(
 ) -> None:
     """Train a multi-task student: plain question + answer, and base text + suffix + each field's text."""
     from ..train import load_config, train_student
+    from ..train.outputs import require_key
+
+    require_key()  # a TrainJob node without the checkpoint key stops here, before it reads its config
 
     overrides = {
         "model": model,
@@ -166,6 +169,9 @@ def teacher(
 ) -> None:
     """Train a teacher in stages: multi-task, personalisation, optional single-field specialisation."""
     from ..train import load_config, train_teacher
+    from ..train.outputs import require_key
+
+    require_key()  # a TrainJob node without the checkpoint key stops here, before it reads its config
 
     cfg = load_config("teacher", config, {"output": output, "track": track})
     cfg = _launched(cfg, nproc_per_node, nnodes, node_rank, master_addr, master_port, deepspeed, seed)

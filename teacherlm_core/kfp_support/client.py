@@ -25,7 +25,13 @@ from .. import __version__
 from ..errors import TeacherLMError
 from .specs import NAMES, coerce_params, find_spec, load_spec, spec_version
 
-__all__ = ["client", "publish", "submit"]
+__all__ = ["RUN_SERVICE_ACCOUNT", "client", "publish", "submit"]
+
+# The identity a run's pods use (manifests/base/rbac.yaml): Roles for TrainJobs and KFP's own needs,
+# nothing more; never Kubeflow's default-editor, which a profile binds to kubeflow-edit (every
+# Secret of the namespace, pods, exec). A KFP API server with an allow list of run service
+# accounts must list it (docs/security.md).
+RUN_SERVICE_ACCOUNT = "teacherlm-pipeline-runner"
 
 
 def client(host: str, namespace: str | None = None):
@@ -182,12 +188,14 @@ def submit(
     run_name: str | None = None,
     specs: str | Path | None = None,
     namespace: str | None = None,
-    service_account: str | None = None,
+    service_account: str | None = RUN_SERVICE_ACCOUNT,
 ) -> dict[str, str]:
     """Start a run of pipeline ``name``: its published version ``__version__``, else the local spec.
 
     Exactly the spec whose parameters were checked runs: the published version only when it holds
     the same spec (content hash), else the run is refused rather than started from another spec.
+    The run's pods use ``service_account`` (default :data:`RUN_SERVICE_ACCOUNT`; ``None`` or ``""``:
+    the server's default, which on multi-user Kubeflow is ``default-editor``).
 
     Returns ``{"run_id", "experiment_id", "source"}`` where source is ``version <id>`` or ``package``.
     """
@@ -205,14 +213,38 @@ def submit(
     if version_id and recorded != spec_hash(spec_file):
         raise _mismatch(_display_name(spec), recorded, spec_hash(spec_file))
     exp = c.create_experiment(experiment, namespace=namespace)  # get or create
-    if version_id:
-        run = c.run_pipeline(
-            exp.experiment_id, run_name, params=arguments, pipeline_id=pipeline_id, version_id=version_id,
+    import kfp_server_api
+
+    try:
+        if version_id:
+            run = c.run_pipeline(
+                exp.experiment_id,
+                run_name,
+                params=arguments,
+                pipeline_id=pipeline_id,
+                version_id=version_id,
+                service_account=service_account,
+            )
+            return {
+                "run_id": run.run_id,
+                "experiment_id": exp.experiment_id,
+                "source": f"version {version_id}",
+            }
+        run = c.create_run_from_pipeline_package(
+            str(spec_file), arguments=arguments, run_name=run_name, experiment_id=exp.experiment_id,
             service_account=service_account,
         )  # fmt: skip
-        return {"run_id": run.run_id, "experiment_id": exp.experiment_id, "source": f"version {version_id}"}
-    run = c.create_run_from_pipeline_package(
-        str(spec_file), arguments=arguments, run_name=run_name, experiment_id=exp.experiment_id,
-        service_account=service_account,
-    )  # fmt: skip
+    except kfp_server_api.ApiException as exc:  # e.g. a service account the server does not allow
+        raise TeacherLMError(
+            f"Kubeflow Pipelines at {host} refused the run ({exc.status}): {_message(exc)}"
+            + (f" (service account {service_account})" if service_account else "")
+        ) from None
     return {"run_id": run.run_id, "experiment_id": exp.experiment_id, "source": "package"}
+
+
+def _message(exc) -> str:
+    """The API server's message of an ``ApiException`` (its JSON body's ``message``), else its reason."""
+    try:
+        return json.loads(exc.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return str(exc.reason)

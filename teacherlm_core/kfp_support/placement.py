@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_PARALLELISM",
     "METRICS_LABEL",
     "MLFLOW_CLIENT_LABEL",
+    "PIPELINE_STEP_LABEL",
     "Placement",
     "on_cpu",
     "on_gpu",
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 MLFLOW_CLIENT_LABEL = "teacherlm.io/mlflow-client"  # the pods manifests/ lets reach MLflow
+PIPELINE_STEP_LABEL = "teacherlm.io/pipeline-step"  # NetworkPolicy teacherlm-pipeline-steps selects them
 METRICS_LABEL = "teacherlm.io/metrics"  # pods that serve Prometheus metrics (compile --metrics-port)
 DEFAULT_PARALLELISM = 4  # without a queue: augmentation shards (and students) running at once
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
@@ -107,6 +109,9 @@ def _common(task: dsl.PipelineTask, s: Placement, name: str) -> dsl.PipelineTask
     }
     kubernetes.use_secret_as_env(task, s.mlflow_secret, auth, optional=True)
     kubernetes.add_pod_label(task, MLFLOW_CLIENT_LABEL, "true")  # NetworkPolicy teacherlm-mlflow lets it in
+    kubernetes.add_pod_label(
+        task, PIPELINE_STEP_LABEL, "true"
+    )  # its egress: NetworkPolicy teacherlm-pipeline-steps
     if s.pushgateway:
         task.set_env_variable(PUSHGATEWAY_ENV, s.pushgateway)
     return task

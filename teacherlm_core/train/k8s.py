@@ -175,7 +175,11 @@ class ClusterJob(BaseModel):
     tolerations: list[dict[str, Any]] | None = Field(
         None, description="Default: tolerate nvidia.com/gpu taints when the job asks for GPUs."
     )
-    service_account: str | None = None
+    service_account: str | None = Field(
+        None,
+        description="The nodes' ServiceAccount (a runtime patch): teacherlm's namespace admits none "
+        "(manifests/base/admission.yaml); for other namespaces and PyTorchJobs.",
+    )
     labels: dict[str, str] = Field(default_factory=dict)
     active_deadline_seconds: int | None = Field(
         DEADLINE_S,

@@ -18,9 +18,19 @@ dir that is uploaded as it is written (each checkpoint, then its marker; the mod
 Resuming unpickles the checkpoint (DeepSpeed and the HF Trainer ``torch.load`` optimizer, scheduler
 and RNG states with ``weights_only=False``), so whoever can write the bucket could run code in the
 training pods. :func:`verify_checkpoint` therefore refuses a checkpoint whose files are not exactly
-those whose sha256 the marker recorded at save time; with ``TEACHERLM_CHECKPOINT_KEY`` set (from
-a Secret the bucket's writers do not hold), the marker is also HMAC-signed, so a rewritten marker
-is refused too.
+those whose sha256 the marker recorded at save time; with ``TEACHERLM_CHECKPOINT_KEY`` set, the
+marker is also HMAC-signed, so a rewritten marker is refused too.
+
+Threat model (docs/security.md): the bucket's writers (every pipeline step and TrainJob node holds
+MinIO's scoped key) must not be able to turn a checkpoint into code that runs at the next resume.
+Checksums alone do not stop them (they can rewrite the marker); the HMAC does, as long as the key is
+held only where checkpoints are signed and verified: the TrainJob nodes, which get it from the
+Secret ``teacherlm-checkpoint-key`` through the TrainingRuntime. Pipeline steps, the roles they run
+as and the MinIO users never hold it, and the namespace's admission policy admits only TrainJobs
+that run the project's image and ``teacherlm train`` (an arbitrary command in a node could print
+it). On that path the runtime sets ``TEACHERLM_CHECKPOINT_KEY_REQUIRED``, and :func:`require_key`
+refuses to train without a key: an unsigned cluster run is never silently accepted. Local runs
+(one machine, one user) may go without.
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ __all__ = [
     "CHECKPOINT_MARKER",
     "STATE",
     "SUCCESS",
+    "CheckpointKeyMissing",
     "CheckpointRefused",
     "StageOutput",
     "card_summary",
@@ -50,6 +61,7 @@ __all__ = [
     "copy_model",
     "file_checksums",
     "fingerprint",
+    "require_key",
     "verify_checkpoint",
 ]
 
@@ -61,12 +73,41 @@ METRICS = "metrics.jsonl"
 CHECKPOINT_MARKER = "_CHECKPOINT.json"
 NODE_SUMS = "_SHA256-{node}.json"  # one per uploading node: {relative path: sha256} of its files
 KEY_ENV = "TEACHERLM_CHECKPOINT_KEY"
+REQUIRED_ENV = "TEACHERLM_CHECKPOINT_KEY_REQUIRED"  # set by the TrainingRuntime: the cluster path
+KEY_SECRET = "teacherlm-checkpoint-key"  # the Secret the TrainingRuntime reads the key from
+MIN_KEY_CHARS = 32  # `openssl rand -hex 32` gives 64
 _CKPT = re.compile(r"checkpoint-(\d+)$")
 _OWN = re.compile(r"^(_CHECKPOINT\.json|_SHA256-\d+\.json)$")
 
 
 class CheckpointRefused(TeacherLMError):
     """A checkpoint that does not match what was saved: it is not loaded (loading runs pickles)."""
+
+
+class CheckpointKeyMissing(TeacherLMError):
+    """Training on the cluster path without a checkpoint key long enough to sign with."""
+
+
+def require_key() -> None:
+    """Refuse to train on the cluster path without a checkpoint key; a no-op elsewhere.
+
+    The cluster path is marked by ``TEACHERLM_CHECKPOINT_KEY_REQUIRED`` (any value but ``""``,
+    ``0``, ``false``), which the TrainingRuntime sets on every node. Called before any data, model
+    or checkpoint is read, so a node without the Secret stops in its first second.
+
+    Raises:
+        CheckpointKeyMissing: the key is unset, or shorter than :data:`MIN_KEY_CHARS` characters.
+    """
+    if os.environ.get(REQUIRED_ENV, "").strip().lower() in ("", "0", "false", "no"):
+        return
+    key = os.environ.get(KEY_ENV, "")
+    if len(key.strip()) < MIN_KEY_CHARS:
+        problem = "is not set" if not key.strip() else f"is shorter than {MIN_KEY_CHARS} characters"
+        raise CheckpointKeyMissing(
+            f"{KEY_ENV} {problem}: a cluster run signs and verifies its checkpoints; create the Secret "
+            f"{KEY_SECRET} in this namespace (kubectl create secret generic {KEY_SECRET} "
+            f'--from-literal={KEY_ENV}="$(openssl rand -hex 32)"; docs/security.md) and start the run again'
+        )
 
 
 def file_checksums(ckpt: Path) -> dict[str, str]:

@@ -28,12 +28,14 @@ def train_student(config: StudentConfig) -> TrainResult:
         ConfigError: bad settings, or an output holding a run with other settings.
         DataError: unreadable data, or records without the fields the training texts need.
         TrainingFailed: the ranks failed (their errors are on stderr).
+        CheckpointKeyMissing: on the cluster path (TEACHERLM_CHECKPOINT_KEY_REQUIRED) without a key.
     """
     from ..tracking import Tracker
     from .ds_config import load_deepspeed_config
-    from .outputs import StageOutput
+    from .outputs import StageOutput, require_key
     from .stage import Plan, prepare_stage, resolve_model
 
+    require_key()  # the cluster path signs its checkpoints: no key, no start
     launch = config.launch
     # 1. Everything that can fail before a rank starts: hardware, DeepSpeed config, model, data.
     on_cpu = check_hardware(config.train, launch, "student config")

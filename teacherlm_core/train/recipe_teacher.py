@@ -32,12 +32,14 @@ def train_teacher(config: TeacherConfig) -> list[TrainResult]:
         ConfigError: bad settings (all at once).
         DataError: a stage's data is unreadable or lacks the fields its texts need.
         TrainingFailed: the ranks failed (their errors are on stderr).
+        CheckpointKeyMissing: on the cluster path (TEACHERLM_CHECKPOINT_KEY_REQUIRED) without a key.
     """
     from ..tracking import Tracker
     from .ds_config import load_deepspeed_config
-    from .outputs import StageOutput
+    from .outputs import StageOutput, require_key
     from .stage import Plan, prepare_stage, resolve_model
 
+    require_key()  # the cluster path signs its checkpoints: no key, no start
     launch = config.launch
     # 1. Checks and preparation of every stage before any rank starts.
     on_cpu = check_hardware(config.train, launch, "teacher config")

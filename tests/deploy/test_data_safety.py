@@ -81,6 +81,7 @@ def run_users_job(
     for name, (key, value) in {
         "minio": ("root", "root-secret-value"),
         "pipelines-s3": (access, secret),
+        "mlflow-s3": ("mlflow-key", "mlflow-secret-value"),
     }.items():
         (secrets / name).mkdir(parents=True, exist_ok=True)
         (secrets / name / "AWS_ACCESS_KEY_ID").write_text(key)
@@ -122,12 +123,13 @@ def test_a_rotated_scoped_key_stops_working_and_nothing_else_changes(tmp_path, s
 
     again = run_users_job(script, tmp_path, "pipelines-key-1", "secret-one-1234", style)  # every sync runs it
     assert again.returncode == 0, again.stderr
-    assert set(json.loads(state.read_text())["users"]) == {"alice", "ci-bot", "pipelines-key-1"}
+    assert set(json.loads(state.read_text())["users"]) == {"alice", "ci-bot", "pipelines-key-1", "mlflow-key"}
 
     rotated = run_users_job(script, tmp_path, "pipelines-key-2", "secret-two-5678", style)
     assert rotated.returncode == 0, rotated.stderr
     users = json.loads(state.read_text())["users"]
-    assert set(users) == {"alice", "ci-bot", "pipelines-key-2"}, "the previous key still works"
+    assert set(users) == {"alice", "ci-bot", "pipelines-key-2", "mlflow-key"}, "the previous key still works"
+    assert users["mlflow-key"]["policies"] == ["teacherlm-mlflow"]  # MLflow's own user is not a previous key
     assert users["pipelines-key-2"]["policies"] == ["teacherlm-pipelines"]
     assert "removed a previous key of the scoped user" in rotated.stdout
     assert "secret-one" not in rotated.stdout + rotated.stderr

@@ -36,6 +36,8 @@ SECRETS = {
     "teacherlm-minio": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
     "teacherlm-pipelines-s3": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
     "teacherlm-mlflow-auth": {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"},
+    "teacherlm-mlflow-admin": {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"},
+    "teacherlm-mlflow-s3": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
     "teacherlm-checkpoint-key": {"TEACHERLM_CHECKPOINT_KEY"},
     "teacherlm-postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD"},
 }
@@ -52,6 +54,7 @@ RUNNER_RULES = {
 ARGOCD = dh.MANIFESTS / "argocd"
 SCHEMA = ARGOCD / "schema" / "application.schema.json"
 DEPLOY_DOC = dh.REPO / "docs" / "deploy.md"  # the deployment runbook
+SECURITY_DOC = dh.REPO / "docs" / "security.md"  # the trust runbook: the Secrets it adds
 
 
 def docs(env: str) -> list[dict]:
@@ -95,7 +98,15 @@ def test_env_renders_into_its_namespace(env):
         "TrainingRuntime",
     } <= kinds
     assert set(by_kind(env, "Namespace")) == {namespace}
-    cluster_scoped = {"Namespace", "PriorityClass", "StorageClass", "ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped = {
+        "Namespace",
+        "PriorityClass",
+        "StorageClass",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
     cluster_scoped |= {kind for kind, scope in KUEUE_SCHEMAS["scope"].items() if scope == "Cluster"}
     for doc in docs(env):
         want = None if doc["kind"] in cluster_scoped else namespace
@@ -354,10 +365,9 @@ def test_rbac_lets_the_runner_drive_trainjobs_and_nothing_more(env):
         "kind": "Role",
         "name": "teacherlm-trainjob-runner",
     }
-    # Ours, and the one multi-user Kubeflow Pipelines runs a profile namespace's pods as.
+    # Ours only: runs are submitted as teacherlm-pipeline-runner, never Kubeflow's default-editor.
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": name, "namespace": NAMESPACES[env]}
-        for name in ("teacherlm-pipeline-runner", "default-editor")
+        {"kind": "ServiceAccount", "name": "teacherlm-pipeline-runner", "namespace": NAMESPACES[env]}
     ]
     assert "teacherlm-pipeline-runner" in by_kind(env, "ServiceAccount")
     # The publisher only edits pipelines through Kubeflow's own aggregated ClusterRole.
@@ -705,10 +715,13 @@ def test_no_secret_is_rendered(env):
 def test_deploy_doc_matches_the_manifests():
     assert DEPLOY_DOC.is_file()
     doc = DEPLOY_DOC.read_text()
+    runbooks = doc + SECURITY_DOC.read_text()
     for name, keys in SECRETS.items():
-        assert name in doc, f"docs/deploy.md does not say how to create Secret {name}"
+        assert f"secret generic {name}" in runbooks, (
+            f"docs/deploy.md, docs/security.md: how to create Secret {name}?"
+        )
         for key in keys:
-            assert key in doc, f"docs/deploy.md: Secret {name} needs key {key}"
+            assert key in runbooks, f"docs/deploy.md, docs/security.md: Secret {name} needs key {key}"
     for env, namespace in NAMESPACES.items():
         assert f"manifests/envs/{env}" in doc and namespace in doc
     assert "kubectl apply -n argocd -f manifests/argocd/root.yaml" in doc
@@ -813,7 +826,7 @@ def _spec_executors():
 def test_pipeline_pods_use_a_scoped_s3_user_not_minios_root(env):
     """Pipeline steps and TrainJob nodes read the Secret of a scoped MinIO user, created by a Job of the
     manifests with a policy on the bucket teacherlm only; MinIO's root Secret is read by MinIO itself,
-    MLflow's artifact proxy and that Job, nothing else."""
+    and that Job, nothing else (MLflow's artifact proxy has a user of its own: tests/deploy/test_trust.py)."""
     import json
 
     (minio,) = [
@@ -832,9 +845,8 @@ def test_pipeline_pods_use_a_scoped_s3_user_not_minios_root(env):
                 readers.add(where.split("/")[0] + "/" + doc["metadata"]["name"])
     assert readers == {
         "StatefulSet/teacherlm-minio",
-        "Deployment/teacherlm-mlflow",
         "Job/teacherlm-minio-users",
-    }
+    }  # MLflow: teacherlm-mlflow-s3
     runtime = dh.pod_specs(by_kind(env, "TrainingRuntime")["teacherlm-deepspeed"])[0][1]
     refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in runtime["containers"][0]["env"]
             if e["name"].startswith("AWS_") and "valueFrom" in e}  # fmt: skip

@@ -163,3 +163,27 @@ def test_submit_finds_a_shared_pipeline_from_a_namespace(home):
         (published,) = kfp_client.publish(server.url, ("student",))
         run = kfp_client.submit("student", server.url, {}, namespace="team-b")
         assert run["source"] == f"version {published['version_id']}"
+
+
+def test_runs_use_the_projects_service_account_not_default_editor(home):
+    """submit names teacherlm-pipeline-runner (manifests/base/rbac.yaml) unless told otherwise; '' or None
+    leaves the server's default (default-editor on multi-user Kubeflow); a server whose allow list
+    lacks the account refuses in one line that names it."""
+    from fake_kfp import FakeKFP
+
+    with FakeKFP(multi_user=True) as server:
+        kfp_client.publish(server.url, ("student",), namespace="team-a")
+        run = kfp_client.submit("student", server.url, {}, namespace="team-a")
+        assert server.state.runs[run["run_id"]]["service_account"] == "teacherlm-pipeline-runner"
+        run = kfp_client.submit("student", server.url, {}, namespace="team-a", service_account=None)
+        assert server.state.runs[run["run_id"]]["service_account"] == "default-editor"
+    with FakeKFP(multi_user=True, allowed_service_accounts=["other-runner"]) as server:
+        kfp_client.publish(server.url, ("student",), namespace="team-a")
+        with pytest.raises(
+            TeacherLMError, match=r"refused the run \(400\).*not allowed.*teacherlm-pipeline-runner"
+        ):
+            kfp_client.submit("student", server.url, {}, namespace="team-a")
+    with FakeKFP(multi_user=True, allowed_service_accounts=["teacherlm-pipeline-runner"]) as server:
+        kfp_client.publish(server.url, ("student",), namespace="team-a")
+        run = kfp_client.submit("student", server.url, {}, namespace="team-a")
+        assert server.state.runs[run["run_id"]]["service_account"] == "teacherlm-pipeline-runner"

@@ -408,6 +408,7 @@ def test_cli_publish_and_submit(fake_kfp, tmp_path):
     assert "submitted student (version" in res.stderr
     (run,) = fake_kfp.state.runs.values()
     assert run["runtime_config"]["parameters"] == {"ablation": True}
+    assert run["service_account"] == "teacherlm-pipeline-runner"  # never the server's default-editor
     res = cli("pipeline", "submit", "student", "--host", fake_kfp.url, "-p", "nope=1", env=env)
     assert res.returncode == 2 and "nope: not a parameter" in res.stderr
 

@@ -416,3 +416,18 @@ def test_gpus_per_node_always_go_with_cpu_and_memory():
         "limits": {"nvidia.com/gpu": "2", "cpu": "16", "memory": "128Gi"},
         "requests": {"nvidia.com/gpu": "2", "cpu": "16", "memory": "128Gi"},
     }
+
+
+def test_a_trainjob_the_namespace_policy_refuses_fails_in_one_line():
+    """The namespace's admission policy (manifests/base/admission.yaml, enforced by the stand-in API server)
+    refuses a job that would run another image next to the checkpoint key: one line, the rule's message."""
+    from fake_k8s import FakeK8s
+
+    with FakeK8s(admission=True) as k8s:
+        foreign = render_trainjob(job(name="other", image="busybox:1.36", command=["sh", "-c", "env"]))
+        with pytest.raises(JobFailed) as err:
+            submit(foreign, api_client=k8s.api_client())
+        assert not k8s.jobs
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("TrainJob other: creation refused (403 Forbidden)")
+    assert "denied request: a TrainJob here runs the image ghcr.io/teacherlm/teacherlm-train" in message

@@ -26,7 +26,8 @@ def test_launcher_choice(monkeypatch):
 
 def test_training_on_a_cluster_submits_and_follows_a_trainjob(tmp_path, monkeypatch):
     """launcher=trainjob: config and data on shared storage, a TrainJob on the GPU pool, followed to the end;
-    a retried task follows the job it started instead of submitting another."""
+    a retried task follows the job it started instead of submitting another. The stand-in API server
+    enforces the namespace's TrainJob admission policy as rendered: the pipeline's job passes it."""
     import yaml
     from fake_k8s import FakeK8s
 
@@ -41,7 +42,7 @@ def test_training_on_a_cluster_submits_and_follows_a_trainjob(tmp_path, monkeypa
     cfg = stage_launch(
         load_config("student", "student_tiny", {"model": "org/base", **paths}), 2, 8, "zero3", 0
     )
-    with FakeK8s() as k8s:
+    with FakeK8s(admission=True) as k8s:
         recipe_trainjob(
             "student",
             cfg,
