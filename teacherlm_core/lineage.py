@@ -33,16 +33,26 @@ __all__ = [
     "CHAMPION",
     "EXPERIMENT_KIND",
     "EXPERIMENT_KIND_TAG",
+    "LINEAGE_FILE",
     "LINEAGE_TAGS",
+    "REGISTERED_FILE",
     "DatasetRef",
     "describe_dataset",
     "log_datasets",
     "mark_experiment",
     "promote_champion",
     "register_model",
+    "registered_version",
     "split_dataset_ref",
     "versions_of_run",
+    "write_lineage",
 ]
+
+# Beside a trained model: the registered version it became ({"registered_model": "<name>/<version>"}).
+REGISTERED_FILE = "registered.json"
+# Beside an augmented dataset (and a shard task's output): the teacher version that wrote it
+# ({"teacher_version": "<name>/<version>"}).
+LINEAGE_FILE = "lineage.json"
 
 log = logging.getLogger(__name__)
 
@@ -352,3 +362,34 @@ def promote_champion(
         return result
 
     return _guarded("champion alias", go) or result
+
+
+def write_lineage(
+    directory: str, *, registered_model: str | None = None, teacher_version: str | None = None
+) -> None:
+    """Record beside a model (``registered_model``) or a dataset (``teacher_version``) what later
+    stages name it by; :func:`registered_version` reads it back."""
+    from . import storage
+
+    if registered_model is not None:
+        storage.write_text(
+            storage.join(directory, REGISTERED_FILE),
+            json.dumps({"registered_model": registered_model}) + "\n",
+        )
+    if teacher_version is not None:
+        storage.write_text(
+            storage.join(directory, LINEAGE_FILE), json.dumps({"teacher_version": teacher_version})
+        )
+
+
+def registered_version(directory: str) -> str:
+    """The ``"<name>/<version>"`` a trained model records in ``registered.json``, or the teacher
+    version a dataset records in ``lineage.json`` (``""`` if neither)."""
+    from . import storage
+
+    for name in (REGISTERED_FILE, LINEAGE_FILE):
+        uri = storage.join(directory, name)
+        if storage.exists(uri):
+            data = json.loads(storage.read_text(uri))
+            return data.get("registered_model") or data.get("teacher_version") or ""
+    return ""

@@ -56,9 +56,9 @@ def _pipeline(
 ):
     """One pipeline run: teacher trained + registered, data augmented by it, students trained, compared."""
     from teacherlm_core.evaluate import Accuracy, EvalReport, SampleScore
-    from teacherlm_core.lineage import describe_dataset, log_datasets
+    from teacherlm_core.lineage import describe_dataset, log_datasets, registered_version
     from teacherlm_core.stages._run import pipeline_run_id, stage_run, training_stage_run
-    from teacherlm_core.stages._training import record_training, registered_version
+    from teacherlm_core.stages._training import record_training
     from teacherlm_core.stages.compare import compare
 
     base = tmp_path / run_name

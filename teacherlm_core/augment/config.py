@@ -15,7 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..schema import FIELDS
 from ..storage import join
 
-__all__ = ["AugmentConfig", "public_endpoint", "shard_name"]
+__all__ = ["CARD", "INPUTS", "MANIFEST", "PLAN", "SHARDS", "AugmentConfig", "public_endpoint", "shard_name"]
+
+# The output layout: OUT/plan.json, OUT/inputs/ (the plan's per-shard inputs), OUT/shards/<shard>/
+# (parts, markers, _SUCCESS), and after the merge OUT/manifest.json and OUT/README.md (the card).
+PLAN = "plan.json"
+INPUTS = "inputs"
+SHARDS = "shards"
+MANIFEST = "manifest.json"
+CARD = "README.md"
 
 
 def public_endpoint(url: str | None) -> str | None:
@@ -105,13 +113,13 @@ class AugmentConfig(BaseModel):
 
     # -- layout --------------------------------------------------------------------------------
     def shard_dir(self, index: int) -> str:
-        return join(self.output, "shards", shard_name(index, self.num_shards))
+        return join(self.output, SHARDS, shard_name(index, self.num_shards))
 
     @property
     def inputs_uri(self) -> str:
         """Where the shards' input files are: the given split, else ``OUT/inputs``."""
-        return self.split or join(self.output, "inputs")
+        return self.split or join(self.output, INPUTS)
 
     @property
     def plan_uri(self) -> str:
-        return join(self.output, "plan.json")
+        return join(self.output, PLAN)

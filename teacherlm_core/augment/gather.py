@@ -12,9 +12,26 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, TeacherLMError
+from .config import PLAN, SHARDS, AugmentConfig, shard_name
 from .merge import merge
 
-__all__ = ["merge_gathered"]
+__all__ = ["export_shard", "merge_gathered"]
+
+
+def export_shard(cfg: AugmentConfig, shard_index: int, output: str, teacher_version: str) -> None:
+    """A finished shard as a pipeline's ``augment shard`` task hands it on: ``output/plan.json``,
+    ``output/shards/<shard>/`` and ``output/lineage.json`` (which registered teacher wrote it),
+    the layout :func:`merge_gathered` reads. ``cfg.output`` may be ``output`` itself (nothing to
+    copy) or a shared run root (``s3://``) the shard was written to as it went."""
+    from .. import storage
+    from ..lineage import write_lineage
+
+    write_lineage(output, teacher_version=teacher_version)
+    if storage.join(cfg.output) != storage.join(output):
+        storage.copy(cfg.plan_uri, storage.join(output, PLAN))
+        storage.download_dir(
+            cfg.shard_dir(shard_index), storage.join(output, SHARDS, shard_name(shard_index, cfg.num_shards))
+        )
 
 
 def _shard_dirs(shards: list[str]) -> tuple[dict[str, Any], dict[str, Path]]:

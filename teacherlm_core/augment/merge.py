@@ -23,11 +23,11 @@ from ..parquet import table
 from ..redaction import redact_document
 from ..schema import SCHEMA_VERSION
 from ..signals import sigterm_as_exit
-from .config import AugmentConfig, shard_name
+from .config import CARD, MANIFEST, AugmentConfig, shard_name
 from .lock import LOCK, merge_lock
 from .plan import load_plan_record
 
-__all__ = ["LOCK", "ROW_GROUP", "load_plan", "merge", "merge_lock"]
+__all__ = ["LOCK", "ROW_GROUP", "add_card_section", "load_plan", "merge", "merge_lock"]
 
 ROW_GROUP = 2048  # records per Parquet row group: what the merge holds in memory at once
 
@@ -261,8 +261,8 @@ def _merge(output: str, progress: Callable[[int], None] | None, check: Callable[
         )
     check()  # still this output's one merge (an S3 lease not lost while stalled)
     manifest = redact_document(manifest)  # nothing secret in a manifest or card (URL credentials, keys)
-    storage.write_text(storage.join(output, "manifest.json"), json.dumps(manifest, indent=1, sort_keys=True))
-    storage.write_text(storage.join(output, "README.md"), dataset_card(manifest))
+    storage.write_text(storage.join(output, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True))
+    storage.write_text(storage.join(output, CARD), dataset_card(manifest))
     _remove_orphaned_temp_files(output)
     if n_out == 0:  # a complete record of the failure is written; nothing downstream can use it
         top = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(3))
@@ -294,6 +294,13 @@ _DRY_RUN_NOTE = """
 > **Dry run: not training data.** Every explanation is a deterministic placeholder written without
 > a model (`teacherlm augment --dry-run`), to check storage, sharding, fan-out and merge at scale.
 """
+
+
+def add_card_section(output: str, heading: str, markdown: str) -> str:
+    """Append ``## heading`` and ``markdown`` to the dataset card of ``output``; returns the card's URI."""
+    uri = storage.join(output, CARD)
+    storage.write_text(uri, storage.read_text(uri) + f"\n## {heading}\n\n{markdown}\n")
+    return uri
 
 
 def dataset_card(m: dict[str, Any]) -> str:

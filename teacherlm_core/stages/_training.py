@@ -14,7 +14,7 @@ from ..run_context import IMAGES, run_root
 if TYPE_CHECKING:
     from ..train.config import RecipeConfigT
 
-__all__ = ["TRAIN_IMAGE", "record_training", "registered_version", "scratch", "shared", "stage_launch"]
+__all__ = ["TRAIN_IMAGE", "record_training", "scratch", "shared", "stage_launch"]
 
 TRAIN_IMAGE = IMAGES["train"]  # what a TrainJob's nodes run
 
@@ -88,10 +88,9 @@ def record_training(
         ``{"registered_model": "<name>/<version>" or "", "cost": {stage: cost}}``; the version is
         also written to ``output/registered.json`` so that later stages can name it.
     """
-    import json
 
     from ..cost import training_cost, write_cost
-    from ..lineage import describe_dataset, log_datasets, register_model
+    from ..lineage import describe_dataset, log_datasets, register_model, write_lineage
 
     ref = describe_dataset(data, data_name)
     samples = ref["counts"].get("records") or 0
@@ -103,19 +102,5 @@ def record_training(
         registered_model, model_uri or output, run.run_id, pipeline_run=pipeline_run, data_digest=ref["digest"],
         teacher_version=teacher_version, extra_tags={"teacherlm.role": role, **(extra_tags or {})},
     ) or ""  # fmt: skip
-    Path(output, "registered.json").write_text(json.dumps({"registered_model": registered}) + "\n")
+    write_lineage(output, registered_model=registered)
     return {"registered_model": registered, "cost": {k: v.model_dump() for k, v in cost.items()}}
-
-
-def registered_version(directory: str) -> str:
-    """The ``"<name>/<version>"`` a trained model (or a dataset, its teacher's) records in ``registered.json`` ("" if none)."""
-    import json
-
-    from .. import storage
-
-    for name in ("registered.json", "lineage.json"):
-        uri = storage.join(directory, name)
-        if storage.exists(uri):
-            data = json.loads(storage.read_text(uri))
-            return data.get("registered_model") or data.get("teacher_version") or ""
-    return ""

@@ -42,13 +42,13 @@ def augment_merge(
     """
     from .. import storage
     from ..augment import load_plan, merge, merge_gathered, shard_name
+    from ..augment.merge import add_card_section
     from ..augment.plan import OUTPUT_COLUMNS
     from ..augment.summary import augmentation_summary, summary_markdown
     from ..cost import augment_cost, cost_markdown, write_cost
-    from ..lineage import describe_dataset, log_datasets, split_dataset_ref
+    from ..lineage import describe_dataset, log_datasets, registered_version, split_dataset_ref, write_lineage
     from ..metrics import PUSHGATEWAY_ENV, delete_run_groups
     from ..run_context import kfp_run_id
-    from ._training import registered_version
 
     started = time.perf_counter()
     roots = list(shards) or [output]
@@ -66,19 +66,14 @@ def augment_merge(
         t.log_metrics(manifest["counts"])
         cost.wall_seconds += time.perf_counter() - started
         write_cost(output, {"augmentation": cost})
-        storage.write_text(
-            storage.join(output, "lineage.json"), json.dumps({"teacher_version": teacher_version})
-        )
+        write_lineage(output, teacher_version=teacher_version)
         per_1000 = cost.per_1000(price_per_accelerator_hour)
         t.log_metrics(
             {f"cost.{k}": v for k, v in cost.model_dump().items()} | {"cost.per_1000_samples": per_1000 or 0}
         )
-        card_uri = storage.join(output, "README.md")
-        storage.write_text(
-            card_uri,
-            storage.read_text(card_uri) + "\n## Cost\n\n"
-            + cost_markdown({"augmentation": cost}, price_per_accelerator_hour) + "\n",
-        )  # fmt: skip
+        card_uri = add_card_section(
+            output, "Cost", cost_markdown({"augmentation": cost}, price_per_accelerator_hour)
+        )
         log_datasets(
             t.run_id,
             [split_dataset_ref(source, "data to augment")],

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from ..run_context import kfp_run_id, run_root
 from ._run import stage_run
-from ._training import registered_version
 from .params import P
 
 __all__ = ["augment_shard"]
@@ -43,10 +41,10 @@ def augment_shard(
     Returns:
         ``{"in", "out", "quarantined", "tokens"}`` of the shard.
     """
-    from .. import storage
     from ..augment import AugmentConfig, augment, shard_name
+    from ..augment.gather import export_shard
     from ..augment.split import load_split
-    from ..lineage import log_datasets, split_dataset_ref
+    from ..lineage import log_datasets, registered_version, split_dataset_ref
     from ..metrics import PUSHGATEWAY_ENV, from_env
 
     record = load_split(split, num_shards)
@@ -68,13 +66,7 @@ def augment_shard(
         metrics.finish()
         if os.environ.get(PUSHGATEWAY_ENV):
             metrics.push(os.environ[PUSHGATEWAY_ENV])
-    # Which registered teacher wrote this shard: the merge passes it on to the dataset's lineage.json.
-    storage.write_text(
-        os.path.join(output, "lineage.json"), json.dumps({"teacher_version": registered_version(teacher)})
-    )
-    if work_root:  # the finished shard, from the shared root into this task's output
-        storage.copy(cfg.plan_uri, os.path.join(output, "plan.json"))
-        storage.download_dir(
-            cfg.shard_dir(shard_index), os.path.join(output, "shards", shard_name(shard_index, num_shards))
-        )
+    # The finished shard (from the shared root when it was written there) and which registered
+    # teacher wrote it: the merge passes that on to the dataset's lineage.json.
+    export_shard(cfg, shard_index, output, registered_version(teacher))
     return {k: done[k] for k in ("in", "out", "quarantined", "tokens")}

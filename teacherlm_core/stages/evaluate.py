@@ -51,8 +51,7 @@ def evaluate(
     from ..engines import get_engine
     from ..evaluate import evaluate as rank_classify
     from ..evaluate import load_eval_samples
-    from ..lineage import describe_dataset, log_datasets
-    from ._training import registered_version
+    from ..lineage import describe_dataset, log_datasets, registered_version
 
     samples = load_eval_samples(str(split_file(data, split)))  # bad input fails before a model loads
     storage.check_writable(output)  # so does an output that cannot be written

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from ..data.splits import split_file
 from ..errors import ConfigError, DataError
+from ..lineage import registered_version
 from ..run_context import kfp_run_id
 from ._run import nested_under_parent, pipeline_run_id, training_stage_run
-from ._training import TRAIN_IMAGE, record_training, registered_version, scratch, shared, stage_launch
+from ._training import TRAIN_IMAGE, record_training, scratch, shared, stage_launch
 from .params import P
 from .train_variants import VARIANTS
 
