@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, storage
-from .tracking import default_tracking_uri, tracking_reachable
+from .tracking import default_tracking_uri, guarded
 
 __all__ = [
     "CHAMPION",
@@ -79,19 +79,9 @@ def _client():
     return mlflow.MlflowClient(default_tracking_uri())
 
 
-def _guarded(what: str, fn, *args, **kwargs):
-    if not tracking_reachable():  # a server that is down was said so once for the process
-        return None
-    try:
-        return fn(*args, **kwargs)
-    except Exception as exc:  # lineage must never stop the work
-        log.warning("MLflow %s failed (%s: %s); continuing without it", what, type(exc).__name__, exc)
-        return None
-
-
 def mark_experiment(experiment_id: str) -> None:
     """Tag the experiment as model training (``mlflow.experimentKind`` = ``custom_model_development``)."""
-    _guarded(
+    guarded(
         "experiment kind", _client().set_experiment_tag, experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
     )
 
@@ -236,7 +226,7 @@ def log_datasets(
             if parent := client.get_run(run_id).data.tags.get("mlflow.parentRunId"):
                 client.log_inputs(parent, datasets=entries)
 
-    _guarded("log_inputs", go)
+    guarded("log_inputs", go)
 
 
 # -- the model registry ---------------------------------------------------------------------------
@@ -297,12 +287,12 @@ def register_model(
                 client.set_tag(run_id, key, tags[key])
         return ref
 
-    return _guarded("model registration", go)
+    return guarded("model registration", go)
 
 
 def versions_of_run(name: str, pipeline_run: str) -> dict[str, Any]:
     """The versions of registered model ``name`` from pipeline run ``pipeline_run``, by their variant tag."""
-    found = _guarded(
+    found = guarded(
         "search_model_versions",
         _client().search_model_versions,
         f"name = '{name}' and tags.`teacherlm.pipeline_run` = '{pipeline_run}'",
@@ -361,7 +351,7 @@ def promote_champion(
         result.update(champion=f"{name}/{best.version}", promoted=True, reason=reason)
         return result
 
-    return _guarded("champion alias", go) or result
+    return guarded("champion alias", go) or result
 
 
 def write_lineage(

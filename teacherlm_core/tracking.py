@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -26,8 +27,10 @@ __all__ = [
     "METRIC_NAMES_TAG",
     "PARENT_ENV",
     "TRACKING_ENV",
+    "StageRun",
     "Tracker",
     "default_tracking_uri",
+    "guarded",
     "metric_key",
     "metric_keys",
     "pipeline_parent_run",
@@ -138,6 +141,20 @@ def _answers(uri: str) -> bool:
         log.warning("MLflow at %s does not answer (%s); tracking is off for this process", where, exc)
         return False
     return True
+
+
+def guarded(what: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, or ``None`` without a call when tracking is off or the server is
+    down (:func:`tracking_reachable`), or with one warning when the call fails: tracking never stops
+    the work. The one guard of every MLflow call teacherlm makes (:class:`Tracker`,
+    :class:`StageRun`, :mod:`~teacherlm_core.lineage`)."""
+    if not tracking_reachable():
+        return None
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        log.warning("MLflow %s failed (%s: %s); continuing without it", what, type(exc).__name__, exc)
+        return None
 
 
 def redact(params: Mapping[str, Any]) -> dict[str, str]:
@@ -340,3 +357,40 @@ def pipeline_parent_run(pipeline_run_id: str, experiment: str = EXPERIMENT) -> s
     else:  # nothing ends it later: it only groups the stages' runs
         client.set_terminated(mine, "FINISHED")
     return winner
+
+
+class StageRun:
+    """A stage's MLflow run held by id (MLflow's client API), so that a recipe can open its own runs meanwhile.
+
+    Every method is a no-op without a run (tracking off or failed) and never raises.
+    """
+
+    def __init__(self, run_id: str | None):
+        self.run_id = run_id
+
+    def _call(self, what: str, method: str, *args) -> None:
+        if not self.run_id:
+            return
+
+        def call() -> None:
+            import mlflow
+
+            getattr(mlflow.MlflowClient(default_tracking_uri()), method)(self.run_id, *args)
+
+        guarded(what, call)
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        clean, renamed = metric_keys(metrics)  # a name MLflow refuses would fail the whole batch
+        tags = [RunTag(METRIC_NAMES_TAG, json.dumps(renamed)[:8000])] if renamed else []
+        self._call("log_metrics", "log_batch", [Metric(k, v, now, 0) for k, v in clean.items()], [], tags)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        self._call("log_params", "log_batch", [], [Param(k, v) for k, v in redact(params).items()])
+
+    def log_artifact(self, path: str | os.PathLike[str]) -> None:
+        self._call("log_artifact", "log_artifact", str(path))

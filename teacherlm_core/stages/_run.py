@@ -7,10 +7,8 @@ by the first stage that gets there: :func:`~teacherlm_core.tracking.pipeline_par
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -18,19 +16,16 @@ from typing import Any
 from ..run_context import kfp_run_id
 from ..tracking import (
     EXPERIMENT,
-    METRIC_NAMES_TAG,
     PARENT_ENV,
     PIPELINE_RUN_TAG,
+    StageRun,
     Tracker,
     default_tracking_uri,
-    metric_keys,
     pipeline_parent_run,
-    redact,
     tracking_reachable,
 )
 
 __all__ = [
-    "StageRun",
     "nested_under_parent",
     "parent_run",
     "pipeline_run_id",
@@ -89,42 +84,6 @@ def stage_run(
 
             mark_experiment(mlflow.active_run().info.experiment_id)
         yield tracker
-
-
-class StageRun:
-    """A stage's MLflow run held by id (MLflow's client API), so that a recipe can open its own runs meanwhile.
-
-    Every method is a no-op without a run (tracking off or failed) and never raises.
-    """
-
-    def __init__(self, run_id: str | None):
-        self.run_id = run_id
-
-    def _call(self, what: str, method: str, *args) -> None:
-        if not self.run_id or not tracking_reachable():
-            return
-        try:
-            import mlflow
-
-            getattr(mlflow.MlflowClient(default_tracking_uri()), method)(self.run_id, *args)
-        except Exception as exc:  # tracking never stops the work
-            log.warning("MLflow %s failed (%s: %s)", what, type(exc).__name__, exc)
-
-    def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        from mlflow.entities import Metric, RunTag
-
-        now = int(time.time() * 1000)
-        clean, renamed = metric_keys(metrics)  # a name MLflow refuses would fail the whole batch
-        tags = [RunTag(METRIC_NAMES_TAG, json.dumps(renamed)[:8000])] if renamed else []
-        self._call("log_metrics", "log_batch", [Metric(k, v, now, 0) for k, v in clean.items()], [], tags)
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        self._call("log_params", "log_batch", [], [Param(k, v) for k, v in redact(params).items()])
-
-    def log_artifact(self, path: str | os.PathLike[str]) -> None:
-        self._call("log_artifact", "log_artifact", str(path))
 
 
 @contextmanager
