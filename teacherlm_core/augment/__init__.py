@@ -56,7 +56,7 @@ def engine_factory(cfg: AugmentConfig) -> Callable[[], Engine]:
         if not made and cfg.dry_run:
             from ..engines.dry_run import DryRunEngine
 
-            made.append(DryRunEngine(cfg.model))
+            made.append(DryRunEngine(cfg.teacher))
         if not made:
             kwargs: dict[str, Any] = {"revision": cfg.revision, "seed": cfg.seed}
             if cfg.engine == "vllm":
@@ -67,7 +67,7 @@ def engine_factory(cfg: AugmentConfig) -> Callable[[], Engine]:
                     "api_key_env": cfg.api_key_env,
                     "max_concurrency": cfg.max_concurrency,
                 }
-            made.append(get_engine(cfg.engine, cfg.model, **kwargs))
+            made.append(get_engine(cfg.engine, cfg.teacher, **kwargs))
         return made[0]
 
     return factory

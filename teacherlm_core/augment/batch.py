@@ -59,7 +59,7 @@ def export_batch(cfg: AugmentConfig, index: int, path: str | Path) -> int:
             base = base_text(sample)
             for f in cfg.fields:
                 prompt, seed = base + FIELD_SUFFIX[f], request_seed(cfg.seed, sample.id, f, 0)
-                body = {"model": cfg.model, "prompt": prompt, "max_tokens": cfg.max_new_tokens,
+                body = {"model": cfg.teacher, "prompt": prompt, "max_tokens": cfg.max_new_tokens,
                         "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": seed, "stop": list(STOP)}  # fmt: skip
                 line = {
                     "custom_id": custom_id(prompt, seed),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..schema import FIELDS
 from ..storage import join
@@ -45,7 +45,10 @@ class AugmentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field(description="Teacher model: local path or hub id.")
+    teacher: str = Field(
+        validation_alias=AliasChoices("teacher", "model"),  # "model": the name before 0.2, in older plans
+        description="The teacher: a local path, a hub id or a named local model (the served name for openai).",
+    )
     input: str = Field(description="Input dataset: JSONL or Parquet, local path or s3:// URI.")
     output: str = Field(description="Output root: local dir or s3:// prefix.")
     revision: str | None = Field(None, description="Hub revision of the teacher.")
@@ -102,8 +105,9 @@ class AugmentConfig(BaseModel):
         return self
 
     @property
-    def teacher(self) -> str:
-        name = f"{self.model}@{self.revision or 'local'}"
+    def teacher_label(self) -> str:
+        """How records and the manifest name the teacher: ``<teacher>@<revision or local>``."""
+        name = f"{self.teacher}@{self.revision or 'local'}"
         return f"dry-run placeholder (no model; planned teacher {name})" if self.dry_run else name
 
     def public(self) -> dict:

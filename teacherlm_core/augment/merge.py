@@ -226,8 +226,8 @@ def _merge(output: str, progress: Callable[[int], None] | None, check: Callable[
         "dry_run": cfg.dry_run,
         "teacherlm_version": __version__,
         "input": cfg.input,
-        "teacher": cfg.teacher,
-        "teacher_origin": provenance(cfg.model),
+        "teacher": cfg.teacher_label,
+        "teacher_origin": provenance(cfg.teacher),
         "fields": list(cfg.fields),
         "counts": {"input": n_in, "output": n_out, "quarantined": quarantined_total},
         "chain_of_thought_consistency": {

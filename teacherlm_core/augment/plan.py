@@ -93,7 +93,7 @@ def identity(cfg: AugmentConfig, recorded: dict[str, Any] | None = None) -> dict
     """What the run's output depends on (see the module docstring); ``recorded``: the plan on record."""
     return {
         "input": _input_id(cfg, recorded),
-        "teacher": model_identity(cfg.model, cfg.revision),
+        "teacher": model_identity(cfg.teacher, cfg.revision),
         "engine": {
             "name": "dry-run" if cfg.dry_run else cfg.engine,
             "endpoint": public_endpoint(cfg.base_url) if cfg.engine == "openai" else None,

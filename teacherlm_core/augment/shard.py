@@ -213,7 +213,7 @@ def _assemble(cfg: AugmentConfig, part: _Part):
             )
             continue
         record = sample.to_record() | {f: part.texts[(i, f)] for f in cfg.fields}
-        record["teacher"] = cfg.teacher
+        record["teacher"] = cfg.teacher_label
         record["generation"] = {
             "engine": "dry-run" if cfg.dry_run else cfg.engine, "seed": cfg.seed, "temperature": cfg.temperature, "top_p": cfg.top_p,
             "max_new_tokens": cfg.max_new_tokens, **{f: part.meta[(i, f)] for f in cfg.fields},

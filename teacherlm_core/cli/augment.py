@@ -32,7 +32,7 @@ class AugmentEngine(str, Enum):
 @app.callback()
 def run(
     ctx: typer.Context,
-    model: str = typer.Option(
+    teacher: str = typer.Option(
         None,
         "--teacher",
         "--model",
@@ -98,10 +98,10 @@ def run(
     """
     if ctx.invoked_subcommand is not None:
         return
-    if dry_run and not model:  # placeholder text: no teacher is loaded, none need be named
-        model = DRY_RUN_TEACHER
+    if dry_run and not teacher:  # placeholder text: no teacher is loaded, none need be named
+        teacher = DRY_RUN_TEACHER
     missing = [
-        name for name, value in (("--teacher", model), ("--data", input), ("--output", output)) if not value
+        name for name, value in (("--teacher", teacher), ("--data", input), ("--output", output)) if not value
     ]
     if missing:
         raise typer.BadParameter(f"missing {', '.join(missing)}")
@@ -119,7 +119,7 @@ def run(
         raise ConfigError("--shard-index", [f"must be in [0, {num_shards}), got {shard_index}"])
     try:
         cfg = AugmentConfig(
-            model=model, input=input, output=output, num_shards=num_shards, engine=engine.value, fields=fields,
+            teacher=teacher, input=input, output=output, num_shards=num_shards, engine=engine.value, fields=fields,
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
             tensor_parallel_size=tensor_parallel_size, max_retries=max_retries, part_size=part_size,
             revision=revision, base_url=base_url, api_key_env=api_key_env, max_concurrency=max_concurrency,

@@ -51,7 +51,7 @@ def augment_shard(
     num_shards = record["num_shards"]
     root = run_root(work_root, "augment") if work_root else output
     cfg = AugmentConfig(
-        model=teacher, input=record["input"]["uri"], split=record["uri"], output=root, num_shards=num_shards,
+        teacher=teacher, input=record["input"]["uri"], split=record["uri"], output=root, num_shards=num_shards,
         fields=fields, engine=engine, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
         tensor_parallel_size=tensor_parallel_size if engine == "vllm" else 1, dry_run=dry_run,
     )  # fmt: skip
