@@ -12,7 +12,7 @@ Threads: torch's (``OMP_NUM_THREADS``), and the tokenizer's batch calls get as m
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/eval_throughput.py [--items 1000] [--repeats 5] [--vllm]
 
 Measured 2026-12-06 on the shared 2-core machine: 1.17x (random 8-layer Llama, 1,000 items) and
-1.10x (``--model smollm2-135m-instruct --items 200``), identical predictions; the goal is missed
+1.10x and 1.32x (two runs of ``--model smollm2-135m-instruct --items 200``), identical predictions; the goal is missed
 because both sides run the same transformer body, most of the time (docs/scale.md, "Measured:
 eval against lm-evaluation-harness").
 """
