@@ -1,7 +1,7 @@
 """Eval throughput: teacherlm's rank classification vs lm-evaluation-harness's HF backend.
 
-One run, one model (random-init Llama, ~20M parameters, so compute matters; or ``--model``), the same 1,000
-multiple-choice items (2-5 choices) scored by both, in this process. Like with like: both models
+One run, one model (random-init Llama, ~20M parameters, so compute matters; or ``--model``),
+the same 1,000 multiple-choice items (2-5 choices) scored by both, in this process. Like with like: both models
 are loaded before any timing, both sides are warmed up on the same 64 items, the order
 alternates between repeats, and every run is printed with its spread (median, min, max). The
 ratio is lm-eval's seconds over teacherlm's, of the medians and of each repeat's adjacent pair;
@@ -11,10 +11,10 @@ Threads: torch's (``OMP_NUM_THREADS``), and the tokenizer's batch calls get as m
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/eval_throughput.py [--items 1000] [--repeats 5] [--vllm]
 
-Measured 2026-12-06 on the shared 2-core machine: 1.17x (random 8-layer Llama, 1,000 items) and
-1.10x and 1.32x (two runs of ``--model smollm2-135m-instruct --items 200``), identical predictions; the goal is missed
-because both sides run the same transformer body, most of the time (docs/scale.md, "Measured:
-eval against lm-evaluation-harness").
+Measured 2026-12-06 on the shared 2-core machine: 1.17x (random 8-layer Llama, 1,000 items);
+1.10x and 1.32x (two runs of ``--model smollm2-135m-instruct --items 200``); identical
+predictions. The goal is missed because both sides run the same transformer body, most of the
+time (docs/scale.md, "Measured: eval against lm-evaluation-harness").
 """
 
 from __future__ import annotations
