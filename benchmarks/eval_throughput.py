@@ -1,11 +1,11 @@
 """Eval throughput: teacherlm's rank classification vs lm-evaluation-harness's HF backend.
 
-One run, one model (random-init Llama, ~20M parameters, so compute matters; or ``--model``),
-the same 1,000 multiple-choice items (2-5 choices) scored by both, in this process. Like with like: both models
-are loaded before any timing, both sides are warmed up on the same 64 items, the order
-alternates between repeats, and every run is printed with its spread (median, min, max). The
-ratio is lm-eval's seconds over teacherlm's, of the medians and of each repeat's adjacent pair;
-the goal (issue 25) is at least 1.5x, with identical predictions and log-likelihoods within 1e-4.
+One run, one model (random-init Llama, ~20M parameters, so compute matters; or ``--model``), the
+same 1,000 multiple-choice items (2-5 choices) scored by both, in this process. Like with like:
+both models are loaded before any timing, both sides are warmed up on the same 64 items, the order
+alternates between repeats, and every run is printed with its spread (median, min, max). The ratio
+is lm-eval's seconds over teacherlm's, of the medians and of each repeat's adjacent pair; the goal
+(issue 25) is at least 1.5x, with identical predictions and log-likelihoods within 1e-4.
 Threads: torch's (``OMP_NUM_THREADS``), and the tokenizer's batch calls get as many
 (``RAYON_NUM_THREADS``), the same on both sides.
 
