@@ -10,6 +10,9 @@ Reported per side: shard wall time; engine occupancy (seconds inside ``generate`
 the wall time; the rest is idle: prompt building, checks, writes); and batch fill (HF: rows a
 forward batch over ``batch_size``; vLLM: requests running a step over ``--batch-size``, the most
 the scheduler may run). The data files of both sides are compared byte for byte.
+Every run's wall time is printed with its spread; the run fails if fewer than 90% of the records
+are augmented (a teacher whose text is rejected measures no real work: ``--model tiny`` is the
+tests' trained teacher).
 
 ``--threads`` instead measures vLLM on CPU: torch's threads inside the engine, and generation
 tokens/s with 1 and with 2 threads (alternated, best of ``--repeats``).
@@ -32,7 +35,9 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 sys.path.insert(0, str(Path(__file__).parent))  # the benchmarks' shared timing helper
 
-from _timing import side_by_side
+from _timing import side_by_side, spread
+
+MIN_AUGMENTED = 0.9  # a run whose teacher text is mostly rejected measures no real work
 
 
 class Timed:
@@ -120,6 +125,10 @@ def compare_on(kind: str, args, work: Path) -> None:
     from teacherlm_core.augment import AugmentConfig, run_shard, shard
     from teacherlm_core.engines import GenerationParams, get_engine
 
+    if args.model == "tiny":  # the tests' trained teacher: accepted text, in seconds
+        from teacherlm_core.tiny import build_tiny_teacher
+
+        args.model = str(build_tiny_teacher(work / "teacher"))
     extra = {"enforce_eager": True, "enable_prefix_caching": False} if kind == "vllm" else {}
     engine = get_engine(kind, args.model, batch_size=args.batch_size, **extra)
     fills = fill_counter(engine, args.batch_size)
@@ -157,8 +166,17 @@ def compare_on(kind: str, args, work: Path) -> None:
         print(f"{name:<10} {best['wall']:>7.2f} {best['busy']:>7.2f} {best['busy'] / best['wall']:>9.1%} "
               f"{best['wall'] - best['busy']:>7.2f} {best['fill']:>6.1%} {best['batches']:>7} {best['tokens']:>7}  "
               f"{' '.join(f'{x:.2f}' for x in t['all'])}  {sorted({s['files'] for s in stats[name].values()})}")  # fmt: skip
+    for name, t in timed.items():
+        print(f"{name:<10} wall {spread(t['all'])}")
     a, b = (timed[n]["best"] for n in ("per-part", "stream"))
-    print(f"stream / per-part wall time: {b / a:.2f}")
+    print(
+        f"stream / per-part wall time: {b / a:.2f} (best); {timed['stream']['median'] / timed['per-part']['median']:.2f} (medians)"
+    )
+    result = timed["stream"]["result"]
+    print(f"augmented {result['out']} of {result['in']} (quarantined {result['quarantined']})")
+    if result["out"] < MIN_AUGMENTED * result["in"]:
+        sys.exit(f"the teacher's text was not accepted: {result['out']} of {result['in']} records augmented "
+                 f"(need {MIN_AUGMENTED:.0%}); use a teacher that writes accepted text (e.g. --model tiny --temperature 0 --max-new-tokens 48)")  # fmt: skip
 
 
 def torch_threads() -> int:
@@ -205,7 +223,9 @@ def main() -> None:
     ap.add_argument(
         "--engine", action="append", choices=["hf", "vllm"], help="engines to compare (repeatable)"
     )
-    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument(
+        "--model", default="smollm2-135m-instruct", help="a model name or path, or tiny (the tests' teacher)"
+    )
     ap.add_argument("--samples", type=int, default=16, help="records in the shard (three requests each)")
     ap.add_argument("--part-size", type=int, default=4, help="records per part")
     ap.add_argument("--max-new-tokens", type=int, default=24)

@@ -1,12 +1,20 @@
 """Eval throughput: teacherlm's rank classification vs lm-evaluation-harness's HF backend.
 
-One run, one model (random-init Llama, ~20M parameters, so compute matters), the same 1,000
-multiple-choice items (2-5 choices) scored by both. Like with like: both models are loaded
-before any timing, both sides are warmed up on the same 64 items, the order alternates between
-repeats and the best of ``--repeats`` counts. Prints items/s of each (best, and every run), the
-ratio, and whether predictions are identical and log-likelihoods agree.
+One run, one model (random-init Llama, ~20M parameters, so compute matters; or ``--model``), the
+same 1,000 multiple-choice items (2-5 choices) scored by both, in this process. Like with like:
+both models are loaded before any timing, both sides are warmed up on the same 64 items, the order
+alternates between repeats, and every run is printed with its spread (median, min, max). The ratio
+is lm-eval's seconds over teacherlm's, of the medians and of each repeat's adjacent pair; the goal
+(issue 25) is at least 1.5x, with identical predictions and log-likelihoods within 1e-4.
+Threads: torch's (``OMP_NUM_THREADS``), and the tokenizer's batch calls get as many
+(``RAYON_NUM_THREADS``), the same on both sides.
 
-    python benchmarks/eval_throughput.py [--items 1000] [--batch-size 32] [--repeats 3] [--vllm]
+    OMP_NUM_THREADS=1 nice -n 19 python benchmarks/eval_throughput.py [--items 1000] [--repeats 5] [--vllm]
+
+Measured 2026-12-06 on the shared 2-core machine: 1.17x (random 8-layer Llama, 1,000 items);
+1.10x and 1.32x (two runs of ``--model smollm2-135m-instruct --items 200``); identical
+predictions. The goal is missed because both sides run the same transformer body, most of the
+time (docs/scale.md, "Measured: eval against lm-evaluation-harness").
 """
 
 from __future__ import annotations
@@ -14,15 +22,22 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+# The tokenizer's Rust pool (teacherlm tokenises in batch calls) as wide as torch's, before it starts.
+os.environ.setdefault("RAYON_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", ""))
+if not os.environ["RAYON_NUM_THREADS"]:
+    del os.environ["RAYON_NUM_THREADS"]
 sys.path.insert(0, str(Path(__file__).parent))  # the benchmarks' shared timing helper
 
-from _timing import side_by_side
+from _timing import side_by_side, spread
+
+GOAL = 1.5  # teacherlm at least 1.5x lm-eval's items/s (issue 25)
 
 
 def make_items(n: int, seed: int = 0):
@@ -70,8 +85,9 @@ def predictions(samples, flat: list[float]) -> list[int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=1000)
+    ap.add_argument("--model", default=None, help="a named model or path (default: the random ~20M Llama)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per side (the best counts)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per side, each printed")
     ap.add_argument("--vllm", action="store_true", help="also time the vLLM engine")
     args = ap.parse_args()
 
@@ -81,11 +97,17 @@ def main() -> None:
     from teacherlm_core.evaluate import rank_classify
     from teacherlm_core.tiny import build_tiny_model
 
-    model = str(build_tiny_model(tempfile.mkdtemp(prefix="bench-eval-"), preset="small", seed=0))
+    if args.model:
+        from teacherlm_core.models import resolve_model
+
+        model = resolve_model(args.model)
+    else:
+        model = str(build_tiny_model(tempfile.mkdtemp(prefix="bench-eval-"), preset="small", seed=0))
     samples = make_items(args.items)
-    n_params = sum(p.numel() for p in HFEngine(model).model.parameters())
+    config = HFEngine(model).model.config
     print(
-        f"model: random Llama, {n_params / 1e6:.1f}M parameters; {len(samples)} items, "
+        f"model: {args.model or 'random Llama'}, {config.vocab_size} vocabulary, {config.num_hidden_layers} "
+        f"layers of {config.hidden_size}; {len(samples)} items, "
         f"{sum(len(s.choices) for s in samples)} choices; torch threads {torch.get_num_threads()}"
     )
 
@@ -112,19 +134,37 @@ def main() -> None:
         ]
         warm["vllm"] = lambda: rank_classify(v, few)
     timed = side_by_side(sides, repeats=args.repeats, warm_up=warm)
-    rows = [(name, t["best"], t["result"], t["all"]) for name, t in timed.items()]
-    ref = rows[0][2]
-
-    base_items = len(samples) / rows[0][1]
+    names = list(timed)
+    ref = timed[names[0]]["result"]
     ref_pred = predictions(samples, ref)
-    print(f"\nbest of {args.repeats}, warm, order alternated")
-    print(f"{'system':<34} {'items/s':>9} {'ratio':>7} {'identical':>10} {'max |dLL|':>10}  every run (s)")
-    for name, secs, lls, every in rows:
-        ips = len(samples) / secs
-        same = predictions(samples, lls) == ref_pred
-        diff = max(abs(a - b) for a, b in zip(lls, ref, strict=True))
-        runs = " ".join(f"{x:.1f}" for x in every)
-        print(f"{name:<34} {ips:>9.1f} {ips / base_items:>6.2f}x {same!s:>10} {diff:>10.2e}  {runs}")
+    print(f"\n{args.repeats} runs per side, warm, order alternated; {len(samples)} items each run")
+    print(f"{'system':<30} {'items/s (median)':>16} {'identical':>10} {'max |dLL|':>10}  seconds")
+    for name in names:
+        t = timed[name]
+        same = predictions(samples, t["result"]) == ref_pred
+        diff = max(abs(a - b) for a, b in zip(t["result"], ref, strict=True))
+        print(
+            f"{name:<30} {len(samples) / t['median']:>16.1f} {same!s:>10} {diff:>10.2e}  {spread(t['all'])}"
+        )
+    base, wrong = timed[names[0]], []
+    for name in names[1:]:
+        pairs = [a / b for a, b in zip(base["all"], timed[name]["all"], strict=True)]
+        ratio = base["median"] / timed[name]["median"]
+        verdict = (
+            "met" if ratio >= GOAL else f"MISSED by {GOAL / ratio - 1:.0%} (needs {GOAL / ratio:.2f}x more)"
+        )
+        print(f"\n{name} vs lm-eval: {ratio:.2f}x (medians); per repeat {min(pairs):.2f}-{max(pairs):.2f}x "
+              f"(median {statistics.median(pairs):.2f}x); goal >= {GOAL}x: {verdict}")  # fmt: skip
+        got = timed[name]["result"]
+        if (
+            predictions(samples, got) != ref_pred
+            or max(abs(a - b) for a, b in zip(got, ref, strict=True)) > 1e-4
+        ):
+            wrong.append(name)
+    if wrong:
+        sys.exit(
+            f"not the same scores as lm-eval (predictions, or log-likelihoods past 1e-4): {', '.join(wrong)}"
+        )
 
 
 if __name__ == "__main__":

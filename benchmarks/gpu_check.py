@@ -1,17 +1,20 @@
 """GPU check: the project's first GPU figures, from one script a bare single-GPU machine runs in minutes.
 
-    bash benchmarks/gpu_check.sh                                 # wheels from ./wheels if needed, then this
-    python benchmarks/gpu_check.py --out gpu_check.json          # on the GPU (bf16), SmolLM2-135M's shape
-    python benchmarks/gpu_check.py --cpu-fallback --out x.json   # no GPU: float32, a tiny model (CI)
+    bash benchmarks/gpu_check.sh                          # wheels from ./wheels if needed, then this
+    python benchmarks/gpu_check.py --out gpu_check.json   # on the GPU (bf16), SmolLM2-135M's shape
+    python benchmarks/gpu_check.py --quick --out x.json   # the CPU fallback: float32, the tiny test
+                                                          # model, a few items (CI: tests/test_gpu_check.py)
 
 Measures, side by side on the same requests (warm, order alternated, every run kept):
 1. generation: teacherlm's HF engine vs raw batched ``model.generate`` (batches of 32, greedy,
    the same prompts and stop strings), tokens/s;
 2. eval: teacherlm's rank classification (HF engine) vs lm-evaluation-harness's HF backend on
    the same items, items/s, with agreement of predictions and the largest log-likelihood gap
-   (left out, and said so, where lm_eval is not installed);
+   (``gpu_check.sh`` installs lm_eval from the wheels beside the tree; were it missing, its side
+   is left out and the JSON says so);
 3. training: one optimizer step (AdamW, bf16 autocast on the GPU) on a batch shaped like the
-   student recipe's (``student.yaml``'s per-device batch and sequence length), seconds.
+   student recipe's (``student.yaml``'s per-device batch, sequence length and gradient
+   checkpointing), seconds.
 The model is ``--model`` (a local path or a named model) or, by default, a random-init Llama with
 SmolLM2-135M's shape (the real weights are 98 MB and do not travel; throughput depends on the
 shape, not the values; generation is greedy with ``min_new_tokens`` so every side decodes as
@@ -137,6 +140,7 @@ def check_eval(model: str, device: str, dtype: str, items: int, repeats: int) ->
 
 
 def check_train_step(model: str, device: str, config: str, steps: int = 3) -> dict:
+    """Optimizer steps on one batch shaped as ``config``'s (the first warms up); the fastest of the rest."""
     import torch
     import yaml
     from transformers import AutoModelForCausalLM
@@ -146,6 +150,8 @@ def check_train_step(model: str, device: str, config: str, steps: int = 3) -> di
     recipe = yaml.safe_load(shipped_config_path(config).read_text())
     batch, length = recipe["train"]["per_device_batch_size"], recipe["texts"]["max_length"]
     lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).to(device).train()
+    if recipe["train"].get("gradient_checkpointing"):
+        lm.gradient_checkpointing_enable()
     optimizer = torch.optim.AdamW(lm.parameters(), lr=1e-4)
     ids = torch.randint(
         0, lm.config.vocab_size, (batch, length), generator=torch.Generator().manual_seed(0)
@@ -161,7 +167,8 @@ def check_train_step(model: str, device: str, config: str, steps: int = 3) -> di
         if device == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - t)
-    return {"config": config, "batch": batch, "max_length": length, "step_s": round(min(seconds[1:]), 4),
+    return {"config": config, "batch": batch, "max_length": length,
+            "gradient_checkpointing": bool(recipe["train"].get("gradient_checkpointing")), "step_s": round(min(seconds[1:]), 4),
             "tokens_per_s": round(batch * length / min(seconds[1:]), 1), "runs_s": [round(x, 4) for x in seconds]}  # fmt: skip
 
 
@@ -172,15 +179,19 @@ def main(argv: list[str] | None = None) -> dict:
         "--model", default=None, help="a local path or named model (default: SmolLM2-135M's shape)"
     )
     ap.add_argument(
-        "--cpu-fallback", action="store_true", help="no GPU: float32, the tiny model, small sizes"
+        "--quick",
+        "--cpu-fallback",
+        action="store_true",
+        help="the CPU fallback, in seconds: float32, the tiny test model, a few items (CI)",
     )
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=None, help="timed runs per side (default: 3; --quick: 1)")
     args = ap.parse_args(argv)
 
     import torch
 
     t0 = time.perf_counter()
-    gpu = torch.cuda.is_available() and not args.cpu_fallback
+    gpu = torch.cuda.is_available() and not args.quick
+    repeats = args.repeats or (3 if gpu else 1)
     device, dtype = ("cuda", "bfloat16") if gpu else ("cpu", "float32")
     if args.model:
         from teacherlm_core.models import resolve_model
@@ -189,17 +200,17 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         model = build_model(Path(tempfile.mkdtemp(prefix="gpu-check-")), "smollm2" if gpu else "tiny", device)
     sizes = (
-        {"requests": 256, "new_tokens": 128, "items": 1000}
+        {"requests": 256, "new_tokens": 128, "items": 1000, "train_steps": 3}
         if gpu
-        else {"requests": 8, "new_tokens": 8, "items": 24}
+        else {"requests": 8, "new_tokens": 8, "items": 24, "train_steps": 2}
     )
     report = {
         "device": torch.cuda.get_device_name(0) if gpu else "cpu (fallback)",
         "torch": torch.__version__, "transformers": __import__("transformers").__version__,
         "model": args.model or ("random-init, SmolLM2-135M shape" if gpu else "tiny (tests)"), "dtype": dtype,
-        "generation": check_generation(model, device, dtype, sizes["requests"], sizes["new_tokens"], args.repeats),
-        "eval": check_eval(model, device, dtype, sizes["items"], args.repeats),
-        "train_step": check_train_step(model, device, "student" if gpu else "student_tiny"),
+        "generation": check_generation(model, device, dtype, sizes["requests"], sizes["new_tokens"], repeats),
+        "eval": check_eval(model, device, dtype, sizes["items"], repeats),
+        "train_step": check_train_step(model, device, "student" if gpu else "student_tiny", sizes["train_steps"]),
     }  # fmt: skip
     report["seconds"] = round(time.perf_counter() - t0, 1)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

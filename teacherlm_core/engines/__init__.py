@@ -8,23 +8,24 @@ boundaries and retries (see :class:`GenerationStream`).
 * ``HFEngine``: transformers; the fallback and the reference in tests.
 * ``OpenAIEngine``: any OpenAI-compatible completions server (``vllm serve``...), generation only.
 
-Log-likelihood requests follow lm-evaluation-harness's HF backend exactly: no special tokens;
-``context + continuation`` is encoded as one string and split at the context's token count
-(trailing spaces of the context move to the continuation first), see :func:`encode_pair`.
+Log-likelihood requests follow lm-evaluation-harness's HF backend exactly (the tokenizer's own
+special tokens; ``context + continuation`` encoded as one string and split at the context's token
+count), see :mod:`teacherlm_core.engines.encoding`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from ..errors import EngineError
+from .encoding import EncodedRequest, LoglikelihoodRequest, encode_pair, encode_requests, tokens
 
 __all__ = [
+    "EncodedRequest",
     "Engine",
     "Generation",
     "GenerationParams",
@@ -84,21 +85,6 @@ class Generation:
     kept_tokens: int | None = None
 
 
-@dataclass(frozen=True)
-class LoglikelihoodRequest:
-    context: str
-    continuation: str
-
-
-@dataclass
-class EncodedRequest:
-    """A request as token ids, plus the model input lm-eval would build for it."""
-
-    context: list[int]
-    continuation: list[int]
-    inputs: list[int] = field(default_factory=list)
-
-
 class GenerationStream(Protocol):
     """Requests in as they become known, results out as they finish: the engine never drains
     between the caller's batches.
@@ -137,77 +123,6 @@ class Engine(Protocol):
     ) -> list[Generation]: ...
 
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[float]: ...
-
-
-_TAIL_MARGIN = 64  # tokens past the window kept when a long context is cut before tokenising
-
-
-@functools.lru_cache(maxsize=16)
-def _tokenizer_facts(tokenizer) -> tuple[str | None, int]:
-    """``(prefix text, longest token)``: the text of the token lm-eval treats as the sequence prefix
-    (BOS, else EOS; ``None`` if neither), and the most characters one token can stand for (its
-    stored form is never shorter than the text it decodes to)."""
-    prefix_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    prefix = tokenizer.decode(prefix_id) if prefix_id is not None else None
-    return prefix, max(map(len, tokenizer.get_vocab()), default=1)
-
-
-def tokens(tokenizer, text: str) -> list[int]:
-    """Token ids of ``text`` as lm-evaluation-harness 0.4.13's ``HFLM.tok_encode`` makes them.
-
-    The tokenizer's own special tokens are added (a BOS where the tokenizer adds one: Llama-2,
-    Mistral, Gemma), unless ``text`` already starts with the BOS text.
-    """
-    prefix, _ = _tokenizer_facts(tokenizer)
-    return tokenizer(text, add_special_tokens=not (prefix and text.startswith(prefix)))["input_ids"]
-
-
-def _context_tail(tokenizer, context: str, max_length: int) -> str:
-    """The end of a context long past the window, cut before tokenising, when it tokenises (in
-    the tokens the window keeps) exactly as the whole context does; else the whole context.
-
-    Memory and time then follow the window, not the record: a 20 MB question costs what its
-    last few thousand characters do. The cut is checked by tokenising a cut twice as long: when
-    both agree on the kept tokens, the cut point no longer matters.
-    """
-    _, longest = _tokenizer_facts(tokenizer)
-    need = max_length + 1 + _TAIL_MARGIN
-    size = need * longest  # chars: at least `need` tokens, since no token stands for more than `longest`
-    if len(context) <= 2 * size:
-        return context
-    tail = context[-size:]
-    ids = tokens(tokenizer, tail)
-    kept = need - _TAIL_MARGIN
-    if len(ids) >= need and ids[-kept:] == tokens(tokenizer, context[-2 * size :])[-kept:]:
-        return tail
-    return context
-
-
-def encode_pair(tokenizer, context: str, continuation: str, max_length: int | None = None) -> EncodedRequest:
-    """Token ids of a (context, continuation) pair, split as lm-evaluation-harness 0.4.13 does.
-
-    The context and ``context + continuation`` are tokenised with the tokenizer's special tokens
-    (:func:`tokens`) and the whole is split at the context's token count. ``inputs`` is what the
-    model reads: ``(context + continuation)[-(max_length + 1):][:-1]``; the continuation is scored
-    at the last ``len(continuation)`` positions of ``inputs``. A continuation that merges into the
-    context's last token (``(A`` one token) splits into no tokens and scores 0.0, as in lm-eval.
-    A context far longer than ``max_length`` tokens is cut before tokenising (:func:`_context_tail`).
-    """
-    n_spaces = len(context) - len(context.rstrip())
-    if n_spaces > 0:
-        continuation = context[-n_spaces:] + continuation
-        context = context[:-n_spaces]
-    if max_length is not None:
-        context = _context_tail(tokenizer, context, max_length)
-    whole = tokens(tokenizer, context + continuation)
-    ctx = tokens(tokenizer, context)
-    cont = whole[len(ctx) :]
-    if not ctx:
-        raise ValueError(f"cannot score {continuation!r} after an empty context")
-    seq = ctx + cont
-    if max_length is not None:
-        seq = seq[-(max_length + 1) :]
-    return EncodedRequest(context=ctx, continuation=cont, inputs=seq[:-1])
 
 
 def _refusals(engine: Engine, prompts: list[str], params: list[GenerationParams]) -> dict[int, Generation]:
@@ -341,28 +256,6 @@ def open_stream(engine: Engine) -> GenerationStream:
     """
     own = getattr(engine, "open_stream", None)
     return _ServableStream(engine, own() if own is not None else _GenerateStream(engine))
-
-
-def encode_requests(tokenizer, requests, max_length: int, engine: str) -> list[EncodedRequest]:
-    """:func:`encode_pair` of every request with the engine's ``max_length``; one warning for the truncated.
-
-    Every engine keeps the same last ``max_length`` input tokens (``context_window - 1``: vLLM must
-    fit one more position to score the last token), so truncated requests score the same on each.
-    """
-    encoded = [encode_pair(tokenizer, r.context, r.continuation, max_length) for r in requests]
-    cut = sum(len(e.context) + len(e.continuation) - 1 > len(e.inputs) for e in encoded if e.continuation)
-    merged = sum(not e.continuation for e in encoded)
-    if merged:
-        logging.getLogger(__name__).warning(
-            "%s: %d of %d candidates merge into their context's last token (e.g. '(A' is one token of this "
-            "tokenizer): they score 0.0, as in lm-evaluation-harness", engine, merged, len(encoded),
-        )  # fmt: skip
-    if cut:
-        logging.getLogger(__name__).warning(
-            "%s: %d of %d scoring requests are longer than the model's window; their contexts keep the "
-            "last %d tokens (the same truncation on every engine)", engine, cut, len(encoded), max_length,
-        )  # fmt: skip
-    return encoded
 
 
 def load_tokenizer(model: str, revision: str | None = None):

@@ -98,6 +98,34 @@ def shared_prefix_plan(inputs: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...
     return cover
 
 
+def _scored_logits(model, ids, where: list[tuple[int, int]]):
+    """Logits ``[len(where), vocab]`` at the ``(row, position)`` pairs of ``where`` for ``ids``
+    (``[batch, width]``, right-padded), the LM head run on those hidden states only.
+
+    The head's input is cut by a forward pre-hook, so whatever the model applies after its head
+    (soft-capping, scaling) still applies; a model that does not call its head as a module gets
+    the full logits, indexed afterwards.
+    """
+    import torch
+
+    rows = torch.tensor([r for r, _ in where], device=ids.device)
+    cols = torch.tensor([c for _, c in where], device=ids.device)
+    cut = []
+
+    def pick(module, args):
+        cut.append(True)
+        return (args[0][rows, cols].unsqueeze(0), *args[1:])
+
+    head = model.get_output_embeddings()
+    handle = head.register_forward_pre_hook(pick) if head is not None else None
+    try:
+        logits = model(input_ids=ids, use_cache=False).logits
+    finally:
+        if handle is not None:
+            handle.remove()
+    return logits[0] if cut else logits[rows, cols]
+
+
 class HFEngine:
     """A ``transformers`` causal LM on CPU or one GPU.
 
@@ -152,7 +180,14 @@ class HFEngine:
     def loglikelihood(
         self, requests: Sequence[LoglikelihoodRequest], progress: Callable[[int], None] | None = None
     ) -> list[float]:
-        """Summed log-probability of each continuation given its context."""
+        """Summed log-probability of each continuation given its context.
+
+        The model reads each distinct input once, batched longest first, right-padded and without an
+        attention mask (the causal mask alone keeps padding out of every real position), as
+        lm-evaluation-harness's HF backend feeds it; only the hidden states of the scored positions
+        reach the LM head (:func:`_scored_logits`), so a question of 5 letters costs one forward
+        pass and one LM-head row.
+        """
         import torch
 
         encoded = self.encode(requests)
@@ -168,35 +203,24 @@ class HFEngine:
         with torch.inference_mode():
             for start in range(0, len(sequences), self.batch_size):
                 batch = sequences[start : start + self.batch_size]
-                width = max(map(len, batch))
-                # Left padding: every row ends at the last column, so only the last `keep`
-                # columns need logits.
-                keep = max(
-                    len(seq) - len(encoded[i].inputs) + len(encoded[i].continuation)
-                    for seq in batch
-                    for i in users[seq]
-                )
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                ids = torch.full((len(batch), len(batch[0])), pad, dtype=torch.long)
+                # (row, position) of every scored logit, once however many requests read it
+                where: dict[tuple[int, int], int] = {}
+                picks, owners = [], []  # (index into `where`, target token) and its request
                 for row, seq in enumerate(batch):
-                    ids[row, width - len(seq) :] = torch.tensor(seq)
-                    mask[row, width - len(seq) :] = 1
-                positions = (mask.cumsum(-1) - 1).clamp(min=0)
-                logits = self.model(
-                    input_ids=ids.to(self.device),
-                    attention_mask=mask.to(self.device),
-                    position_ids=positions.to(self.device),
-                    logits_to_keep=keep,
-                ).logits
-                logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-                for row, seq in enumerate(batch):
+                    ids[row, : len(seq)] = torch.tensor(seq)
                     for i in users[seq]:
                         e = encoded[i]
-                        # Column of the first scored position, counted within the kept tail.
-                        first = keep - (len(seq) - len(e.inputs)) - len(e.continuation)
-                        cols = torch.arange(first, first + len(e.continuation))
-                        targets = torch.tensor(e.continuation)
-                        results[i] = float(logprobs[row, cols, targets].sum())
+                        first = len(e.inputs) - len(e.continuation)  # the position predicting its 1st token
+                        for k, target in enumerate(e.continuation):
+                            picks.append((where.setdefault((row, first + k), len(where)), target))
+                            owners.append(i)
+                logits = _scored_logits(self.model, ids.to(self.device), list(where))
+                logprobs = torch.log_softmax(logits.float(), dim=-1)
+                at, targets = (torch.tensor(x, device=logprobs.device) for x in zip(*picks, strict=True))
+                scores = logprobs[at, targets].tolist()
+                for i, score in zip(owners, scores, strict=True):
+                    results[i] += score
                 if progress:
                     progress(sum(len(users[seq]) for seq in batch))
         return results

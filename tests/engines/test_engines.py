@@ -58,6 +58,40 @@ def test_hf_shared_prefix_scoring_equals_one_forward_per_request(hf):
         assert got == pytest.approx(expected, abs=1e-4)
 
 
+def test_hf_scoring_tokenises_each_text_once_and_heads_only_the_scored_positions(hf, monkeypatch):
+    """Eval cost: a question's context is tokenised once for all its letters, in batch calls, and
+    the LM head runs on one hidden state per distinct scored position, not on every position."""
+    tokenizer_cls = type(hf.tokenizer)
+    real, calls = tokenizer_cls.__call__, []
+
+    def recording(self, text, **kwargs):
+        calls.append(text)
+        return real(self, text, **kwargs)
+
+    monkeypatch.setattr(tokenizer_cls, "__call__", recording)
+    head_rows = []
+    handle = hf.model.get_output_embeddings().register_forward_hook(
+        lambda m, args, out: head_rows.append(out.shape[:-1].numel())
+    )
+    try:
+        hf.loglikelihood(REQUESTS)
+    finally:
+        handle.remove()
+    texts = [t for c in calls for t in ([c] if isinstance(c, str) else c)]
+    distinct = {CTX.rstrip(), *(CTX + c for c in "ABC")}
+    assert distinct <= set(texts) and len(texts) == len(set(texts))  # each text once
+    assert len(calls) <= 2  # in batch calls (with and without special tokens at most)
+    # the three letters share CTX's last position; every other continuation token has its own
+    others = sum(len(encode_pair(hf.tokenizer, r.context, r.continuation).continuation) for r in REQUESTS[3:])
+    assert sum(head_rows) == 1 + others
+
+
+def test_hf_scores_the_same_when_the_model_does_not_call_its_head_as_a_module(hf, monkeypatch):
+    expected = hf.loglikelihood(REQUESTS)
+    monkeypatch.setattr(hf.model, "get_output_embeddings", lambda: None)
+    assert hf.loglikelihood(REQUESTS) == pytest.approx(expected, abs=1e-5)
+
+
 @pytest.mark.integration
 def test_vllm_and_hf_agree(hf, vllm_engine):
     assert vllm_engine.loglikelihood(REQUESTS) == pytest.approx(hf.loglikelihood(REQUESTS), abs=1e-4)
