@@ -56,8 +56,14 @@ def accuracy_interval(correct: list[bool], seed: int = 0) -> tuple[float, float]
     x = np.asarray(correct, dtype=float)
     if len(x) < 2 or x.min() == x.max():  # no spread to resample: the interval is the point
         return float(x.mean()), float(x.mean())
-    ci = bootstrap((x,), np.mean, confidence_level=LEVEL, n_resamples=RESAMPLES, method="percentile",
-                   random_state=np.random.default_rng(seed)).confidence_interval  # fmt: skip
+    ci = bootstrap(
+        (x,),
+        np.mean,
+        confidence_level=LEVEL,
+        n_resamples=RESAMPLES,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    ).confidence_interval
     return float(ci.low), float(ci.high)
 
 
@@ -83,9 +89,16 @@ def paired_comparison(base: EvalReport, other: EvalReport, seed: int = 0) -> dic
     if diff.min() == diff.max():
         interval = (float(diff.mean()), float(diff.mean()))
     else:
-        ci = bootstrap((xb, xa), lambda u, v, axis=-1: np.mean(u - v, axis=axis), paired=True, vectorized=True,
-                       confidence_level=LEVEL, n_resamples=RESAMPLES, method="percentile",
-                       random_state=np.random.default_rng(seed)).confidence_interval  # fmt: skip
+        ci = bootstrap(
+            (xb, xa),
+            lambda u, v, axis=-1: np.mean(u - v, axis=axis),
+            paired=True,
+            vectorized=True,
+            confidence_level=LEVEL,
+            n_resamples=RESAMPLES,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        ).confidence_interval
         interval = (float(ci.low), float(ci.high))
     only_other, only_base = int(((xb == 1) & (xa == 0)).sum()), int(((xb == 0) & (xa == 1)).sum())
     p = binomtest(only_other, only_other + only_base, 0.5).pvalue if only_other + only_base else 1.0
@@ -98,8 +111,15 @@ def paired_comparison(base: EvalReport, other: EvalReport, seed: int = 0) -> dic
         else f"{other.model} vs {base.model}: {d:+.3f} (95% CI {interval[0]:+.3f} to {interval[1]:+.3f}; "
         f"McNemar p = {p:.3g}): not significant at the 5% level, on {len(ids)} items"
     )
-    return {"items": len(ids), "difference": d, "interval": list(interval), "discordant": [only_other, only_base],
-            "p_value": float(p), "significant": bool(significant), "verdict": verdict}  # fmt: skip
+    return {
+        "items": len(ids),
+        "difference": d,
+        "interval": list(interval),
+        "discordant": [only_other, only_base],
+        "p_value": float(p),
+        "significant": bool(significant),
+        "verdict": verdict,
+    }
 
 
 def pooled_mcnemar(discordant: Sequence[Sequence[int]]) -> float:
@@ -119,8 +139,9 @@ def pooled_mcnemar(discordant: Sequence[Sequence[int]]) -> float:
     return float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
 
 
-def hierarchical_bootstrap(differences: Sequence[Sequence[float]], seed: int = 0,
-                           resamples: int = RESAMPLES) -> tuple[float, float]:  # fmt: skip
+def hierarchical_bootstrap(
+    differences: Sequence[Sequence[float]], seed: int = 0, resamples: int = RESAMPLES
+) -> tuple[float, float]:
     """95% percentile interval of a mean paired difference, resampling seeds, then items in each.
 
     Args:
@@ -205,8 +226,15 @@ def summarize(reports: Mapping[str, EvalReport]) -> dict:
                 for name, r in subsets.items()
                 if name != BASELINE
             }
-    return {"overall": overall, "tasks": per_task, "gain": gain, "intervals": intervals, "paired": paired,
-            "task_intervals": task_intervals, "task_paired": task_paired}  # fmt: skip
+    return {
+        "overall": overall,
+        "tasks": per_task,
+        "gain": gain,
+        "intervals": intervals,
+        "paired": paired,
+        "task_intervals": task_intervals,
+        "task_paired": task_paired,
+    }
 
 
 def task_table(summary: dict) -> str:
@@ -341,38 +369,52 @@ def write_comparison(
     extra = ["", "![gain over the plain student](gain.png)"] if gain is not None else []
     if summary["task_paired"]:
         extra += [
-            "", "## Per task, against the plain student", "",
+            "",
+            "## Per task, against the plain student",
+            "",
             "Accuracy [95% bootstrap CI] and the difference to `plain` on the same items with McNemar's exact p "
             "(bold: significant at the 5% level). Families whose test asks what only explanations state "
             "(`fictional`, `fictional_leaky`, `animals`) are where explanations can show; `control_unseen` asks "
             "about creatures no training text mentions and must stay at chance.",
-            "", task_table(summary),
-        ]  # fmt: skip
+            "",
+            task_table(summary),
+        ]
     if price_per_accelerator_hour is not None and any(r.cost for r in loaded.values()):
         costs = {
             name: {k: Cost.model_validate(v) for k, v in (r.cost or {}).items()} for name, r in loaded.items()
         }
         summary["cost"] = {
-            name: {"accuracy": summary["overall"][name],
-                   "per_1000_samples": {k: c.per_1000(price_per_accelerator_hour) for k, c in parts.items()},
-                   "accelerator_seconds": sum(c.accelerator_seconds for c in parts.values()),
-                   "tokens": sum(c.tokens for c in parts.values())}
+            name: {
+                "accuracy": summary["overall"][name],
+                "per_1000_samples": {k: c.per_1000(price_per_accelerator_hour) for k, c in parts.items()},
+                "accelerator_seconds": sum(c.accelerator_seconds for c in parts.values()),
+                "tokens": sum(c.tokens for c in parts.values()),
+            }
             for name, parts in costs.items()
-        }  # fmt: skip
-        rows = ["| student | accuracy | " + " | ".join(("augmentation", "training", "total")) + " |",
-                "|---|---:|---:|---:|---:|"]  # fmt: skip
+        }
+        rows = [
+            "| student | accuracy | " + " | ".join(("augmentation", "training", "total")) + " |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for name, parts in costs.items():
             per = {k: c.per_1000(price_per_accelerator_hour) for k, c in parts.items()}
             cells = [per.get("augmentation"), per.get("training")]
             total = sum(x for x in cells if x is not None) if any(x is not None for x in cells) else None
-            rows.append(f"| {name} | {summary['overall'][name]:.3f} | "
-                        + " | ".join(f"{x:.4f}" if x is not None else "-" for x in (*cells, total)) + " |")  # fmt: skip
+            rows.append(
+                f"| {name} | {summary['overall'][name]:.3f} | "
+                + " | ".join(f"{x:.4f}" if x is not None else "-" for x in (*cells, total))
+                + " |"
+            )
         extra += [
-            "", "## Cost", "",
+            "",
+            "## Cost",
+            "",
             f"Cost per 1,000 samples at {price_per_accelerator_hour:g} per accelerator-hour (accelerator-seconds "
             "of each piece of work, counted once; see `teacherlm_core/cost.py`), next to the accuracy it bought:",
-            "", *rows, "",
-        ]  # fmt: skip
+            "",
+            *rows,
+            "",
+        ]
         for name, parts in costs.items():
             if parts:
                 extra += [f"### {name}", "", cost_markdown(parts, price_per_accelerator_hour), ""]

@@ -65,8 +65,12 @@ def augment_cost(shard_roots: Iterable[str], accelerators: int, wall_seconds: fl
             if uri.endswith("/_SUCCESS"):
                 done = json.loads(storage.read_text(uri))
                 seconds = sum(float(p.get("seconds", 0.0)) for p in done.get("parts", []))
-                total += Cost(tokens=int(done.get("tokens", 0)), accelerator_seconds=seconds * accelerators,
-                              wall_seconds=seconds, samples=int(done.get("in", 0)))  # fmt: skip
+                total += Cost(
+                    tokens=int(done.get("tokens", 0)),
+                    accelerator_seconds=seconds * accelerators,
+                    wall_seconds=seconds,
+                    samples=int(done.get("in", 0)),
+                )
     return total
 
 

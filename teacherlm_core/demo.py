@@ -120,9 +120,18 @@ def _gold_student(root: Path, run_dir: Path, base: Path, cfg: DemoConfig) -> flo
         report = EvalReport.model_validate_json(path.read_text())
         if report.model in ("plain", "augmented"):
             reports[report.model] = path
-    train_student(str(base), str(root / "gold"), str(root / "students" / "gold"), variant="augmented",
-                  student_config="student_tiny", student_max_steps=cfg.student_steps, deepspeed=cfg.deepspeed,
-                  nproc_per_node=cfg.nproc_per_node, launcher="torchrun", seed=cfg.seed)  # fmt: skip
+    train_student(
+        str(base),
+        str(root / "gold"),
+        str(root / "students" / "gold"),
+        variant="augmented",
+        student_config="student_tiny",
+        student_max_steps=cfg.student_steps,
+        deepspeed=cfg.deepspeed,
+        nproc_per_node=cfg.nproc_per_node,
+        launcher="torchrun",
+        seed=cfg.seed,
+    )
     reports["gold"] = root / "students" / "gold-report.json"
     evaluate(
         str(root / "students" / "gold"),
@@ -178,15 +187,30 @@ def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str,
     build_builtin(root / "gold", tasks, per_task=cfg.per_task, seed=cfg.seed, test_per_task=cfg.test_per_task)
     setup = time.perf_counter() - t0
     params = {
-        "teacher_base_model": str(teacher), "student_base_model": str(student), "tasks": cfg.tasks, "per_task": cfg.per_task,
-        "test_per_task": cfg.test_per_task, "data_seed": cfg.seed, "seed": cfg.seed, "star_rounds": 1, "star_max_new_tokens": cfg.max_new_tokens,
-        "teacher_config": "teacher_tiny" if cfg.teacher == TINY else "teacher_smollm2", "personalise_data": str(root / "domain" / "train.jsonl"),
+        "teacher_base_model": str(teacher),
+        "student_base_model": str(student),
+        "tasks": cfg.tasks,
+        "per_task": cfg.per_task,
+        "test_per_task": cfg.test_per_task,
+        "data_seed": cfg.seed,
+        "seed": cfg.seed,
+        "star_rounds": 1,
+        "star_max_new_tokens": cfg.max_new_tokens,
+        "teacher_config": "teacher_tiny" if cfg.teacher == TINY else "teacher_smollm2",
+        "personalise_data": str(root / "domain" / "train.jsonl"),
         "seed_data": str(root / "seeds"),
-        "teacher_max_steps": cfg.teacher_steps, "num_shards": cfg.num_shards,
-        "max_new_tokens": cfg.max_new_tokens, "temperature": 0.0, "ablation": cfg.ablation,
-        "student_config": "student_tiny", "student_max_steps": cfg.student_steps, "engine": cfg.engine,
-        "nproc_per_node": cfg.nproc_per_node, "deepspeed": cfg.deepspeed, "launcher": "torchrun",
-    }  # fmt: skip
+        "teacher_max_steps": cfg.teacher_steps,
+        "num_shards": cfg.num_shards,
+        "max_new_tokens": cfg.max_new_tokens,
+        "temperature": 0.0,
+        "ablation": cfg.ablation,
+        "student_config": "student_tiny",
+        "student_max_steps": cfg.student_steps,
+        "engine": cfg.engine,
+        "nproc_per_node": cfg.nproc_per_node,
+        "deepspeed": cfg.deepspeed,
+        "launcher": "torchrun",
+    }
     result = run_local("end_to_end", typed=params, workdir=root, run_name=run_id)
     run_dir = Path(result["run_dir"])
     report_dir = _find(run_dir, "**/compare/files")

@@ -336,16 +336,26 @@ def promote_champion(
         if holder is None:
             reason = f"{best_variant} ({accuracy[best_variant]:.3f}) is the first champion"
         elif holder.tags.get(EVAL_DIGEST_TAG) != eval_digest:
-            result.update(champion=f"{name}/{holder.version}", reason=(
-                f"the champion (version {holder.version}) was evaluated on another set; not compared"))  # fmt: skip
+            result.update(
+                champion=f"{name}/{holder.version}",
+                reason=(
+                    f"the champion (version {holder.version}) was evaluated on another set; not compared"
+                ),
+            )
             return result
         elif accuracy[best_variant] > float(holder.tags.get(EVAL_ACCURACY_TAG, "-1")):
-            reason = (f"{best_variant} ({accuracy[best_variant]:.3f}) beats version {holder.version} "
-                      f"({float(holder.tags[EVAL_ACCURACY_TAG]):.3f}) on the same evaluation set")  # fmt: skip
+            reason = (
+                f"{best_variant} ({accuracy[best_variant]:.3f}) beats version {holder.version} "
+                f"({float(holder.tags[EVAL_ACCURACY_TAG]):.3f}) on the same evaluation set"
+            )
         else:
-            result.update(champion=f"{name}/{holder.version}", reason=(
-                f"version {holder.version} ({float(holder.tags[EVAL_ACCURACY_TAG]):.3f}) stays champion; "
-                f"best of this run: {best_variant} ({accuracy[best_variant]:.3f})"))  # fmt: skip
+            result.update(
+                champion=f"{name}/{holder.version}",
+                reason=(
+                    f"version {holder.version} ({float(holder.tags[EVAL_ACCURACY_TAG]):.3f}) stays champion; "
+                    f"best of this run: {best_variant} ({accuracy[best_variant]:.3f})"
+                ),
+            )
             return result
         client.set_registered_model_alias(name, CHAMPION, best.version)
         result.update(champion=f"{name}/{best.version}", promoted=True, reason=reason)

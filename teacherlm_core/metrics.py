@@ -66,8 +66,11 @@ class ShardMetrics:
         self.parts = make(Counter, "teacherlm_parts_done", "Parts finished (here, or found finished).")
         self.progress = make(Gauge, "teacherlm_progress_ratio", "Records done / records of the shard.")
         self.eta = make(Gauge, "teacherlm_eta_seconds", "Seconds left at this pod's rate.")
-        self.last_part = make(Gauge, "teacherlm_last_part_timestamp_seconds",
-                              "When the last part finished (the shard's start before one did).")  # fmt: skip
+        self.last_part = make(
+            Gauge,
+            "teacherlm_last_part_timestamp_seconds",
+            "When the last part finished (the shard's start before one did).",
+        )
         self.last_part.set(self.started)
         self.progress.set(0.0 if total_records else 1.0)
 

@@ -110,8 +110,13 @@ def _ensure_converted(named: NamedModel) -> Path:
             if not (out / f).is_file() or storage.sha256_file(out / f) != digest
         ]
         if changed:
-            raise ConfigError("model", [f"{named.name}: {out} was changed since its conversion ({', '.join(changed)}); "
-                                        "delete that directory to convert it again"])  # fmt: skip
+            raise ConfigError(
+                "model",
+                [
+                    f"{named.name}: {out} was changed since its conversion ({', '.join(changed)}); "
+                    "delete that directory to convert it again"
+                ],
+            )
         return out
     source = _source(named)
     out.parent.mkdir(parents=True, exist_ok=True)

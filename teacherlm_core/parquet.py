@@ -38,11 +38,22 @@ _STRING = (
     "common_mistakes",
     "teacher",
 )
-CONTRACT: dict[str, str] = {"id": "string", "task": "string", "question": "string", "choices": "list<string>",
-                            "answer": "string", **{c: "string" for c in _STRING[4:]}}  # fmt: skip
-_NATIVE = {frozenset({"str"}): "string", frozenset({"bool"}): "bool", frozenset({"int"}): "int64",
-           frozenset({"float"}): "double", frozenset({"int", "float"}): "double",
-           frozenset({"list_str"}): "list<string>"}  # fmt: skip
+CONTRACT: dict[str, str] = {
+    "id": "string",
+    "task": "string",
+    "question": "string",
+    "choices": "list<string>",
+    "answer": "string",
+    **{c: "string" for c in _STRING[4:]},
+}
+_NATIVE = {
+    frozenset({"str"}): "string",
+    frozenset({"bool"}): "bool",
+    frozenset({"int"}): "int64",
+    frozenset({"float"}): "double",
+    frozenset({"int", "float"}): "double",
+    frozenset({"list_str"}): "list<string>",
+}
 
 
 def _kind(value: Any) -> str:
@@ -101,8 +112,14 @@ def column_types(records: Iterable[dict[str, Any]]) -> dict[str, str]:
 def _arrow_type(name: str):
     import pyarrow as pa
 
-    return {"string": pa.string(), "bool": pa.bool_(), "int64": pa.int64(), "double": pa.float64(),
-            "list<string>": pa.list_(pa.string()), "json": pa.string()}[name]  # fmt: skip
+    return {
+        "string": pa.string(),
+        "bool": pa.bool_(),
+        "int64": pa.int64(),
+        "double": pa.float64(),
+        "list<string>": pa.list_(pa.string()),
+        "json": pa.string(),
+    }[name]
 
 
 def table(records: list[dict[str, Any]], types: dict[str, str]):

@@ -56,9 +56,20 @@ MLFLOW_PARAM_LIMIT = 6000  # MLflow's param value limit, in characters
 
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _SECRET_WORDS = frozenset(
-    {"secret", "secrets", "password", "passwd", "passphrase", "token", "credential", "credentials",
-     "apikey", "auth", "authorization"}
-)  # fmt: skip
+    {
+        "secret",
+        "secrets",
+        "password",
+        "passwd",
+        "passphrase",
+        "token",
+        "credential",
+        "credentials",
+        "apikey",
+        "auth",
+        "authorization",
+    }
+)
 _KEY_QUALIFIERS = frozenset({"api", "access", "secret", "private", "client", "signing"})
 _REFERENCE_SUFFIXES = frozenset({"env", "var", "file"})
 REFERENCES = frozenset({"TEACHERLM_S3_SECRET"})  # names of Kubernetes Secrets, not secrets

@@ -14,8 +14,16 @@ from .tracking import EXPERIMENT, default_tracking_uri
 __all__ = ["KEY_METRICS", "recent_runs"]
 
 # What a stage's row shows, in this order, when the run has it.
-KEY_METRICS = ("accuracy", "final_loss", "steps", "records", "output", "quarantined", "cost.training.accelerator_seconds",
-               "cost.accelerator_seconds")  # fmt: skip
+KEY_METRICS = (
+    "accuracy",
+    "final_loss",
+    "steps",
+    "records",
+    "output",
+    "quarantined",
+    "cost.training.accelerator_seconds",
+    "cost.accelerator_seconds",
+)
 
 
 def _when(ms: int | None) -> str:
@@ -56,9 +64,11 @@ def recent_runs(
     out = []
     for p in top:
         children = client.search_runs(
-            [exp.experiment_id], f"tags.`mlflow.parentRunId` = '{p.info.run_id}'",
-            order_by=["attributes.start_time ASC"], max_results=500,
-        )  # fmt: skip
+            [exp.experiment_id],
+            f"tags.`mlflow.parentRunId` = '{p.info.run_id}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=500,
+        )
         stages = [
             {
                 "name": c.info.run_name,
@@ -71,6 +81,13 @@ def recent_runs(
             }
             for c in children
         ]
-        out.append({"run_id": p.info.run_id, "name": p.info.run_name, "started": _when(p.info.start_time),
-                    "status": p.info.status, "stages": stages})  # fmt: skip
+        out.append(
+            {
+                "run_id": p.info.run_id,
+                "name": p.info.run_name,
+                "started": _when(p.info.start_time),
+                "status": p.info.status,
+                "stages": stages,
+            }
+        )
     return out

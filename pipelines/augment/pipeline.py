@@ -21,8 +21,9 @@ def graph(s: Placement = Placement()):
     @dsl.pipeline(name="augment-dataset", description="Fan out over shards, augment each, merge.")
     @documented(
         "Fan out over shards, augment each, merge.",
-        teacher="The trained teacher.", data="The dataset to augment (its train split).",
-    )  # fmt: skip
+        teacher="The trained teacher.",
+        data="The dataset to augment (its train split).",
+    )
     def augment_dataset(
         teacher: Input[Model],
         data: Input[Dataset],
@@ -41,12 +42,23 @@ def graph(s: Placement = Placement()):
         with dsl.ParallelFor(plan.outputs["Output"], parallelism=s.fan_out) as shard_index:
             shard = on_gpu(
                 augment_shard(
-                    teacher=teacher, split=plan.outputs["split"], shard_index=shard_index, num_shards=num_shards, fields=fields,
-                    max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
-                    tensor_parallel_size=tensor_parallel_size, work_root=work_root, dry_run=dry_run,
+                    teacher=teacher,
+                    split=plan.outputs["split"],
+                    shard_index=shard_index,
+                    num_shards=num_shards,
+                    fields=fields,
+                    max_new_tokens=max_new_tokens,
+                    temperature=temperature,
+                    seed=seed,
+                    engine=engine,
+                    tensor_parallel_size=tensor_parallel_size,
+                    work_root=work_root,
+                    dry_run=dry_run,
                 ),
-                s, "augment shard", gpus=tensor_parallel_size,
-            )  # fmt: skip
+                s,
+                "augment shard",
+                gpus=tensor_parallel_size,
+            )
         merged = on_cpu(
             augment_merge(
                 shards=dsl.Collected(shard.outputs["shard"]),
@@ -83,11 +95,23 @@ def build(s: Placement = Placement()):
         imported_teacher.set_display_name("import teacher")
         dataset = dsl.importer(artifact_uri=data, artifact_class=Dataset, reimport=False)
         dataset.set_display_name("import dataset")
-        return augment_dataset(
-            teacher=imported_teacher.output, data=dataset.output, num_shards=num_shards, fields=fields,
-            max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
-            tensor_parallel_size=tensor_parallel_size, work_root=work_root,
-            price_per_accelerator_hour=price_per_accelerator_hour, dry_run=dry_run,
-        ).set_display_name("augment").output  # fmt: skip
+        return (
+            augment_dataset(
+                teacher=imported_teacher.output,
+                data=dataset.output,
+                num_shards=num_shards,
+                fields=fields,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                seed=seed,
+                engine=engine,
+                tensor_parallel_size=tensor_parallel_size,
+                work_root=work_root,
+                price_per_accelerator_hour=price_per_accelerator_hour,
+                dry_run=dry_run,
+            )
+            .set_display_name("augment")
+            .output
+        )
 
     return augment

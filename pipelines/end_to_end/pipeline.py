@@ -61,32 +61,71 @@ def build(s: Placement = Placement()):
         price_per_accelerator_hour: float = P.price_per_accelerator_hour,
     ) -> Markdown:
         trained = teacher(
-            teacher_base_model=teacher_base_model, seed_data=seed_data, tasks=tasks, per_task=per_task,
-            test_per_task=test_per_task, data_seed=data_seed,
-            star_rounds=star_rounds, star_max_new_tokens=star_max_new_tokens, temperature=temperature, seed=seed,
-            engine=engine, teacher_config=teacher_config, personalise_data=personalise_data,
-            teacher_max_steps=teacher_max_steps, nnodes=nnodes, nproc_per_node=nproc_per_node, deepspeed=deepspeed,
-            launcher=launcher, work_root=work_root, eval_batch_size=eval_batch_size,
+            teacher_base_model=teacher_base_model,
+            seed_data=seed_data,
+            tasks=tasks,
+            per_task=per_task,
+            test_per_task=test_per_task,
+            data_seed=data_seed,
+            star_rounds=star_rounds,
+            star_max_new_tokens=star_max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            engine=engine,
+            teacher_config=teacher_config,
+            personalise_data=personalise_data,
+            teacher_max_steps=teacher_max_steps,
+            nnodes=nnodes,
+            nproc_per_node=nproc_per_node,
+            deepspeed=deepspeed,
+            launcher=launcher,
+            work_root=work_root,
+            eval_batch_size=eval_batch_size,
             teacher_registered_model=teacher_registered_model,
-        ).set_display_name("teacher")  # fmt: skip
+        ).set_display_name("teacher")
         task = on_cpu(
-            data_build(source=task_data, annotated=False, tasks=tasks, per_task=per_task, test_per_task=test_per_task,
-                       data_seed=data_seed),
-            s, "task data",
-        )  # fmt: skip
+            data_build(
+                source=task_data,
+                annotated=False,
+                tasks=tasks,
+                per_task=per_task,
+                test_per_task=test_per_task,
+                data_seed=data_seed,
+            ),
+            s,
+            "task data",
+        )
         augmented = augment_dataset(
-            teacher=trained.outputs["teacher"], data=task.outputs["data"], num_shards=num_shards, fields=fields,
-            max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine,
-            tensor_parallel_size=tensor_parallel_size, work_root=work_root,
+            teacher=trained.outputs["teacher"],
+            data=task.outputs["data"],
+            num_shards=num_shards,
+            fields=fields,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            engine=engine,
+            tensor_parallel_size=tensor_parallel_size,
+            work_root=work_root,
             price_per_accelerator_hour=price_per_accelerator_hour,
-        ).set_display_name("augment")  # fmt: skip
+        ).set_display_name("augment")
         students = compare_students(
-            augmented=augmented.output, eval_data=task.outputs["data"], student_base_model=student_base_model,
-            ablation=ablation, student_config=student_config, student_max_steps=student_max_steps, nnodes=nnodes,
-            nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root, seed=seed,
-            engine=engine, eval_batch_size=eval_batch_size, student_registered_model=student_registered_model,
+            augmented=augmented.output,
+            eval_data=task.outputs["data"],
+            student_base_model=student_base_model,
+            ablation=ablation,
+            student_config=student_config,
+            student_max_steps=student_max_steps,
+            nnodes=nnodes,
+            nproc_per_node=nproc_per_node,
+            deepspeed=deepspeed,
+            launcher=launcher,
+            work_root=work_root,
+            seed=seed,
+            engine=engine,
+            eval_batch_size=eval_batch_size,
+            student_registered_model=student_registered_model,
             price_per_accelerator_hour=price_per_accelerator_hour,
-        ).set_display_name("students")  # fmt: skip
+        ).set_display_name("students")
         return students.output
 
     return end_to_end

@@ -48,26 +48,48 @@ def graph(s: Placement = Placement()):
         with dsl.ParallelFor(variants.output, parallelism=s.fan_out) as variant:
             student = on_trainer(
                 train_student(
-                    data=augmented, variant=variant, student_base_model=student_base_model,
-                    student_config=student_config, student_max_steps=student_max_steps, nnodes=nnodes,
-                    nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root,
-                    seed=seed, student_registered_model=student_registered_model,
+                    data=augmented,
+                    variant=variant,
+                    student_base_model=student_base_model,
+                    student_config=student_config,
+                    student_max_steps=student_max_steps,
+                    nnodes=nnodes,
+                    nproc_per_node=nproc_per_node,
+                    deepspeed=deepspeed,
+                    launcher=launcher,
+                    work_root=work_root,
+                    seed=seed,
+                    student_registered_model=student_registered_model,
                 ),
-                s, "train student",
-            )  # fmt: skip
+                s,
+                "train student",
+            )
             scored = on_gpu(
-                evaluate(model=student.outputs["student"], data=eval_data, name=variant, split="test",
-                         engine=engine, eval_batch_size=eval_batch_size),
-                s, "evaluate",
-            )  # fmt: skip
+                evaluate(
+                    model=student.outputs["student"],
+                    data=eval_data,
+                    name=variant,
+                    split="test",
+                    engine=engine,
+                    eval_batch_size=eval_batch_size,
+                ),
+                s,
+                "evaluate",
+            )
         # Whatever the students' outcome (KFP's exit-handler form that keeps the outputs): no TrainJob outlives them.
         on_cpu(train_cleanup(), s, "clean up training", cache=False).after(student).ignore_upstream_failure()
         report = on_cpu(
-            compare(reports=dsl.Collected(scored.outputs["report"]), augmented=augmented,
-                    title="teacherlm: plain vs augmented students", price_per_accelerator_hour=price_per_accelerator_hour,
-                    student_registered_model=student_registered_model),
-            s, "compare", cache=False,
-        )  # fmt: skip
+            compare(
+                reports=dsl.Collected(scored.outputs["report"]),
+                augmented=augmented,
+                title="teacherlm: plain vs augmented students",
+                price_per_accelerator_hour=price_per_accelerator_hour,
+                student_registered_model=student_registered_model,
+            ),
+            s,
+            "compare",
+            cache=False,
+        )
         return report.outputs["report"]
 
     return compare_students
@@ -100,12 +122,27 @@ def build(s: Placement = Placement()):
         augmented.set_display_name("import augmented data")
         held_out = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False)
         held_out.set_display_name("import eval data")
-        return compare_students(
-            augmented=augmented.output, eval_data=held_out.output, student_base_model=student_base_model,
-            ablation=ablation, student_config=student_config, student_max_steps=student_max_steps, nnodes=nnodes,
-            nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root, seed=seed,
-            engine=engine, eval_batch_size=eval_batch_size, student_registered_model=student_registered_model,
-            price_per_accelerator_hour=price_per_accelerator_hour,
-        ).set_display_name("students").output  # fmt: skip
+        return (
+            compare_students(
+                augmented=augmented.output,
+                eval_data=held_out.output,
+                student_base_model=student_base_model,
+                ablation=ablation,
+                student_config=student_config,
+                student_max_steps=student_max_steps,
+                nnodes=nnodes,
+                nproc_per_node=nproc_per_node,
+                deepspeed=deepspeed,
+                launcher=launcher,
+                work_root=work_root,
+                seed=seed,
+                engine=engine,
+                eval_batch_size=eval_batch_size,
+                student_registered_model=student_registered_model,
+                price_per_accelerator_hour=price_per_accelerator_hour,
+            )
+            .set_display_name("students")
+            .output
+        )
 
     return student

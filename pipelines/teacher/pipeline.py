@@ -43,32 +43,63 @@ def build(s: Placement = Placement()):
         teacher_registered_model: str = P.teacher_registered_model,
     ) -> NamedTuple("Outputs", teacher=Model, data=Dataset):
         data = on_cpu(
-            data_build(source=seed_data, annotated=True, tasks=tasks, per_task=per_task, test_per_task=test_per_task,
-                       data_seed=data_seed),
-            s, "data build",
-        )  # fmt: skip
+            data_build(
+                source=seed_data,
+                annotated=True,
+                tasks=tasks,
+                per_task=per_task,
+                test_per_task=test_per_task,
+                data_seed=data_seed,
+            ),
+            s,
+            "data build",
+        )
         kept = on_gpu(
-            data_star(data=data.outputs["data"], teacher_base_model=teacher_base_model, star_rounds=star_rounds,
-                      star_max_new_tokens=star_max_new_tokens, temperature=temperature, seed=seed, engine=engine),
-            s, "data star",
-        )  # fmt: skip
+            data_star(
+                data=data.outputs["data"],
+                teacher_base_model=teacher_base_model,
+                star_rounds=star_rounds,
+                star_max_new_tokens=star_max_new_tokens,
+                temperature=temperature,
+                seed=seed,
+                engine=engine,
+            ),
+            s,
+            "data star",
+        )
         trained = on_trainer(
             train_teacher(
-                seed_data=data.outputs["data"], star_data=kept.outputs["teacher_data"],
-                teacher_base_model=teacher_base_model, teacher_config=teacher_config,
-                personalise_data=personalise_data, teacher_max_steps=teacher_max_steps, nnodes=nnodes,
-                nproc_per_node=nproc_per_node, deepspeed=deepspeed, launcher=launcher, work_root=work_root, seed=seed,
+                seed_data=data.outputs["data"],
+                star_data=kept.outputs["teacher_data"],
+                teacher_base_model=teacher_base_model,
+                teacher_config=teacher_config,
+                personalise_data=personalise_data,
+                teacher_max_steps=teacher_max_steps,
+                nnodes=nnodes,
+                nproc_per_node=nproc_per_node,
+                deepspeed=deepspeed,
+                launcher=launcher,
+                work_root=work_root,
+                seed=seed,
                 teacher_registered_model=teacher_registered_model,
             ),
-            s, "train teacher",
-        )  # fmt: skip
+            s,
+            "train teacher",
+        )
         # Whatever training's outcome (KFP's exit-handler form that keeps the outputs): no TrainJob outlives it.
         on_cpu(train_cleanup(), s, "clean up training", cache=False).after(trained).ignore_upstream_failure()
         on_gpu(
-            evaluate(model=trained.outputs["teacher"], data=data.outputs["data"], name="teacher", split="test",
-                     engine=engine, eval_batch_size=eval_batch_size),
-            s, "evaluate",
-        )  # fmt: skip
+            evaluate(
+                model=trained.outputs["teacher"],
+                data=data.outputs["data"],
+                name="teacher",
+                split="test",
+                engine=engine,
+                eval_batch_size=eval_batch_size,
+            ),
+            s,
+            "evaluate",
+        )
         Outputs = NamedTuple("Outputs", teacher=Model, data=Dataset)  # noqa: UP014
         return Outputs(teacher=trained.outputs["teacher"], data=data.outputs["data"])
 

@@ -117,12 +117,15 @@ def augment(
             seconds = time.perf_counter() - t0
             tracker.log_metrics(
                 {
-                    "samples": result["out"], "quarantined": result["quarantined"], "tokens": result["tokens"], "seconds": seconds,
+                    "samples": result["out"],
+                    "quarantined": result["quarantined"],
+                    "tokens": result["tokens"],
+                    "seconds": seconds,
                     "tokens_kept": result.get("tokens_kept", result["tokens"]),
                     "quarantine_rate": result["quarantined"] / result["in"] if result["in"] else 0.0,
                     "tokens_per_second": result["tokens"] / seconds if seconds else 0.0,
                 }
-            )  # fmt: skip
+            )
     if shard_index is not None:
         return result
     return merge(cfg.output)

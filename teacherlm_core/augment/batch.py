@@ -59,8 +59,15 @@ def export_batch(cfg: AugmentConfig, index: int, path: str | Path) -> int:
             base = base_text(sample)
             for f in cfg.fields:
                 prompt, seed = base + FIELD_SUFFIX[f], request_seed(cfg.seed, sample.id, f, 0)
-                body = {"model": cfg.teacher, "prompt": prompt, "max_tokens": cfg.max_new_tokens,
-                        "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": seed, "stop": list(STOP)}  # fmt: skip
+                body = {
+                    "model": cfg.teacher,
+                    "prompt": prompt,
+                    "max_tokens": cfg.max_new_tokens,
+                    "temperature": cfg.temperature,
+                    "top_p": cfg.top_p,
+                    "seed": seed,
+                    "stop": list(STOP),
+                }
                 line = {
                     "custom_id": custom_id(prompt, seed),
                     "method": "POST",
@@ -79,8 +86,14 @@ def _generation(line: dict[str, Any]) -> Generation:
         error = line.get("error") or body.get("error") or {}
         message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
         status = response.get("status_code")
-        return Generation(text="", num_tokens=0, finish_reason="error",
-                          error=f"batch request failed ({status}): {message}" if status else f"batch request failed: {message}")  # fmt: skip
+        return Generation(
+            text="",
+            num_tokens=0,
+            finish_reason="error",
+            error=f"batch request failed ({status}): {message}"
+            if status
+            else f"batch request failed: {message}",
+        )
     choice = (body.get("choices") or [{}])[0]
     return Generation(
         text=choice.get("text") or "",

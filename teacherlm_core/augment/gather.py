@@ -58,10 +58,12 @@ def _shard_dirs(shards: list[str]) -> tuple[dict[str, Any], dict[str, Path]]:
         for shard_dir in sorted(Path(s, "shards").iterdir()) if (s / "shards").is_dir() else []:
             if shard_dir.name in dirs:
                 raise DataError(
-                    str(shard_dir), None, None,
+                    str(shard_dir),
+                    None,
+                    None,
                     f"{shard_dir.name} is in two shard outputs ({dirs[shard_dir.name].parent.parent} and {s}): "
                     "give the merge one of them",
-                )  # fmt: skip
+                )
             dirs[shard_dir.name] = shard_dir.resolve()
     return plans[outputs[0]], dirs
 

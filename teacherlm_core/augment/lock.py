@@ -152,8 +152,13 @@ class _S3Lease:
                     if retried
                     else f"not renewed for {age:.0f}s"
                 )
-                log.warning("%s: took over the merge lock of host %s pid %s (%s)", self.output,
-                            holder.get("host", "?"), pid, why)  # fmt: skip
+                log.warning(
+                    "%s: took over the merge lock of host %s pid %s (%s)",
+                    self.output,
+                    holder.get("host", "?"),
+                    pid,
+                    why,
+                )
                 return
         raise _busy(self.output, "it took the lock as this one tried")
 
@@ -167,8 +172,11 @@ class _S3Lease:
         if again is not None:
             self.etag = again
             _UNCHECKED.add(key)
-            log.warning("the S3 server %s ignores conditional writes (If-None-Match): two merges of one "
-                        "output at once cannot be refused there", key)  # fmt: skip
+            log.warning(
+                "the S3 server %s ignores conditional writes (If-None-Match): two merges of one "
+                "output at once cannot be refused there",
+                key,
+            )
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease_s / 4):
@@ -201,5 +209,9 @@ class _S3Lease:
             if seen is not None and seen[0] == self.etag:
                 self.store.delete(self.uri)
         except Exception as exc:  # never hide the merge's own outcome; the lease ends it anyway
-            log.warning("%s: could not remove the merge lock (%s); it expires after %.0fs",
-                        self.output, exc, self.lease_s)  # fmt: skip
+            log.warning(
+                "%s: could not remove the merge lock (%s); it expires after %.0fs",
+                self.output,
+                exc,
+                self.lease_s,
+            )

@@ -267,9 +267,11 @@ def _merge(output: str, progress: Callable[[int], None] | None, check: Callable[
     if n_out == 0:  # a complete record of the failure is written; nothing downstream can use it
         top = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(3))
         raise DataError(
-            storage.join(output, "quarantine"), None, None,
+            storage.join(output, "quarantine"),
+            None,
+            None,
             f"every one of the {n_in} input records was quarantined, nothing was augmented ({top})",
-        )  # fmt: skip
+        )
     return manifest
 
 

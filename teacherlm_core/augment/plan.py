@@ -115,8 +115,14 @@ def new_plan(cfg: AugmentConfig, ident: dict[str, Any], progress=None) -> dict[s
     else:
         record = write_split(cfg.input, cfg.num_shards, cfg.inputs_uri, ident["input"], progress)
     columns, inputs = record["columns"], record["inputs"]
-    plan = {"fingerprint": plan_fingerprint(ident), "identity": ident, "num_shards": cfg.num_shards,
-            "config": cfg.public(), "columns": columns | OUTPUT_COLUMNS, "inputs": inputs}  # fmt: skip
+    plan = {
+        "fingerprint": plan_fingerprint(ident),
+        "identity": ident,
+        "num_shards": cfg.num_shards,
+        "config": cfg.public(),
+        "columns": columns | OUTPUT_COLUMNS,
+        "inputs": inputs,
+    }
     return redact_document(plan)
 
 
@@ -175,7 +181,9 @@ def check_plan(cfg: AugmentConfig, ident: dict[str, Any]) -> dict[str, Any] | No
         what = "; ".join(c.replace("files", "weights (files changed)") for c in changed) or "the plan"
         raise ConfigError(
             cfg.plan_uri,
-            [f"{cfg.output} holds a run of another input, teacher, engine or settings (changed: {what}); "
-             f"nothing of it is reused: write to a new --output, or delete {cfg.output} to start over"],
-        )  # fmt: skip
+            [
+                f"{cfg.output} holds a run of another input, teacher, engine or settings (changed: {what}); "
+                f"nothing of it is reused: write to a new --output, or delete {cfg.output} to start over"
+            ],
+        )
     return old

@@ -160,9 +160,12 @@ class _Part:
 
 def _submit(cfg: AugmentConfig, stream: GenerationStream, part: _Part, i: int, f: str, attempt: int) -> None:
     params = GenerationParams(
-        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-        seed=request_seed(cfg.seed, part.samples[i].id, f, attempt), stop=STOP,
-    )  # fmt: skip
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        seed=request_seed(cfg.seed, part.samples[i].id, f, attempt),
+        stop=STOP,
+    )
     # base_text once per sample, not once per field and attempt; == teacher_prompt(samples[i], f)
     # Older parts first (their retries too): the oldest part commits soonest, freeing the window.
     stream.submit((part.index, i, f, attempt), part.bases[i] + FIELD_SUFFIX[f], params, priority=part.index)
@@ -215,9 +218,13 @@ def _assemble(cfg: AugmentConfig, part: _Part):
         record = sample.to_record() | {f: part.texts[(i, f)] for f in cfg.fields}
         record["teacher"] = cfg.teacher_label
         record["generation"] = {
-            "engine": "dry-run" if cfg.dry_run else cfg.engine, "seed": cfg.seed, "temperature": cfg.temperature, "top_p": cfg.top_p,
-            "max_new_tokens": cfg.max_new_tokens, **{f: part.meta[(i, f)] for f in cfg.fields},
-        }  # fmt: skip
+            "engine": "dry-run" if cfg.dry_run else cfg.engine,
+            "seed": cfg.seed,
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "max_new_tokens": cfg.max_new_tokens,
+            **{f: part.meta[(i, f)] for f in cfg.fields},
+        }
         if "chain_of_thought" in cfg.fields:
             # A dry run's placeholder concludes nothing: no consistency to measure (null, uncounted).
             record["cot_consistent"] = (
@@ -319,9 +326,20 @@ def run_shard(
             now = time.perf_counter()
             stats.seconds = now - max(part.started, last_commit)
             last_commit = now
-            marker = {"fingerprint": fingerprint, "part": p, "writer": writer, "in": len(part.entries), "out": len(out),
-                      "quarantined": len(rejected), "tokens": stats.tokens, "tokens_kept": stats.tokens_kept, "seconds": round(stats.seconds, 3),
-                      "cot_checked": stats.cot_checked, "cot_consistent": stats.cot_consistent, "files": stats.files}  # fmt: skip
+            marker = {
+                "fingerprint": fingerprint,
+                "part": p,
+                "writer": writer,
+                "in": len(part.entries),
+                "out": len(out),
+                "quarantined": len(rejected),
+                "tokens": stats.tokens,
+                "tokens_kept": stats.tokens_kept,
+                "seconds": round(stats.seconds, 3),
+                "cot_checked": stats.cot_checked,
+                "cot_consistent": stats.cot_consistent,
+                "files": stats.files,
+            }
             storage.write_text(storage.join(shard_dir, f"{name}.json"), json.dumps(marker, sort_keys=True))
         else:
             stats = PartStats(
@@ -375,12 +393,18 @@ def run_shard(
     finished = winning_markers(shard_dir, fingerprint)
     parts = [finished.get(p, marker) for p, marker in enumerate(parts)]
     success = {
-        "fingerprint": fingerprint, "shard": index, "num_shards": cfg.num_shards,
-        "in": n_in, "out": sum(m["out"] for m in parts), "quarantined": sum(m["quarantined"] for m in parts),
-        "tokens": sum(m["tokens"] for m in parts), "tokens_kept": sum(m.get("tokens_kept", m["tokens"]) for m in parts),
+        "fingerprint": fingerprint,
+        "shard": index,
+        "num_shards": cfg.num_shards,
+        "in": n_in,
+        "out": sum(m["out"] for m in parts),
+        "quarantined": sum(m["quarantined"] for m in parts),
+        "tokens": sum(m["tokens"] for m in parts),
+        "tokens_kept": sum(m.get("tokens_kept", m["tokens"]) for m in parts),
         "cot_checked": sum(m["cot_checked"] for m in parts),
-        "cot_consistent": sum(m["cot_consistent"] for m in parts), "parts": parts,
-    }  # fmt: skip
+        "cot_consistent": sum(m["cot_consistent"] for m in parts),
+        "parts": parts,
+    }
     if success["in"] != success["out"] + success["quarantined"]:  # an invariant, not user input
         raise AssertionError(f"shard {index}: in={success['in']} != out+quarantined")
     storage.write_text(success_uri, json.dumps(success, sort_keys=True))

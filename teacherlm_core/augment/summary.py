@@ -79,16 +79,23 @@ def augmentation_summary(dataset: str, per_task: int = 2) -> dict[str, Any]:
         t["cot_reaches_gold"] += verdict == "reaches the gold answer"
         if len(t["samples"]) < per_task:
             t["samples"].append(
-                {"id": r.get("id"), "question": r.get("question"), "answer": r.get("answer"),
-                 **{f: r.get(f) for f in fields}, "chain_of_thought_verdict": verdict}
-            )  # fmt: skip
+                {
+                    "id": r.get("id"),
+                    "question": r.get("question"),
+                    "answer": r.get("answer"),
+                    **{f: r.get(f) for f in fields},
+                    "chain_of_thought_verdict": verdict,
+                }
+            )
     reasons: Counter[str] = Counter()
     for uri in storage.list_files(storage.join(dataset, "quarantine")):
         if uri.endswith(".jsonl"):
             reasons.update(quarantine_reason(str(r.get("reason", ""))) for r in _lines(uri))
     counts = manifest.get("counts") or {
-        "input": len(records) + sum(reasons.values()), "output": len(records), "quarantined": sum(reasons.values()),
-    }  # fmt: skip
+        "input": len(records) + sum(reasons.values()),
+        "output": len(records),
+        "quarantined": sum(reasons.values()),
+    }
     return {
         "counts": counts,
         "fields": fields,

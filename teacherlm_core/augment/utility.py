@@ -287,10 +287,16 @@ def card(summary: dict[str, Any], source_card: str | None = None) -> str:
     before the filter), when there is one."""
     c, f = summary["counts"], summary["filter"]
     rule = (
-        " and ".join(x for x in (f"utility >= {f['min_utility']}" if f["min_utility"] is not None else "",
-                                 f"top {f['top_share']:.0%}" if f["top_share"] is not None else "") if x)
+        " and ".join(
+            x
+            for x in (
+                f"utility >= {f['min_utility']}" if f["min_utility"] is not None else "",
+                f"top {f['top_share']:.0%}" if f["top_share"] is not None else "",
+            )
+            if x
+        )
         or "none (scored only)"
-    )  # fmt: skip
+    )
     lines = [
         "## Explanation utility (leakage-aware)",
         "",

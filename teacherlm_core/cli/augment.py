@@ -119,12 +119,27 @@ def run(
         raise ConfigError("--shard-index", [f"must be in [0, {num_shards}), got {shard_index}"])
     try:
         cfg = AugmentConfig(
-            teacher=teacher, input=input, output=output, num_shards=num_shards, engine=engine.value, fields=fields,
-            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-            tensor_parallel_size=tensor_parallel_size, max_retries=max_retries, part_size=part_size,
-            revision=revision, base_url=base_url, api_key_env=api_key_env, max_concurrency=max_concurrency,
-            dry_run=dry_run, stall_timeout_s=stall_timeout, batch_results=batch_results,
-        )  # fmt: skip
+            teacher=teacher,
+            input=input,
+            output=output,
+            num_shards=num_shards,
+            engine=engine.value,
+            fields=fields,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            tensor_parallel_size=tensor_parallel_size,
+            max_retries=max_retries,
+            part_size=part_size,
+            revision=revision,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            max_concurrency=max_concurrency,
+            dry_run=dry_run,
+            stall_timeout_s=stall_timeout,
+            batch_results=batch_results,
+        )
     except ValidationError as exc:  # every problem at once, named by its flag
         problems = [f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("augment options", problems) from None
@@ -168,8 +183,13 @@ def _bar(cfg):
 
     @contextmanager
     def bar():
-        columns = (TextColumn("[bold]augment"), BarColumn(), TextColumn("{task.completed} samples"),
-                   TextColumn("[cyan]{task.fields[rate]}"), TimeElapsedColumn())  # fmt: skip
+        columns = (
+            TextColumn("[bold]augment"),
+            BarColumn(),
+            TextColumn("{task.completed} samples"),
+            TextColumn("[cyan]{task.fields[rate]}"),
+            TimeElapsedColumn(),
+        )
         totals = {"tokens": 0, "quarantined": 0}
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("augment", total=None, rate="")
@@ -273,10 +293,20 @@ def shard_cmd(
     from ..stages.augment_shard import augment_shard
 
     counts = augment_shard(
-        teacher, split, output, shard_index=shard_index, num_shards=num_shards, fields=fields,
-        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, engine=engine.value,
-        tensor_parallel_size=tensor_parallel_size, work_root=work_root, dry_run=dry_run,
-    )  # fmt: skip
+        teacher,
+        split,
+        output,
+        shard_index=shard_index,
+        num_shards=num_shards,
+        fields=fields,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        engine=engine.value,
+        tensor_parallel_size=tensor_parallel_size,
+        work_root=work_root,
+        dry_run=dry_run,
+    )
     _summary(counts, shard_index)
 
 
@@ -330,16 +360,28 @@ def utility_cmd(
 
     with progress_bar("scoring explanations (log-likelihood requests)", None) as advance:
         summary = utility_filter(
-            data, scorer, output, engine=engine.value, min_utility=min_utility, top_share=top_share,
-            batch_size=batch_size, progress=advance,
-        )  # fmt: skip
+            data,
+            scorer,
+            output,
+            engine=engine.value,
+            min_utility=min_utility,
+            top_share=top_share,
+            batch_size=batch_size,
+            progress=advance,
+        )
     table = Table(title=f"explanation utility (nats), scorer {scorer}", title_justify="left")
     for col in ("field", "scored", "mean", "median", "helped", "leaks"):
         table.add_column(col, justify="left" if col == "field" else "right")
     for field, s in summary["fields"].items():
         cell = lambda v, p=False: "-" if v is None else (f"{v:.0%}" if p else f"{v:+.3f}")  # noqa: E731
-        table.add_row(field, str(s["scored"]), cell(s["mean"]), cell(s["median"]), cell(s["helped"], True),
-                      cell(s["leaks"], True))  # fmt: skip
+        table.add_row(
+            field,
+            str(s["scored"]),
+            cell(s["mean"]),
+            cell(s["median"]),
+            cell(s["helped"], True),
+            cell(s["leaks"], True),
+        )
     console.print(table)
     c = summary["counts"]
     console.print(f"{c['in']} records: {c['kept']} kept in {output}/train.jsonl, {c['filtered']} filtered")

@@ -58,9 +58,16 @@ def evaluate(
     from ..stages.evaluate import evaluate as evaluate_stage
 
     report = evaluate_stage(
-        model, data, output, name=name, split=split, engine=engine.value, eval_batch_size=eval_batch_size,
-        revision=revision, progress=progress_bar,
-    )  # fmt: skip
+        model,
+        data,
+        output,
+        name=name,
+        split=split,
+        engine=engine.value,
+        eval_batch_size=eval_batch_size,
+        revision=revision,
+        progress=progress_bar,
+    )
     _print_report(report)
     console.print(f"report written to {output}")
 
@@ -89,9 +96,12 @@ def compare(
     from ..stages.compare import compare as compare_stage
 
     summary = compare_stage(
-        [str(r) for r in reports], str(output), title=title, augmented=augmented,
+        [str(r) for r in reports],
+        str(output),
+        title=title,
+        augmented=augmented,
         price_per_accelerator_hour=price_per_accelerator_hour,
-    )  # fmt: skip
+    )
     for key, value in summary["metrics"].items():
         console.print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     console.print(f"report: {output / 'report.md'}")
@@ -163,10 +173,20 @@ def demo(
 
     os.environ["TEACHERLM_WORKDIR"] = str(workdir.resolve())
     cfg = DemoConfig(
-        teacher=teacher, tasks=tasks, per_task=per_task, test_per_task=test_per_task, seed=seed, engine=engine.value, teacher_steps=teacher_steps,
-        student_steps=student_steps, max_new_tokens=max_new_tokens, num_shards=num_shards, ablation=ablation,
-        deepspeed=deepspeed, nproc_per_node=nproc_per_node,
-    )  # fmt: skip
+        teacher=teacher,
+        tasks=tasks,
+        per_task=per_task,
+        test_per_task=test_per_task,
+        seed=seed,
+        engine=engine.value,
+        teacher_steps=teacher_steps,
+        student_steps=student_steps,
+        max_new_tokens=max_new_tokens,
+        num_shards=num_shards,
+        ablation=ablation,
+        deepspeed=deepspeed,
+        nproc_per_node=nproc_per_node,
+    )
     console.rule("[bold]teacherlm demo: the end_to_end pipeline on the KFP local runner")
     summary = run_demo(workdir, cfg)
     tasks = Table(title="pipeline tasks", title_justify="left")
@@ -184,10 +204,11 @@ def demo(
     for task, t in explained["tasks"].items():
         for x in t["samples"]:
             samples.add_row(
-                f"{task}\nCoT reaches gold: {t['cot_reaches_gold']}/{t['records']}", f"{x['question']} ({x['answer']})",
+                f"{task}\nCoT reaches gold: {t['cot_reaches_gold']}/{t['records']}",
+                f"{x['question']} ({x['answer']})",
                 *(str(x.get(f) or "") for f in ("fundamentals", "chain_of_thought")),
                 str(x.get("common_mistakes") or ""),
-            )  # fmt: skip
+            )
     console.print(samples)
     a = summary["augmented"]
     reasons = "; ".join(f"{q['count']} x {q['reason']}" for q in explained["quarantine"]) or "none"
@@ -203,10 +224,14 @@ def demo(
         lo, hi = summary["intervals"].get(name, (None, None))
         pair = summary["paired"].get(name)
         models.add_row(
-            name, f"{acc:.3f}", "" if lo is None else f"{lo:.3f}-{hi:.3f}",
-            "" if not pair else f"{pair['difference']:+.3f} ({pair['interval'][0]:+.3f} to {pair['interval'][1]:+.3f}), "
+            name,
+            f"{acc:.3f}",
+            "" if lo is None else f"{lo:.3f}-{hi:.3f}",
+            ""
+            if not pair
+            else f"{pair['difference']:+.3f} ({pair['interval'][0]:+.3f} to {pair['interval'][1]:+.3f}), "
             f"p={pair['p_value']:.3f}",
-        )  # fmt: skip
+        )
     console.print(models)
     for pair in summary["paired"].values():
         console.print(f"{pair['verdict']}.")
@@ -306,6 +331,13 @@ def runs(
             model = " ".join(
                 filter(None, [s["registered_model"], s["champion"] and f"(champion: {s['champion']})"])
             )
-            table.add_row("", s["name"], s["status"], s["result"], ", ".join(s["datasets"]), model,
-                          end_section=i == len(r["stages"]) - 1)  # fmt: skip
+            table.add_row(
+                "",
+                s["name"],
+                s["status"],
+                s["result"],
+                ", ".join(s["datasets"]),
+                model,
+                end_section=i == len(r["stages"]) - 1,
+            )
     console.print(table)

@@ -58,10 +58,19 @@ def compile_(
     fixed at compile time (KFP takes them only as constants); the committed specs use the defaults."""
     from teacherlm_pipelines.compile import compile_pipelines
 
-    settings = {"gpu_pool": gpu_pool, "cpu_pool": cpu_pool, "accelerator": accelerator,
-                "parallelism": parallelism, "retries": retries, "queue": queue,
-                "priority_class": priority_class, "queue_timeout_s": queue_timeout,
-                "gpu_timeout_s": gpu_timeout, "metrics_port": metrics_port, "pushgateway": pushgateway}  # fmt: skip
+    settings = {
+        "gpu_pool": gpu_pool,
+        "cpu_pool": cpu_pool,
+        "accelerator": accelerator,
+        "parallelism": parallelism,
+        "retries": retries,
+        "queue": queue,
+        "priority_class": priority_class,
+        "queue_timeout_s": queue_timeout,
+        "gpu_timeout_s": gpu_timeout,
+        "metrics_port": metrics_port,
+        "pushgateway": pushgateway,
+    }
     for path in compile_pipelines(output, settings={k: v for k, v in settings.items() if v is not None}):
         console.print(f"[green]compiled[/] {path}")
 
@@ -148,7 +157,13 @@ def submit(
     from ..kfp_support.specs import parse_param_args
 
     result = do_submit(
-        name, host, parse_param_args(param), experiment=experiment, run_name=run_name, specs=specs,
-        namespace=namespace, service_account=service_account or None,
-    )  # fmt: skip
+        name,
+        host,
+        parse_param_args(param),
+        experiment=experiment,
+        run_name=run_name,
+        specs=specs,
+        namespace=namespace,
+        service_account=service_account or None,
+    )
     console.print(f"[green]submitted[/] {name} ({result['source']}): run {result['run_id']}")

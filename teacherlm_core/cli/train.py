@@ -85,8 +85,16 @@ def _launched(cfg, nproc_per_node, nnodes, node_rank, master_addr, master_port, 
     """``cfg`` with the launch flags given (:func:`~teacherlm_core.train.with_launch`)."""
     from ..train import with_launch
 
-    return with_launch(cfg, nproc_per_node=_nproc_per_node(nproc_per_node), nnodes=nnodes, node_rank=node_rank,
-                       master_addr=master_addr, master_port=master_port, deepspeed=deepspeed, seed=seed)  # fmt: skip
+    return with_launch(
+        cfg,
+        nproc_per_node=_nproc_per_node(nproc_per_node),
+        nnodes=nnodes,
+        node_rank=node_rank,
+        master_addr=master_addr,
+        master_port=master_port,
+        deepspeed=deepspeed,
+        seed=seed,
+    )
 
 
 def _summary(results, title: str) -> None:

@@ -217,8 +217,10 @@ def _near_pass(
     batch: list[tuple[int, int, dict[str, Any]]] = []
 
     def judge() -> None:
-        sigs = [(n, r["id"], r.get("split"), index.signature(sorted(shingles(record_text(r), shingle_size))))
-                for _, n, r in batch]  # fmt: skip
+        sigs = [
+            (n, r["id"], r.get("split"), index.signature(sorted(shingles(record_text(r), shingle_size))))
+            for _, n, r in batch
+        ]
         for (seq, _, rec), match in zip(batch, index.add_batch(sigs), strict=True):
             if match is not None:
                 entry = _entry(rec, "near", match.action, match.duplicate_of, match.duplicate_of_split)

@@ -98,8 +98,14 @@ def copy_dataset(
                 n_in += len(records) + quarantine.count - rejected
                 kept[split] = records
                 label = source if root.is_file() else storage.join(source, path.name)
-                parts.append({"label": label, "split": split, "sha256": storage.sha256_file(path),
-                              "rows": len(records) + quarantine.count - rejected})  # fmt: skip
+                parts.append(
+                    {
+                        "label": label,
+                        "split": split,
+                        "sha256": storage.sha256_file(path),
+                        "rows": len(records) + quarantine.count - rejected,
+                    }
+                )
             n_quarantined = quarantine.count
     empty = [s for s in require if not kept.get(s)]
     if empty:

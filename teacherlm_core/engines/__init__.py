@@ -133,8 +133,10 @@ def _refusals(engine: Engine, prompts: list[str], params: list[GenerationParams]
     if window and counter and prompts:
         for i, (n, p) in enumerate(zip(counter(prompts), params, strict=True)):
             if n + p.max_new_tokens > window:
-                reason = (f"prompt is {n} tokens; with max_new_tokens {p.max_new_tokens} that exceeds the "
-                          f"teacher's context of {window} tokens")  # fmt: skip
+                reason = (
+                    f"prompt is {n} tokens; with max_new_tokens {p.max_new_tokens} that exceeds the "
+                    f"teacher's context of {window} tokens"
+                )
                 refused[i] = Generation(text="", num_tokens=0, finish_reason="error", error=reason)
     return refused
 

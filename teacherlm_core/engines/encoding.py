@@ -164,11 +164,18 @@ def encode_requests(
     if merged:
         logging.getLogger(__name__).warning(
             "%s: %d of %d candidates merge into their context's last token (e.g. '(A' is one token of this "
-            "tokenizer): they score 0.0, as in lm-evaluation-harness", engine, merged, len(encoded),
-        )  # fmt: skip
+            "tokenizer): they score 0.0, as in lm-evaluation-harness",
+            engine,
+            merged,
+            len(encoded),
+        )
     if cut:
         logging.getLogger(__name__).warning(
             "%s: %d of %d scoring requests are longer than the model's window; their contexts keep the "
-            "last %d tokens (the same truncation on every engine)", engine, cut, len(encoded), max_length,
-        )  # fmt: skip
+            "last %d tokens (the same truncation on every engine)",
+            engine,
+            cut,
+            len(encoded),
+            max_length,
+        )
     return encoded

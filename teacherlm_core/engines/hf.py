@@ -267,8 +267,14 @@ class HFEngine:
         with torch.inference_mode():
             for _ in range(max(p.max_new_tokens for p in plist)):
                 steps += 1
-                out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                 past_key_values=past, use_cache=True, logits_to_keep=1)  # fmt: skip
+                out = self.model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=past,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
                 past = out.past_key_values
                 logits = out.logits[:, -1, :].float().cpu()
                 nxt = torch.full((len(prompts), 1), pad, dtype=torch.long)

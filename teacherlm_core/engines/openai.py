@@ -126,9 +126,12 @@ class OpenAIEngine:
         )
 
         body = {
-            "model": self.model_name, "prompt": prompt, "max_tokens": p.max_new_tokens,
-            "temperature": p.temperature, "top_p": p.top_p if p.temperature > 0 else 1.0,
-        }  # fmt: skip
+            "model": self.model_name,
+            "prompt": prompt,
+            "max_tokens": p.max_new_tokens,
+            "temperature": p.temperature,
+            "top_p": p.top_p if p.temperature > 0 else 1.0,
+        }
         if p.seed is not None:
             body["seed"] = p.seed
         if p.stop:
@@ -147,9 +150,11 @@ class OpenAIEngine:
                         raise RetryableHTTPError(f"HTTP {resp.status_code}")
                     if resp.status_code in (400, 413, 422):  # this request alone (e.g. too long)
                         return Generation(
-                            text="", num_tokens=0, finish_reason="error",
+                            text="",
+                            num_tokens=0,
+                            finish_reason="error",
                             error=f"the server refused the request: HTTP {resp.status_code}: {self._snippet(_message(resp))}",
-                        )  # fmt: skip
+                        )
                     if resp.status_code != 200:
                         raise EngineError(
                             f"{self.where}/completions answered HTTP {resp.status_code}: {self._snippet(resp.text)}"
@@ -176,9 +181,11 @@ class OpenAIEngine:
         if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
             what = "no choices" if choice is None else "a choice without text"
             return Generation(  # this request's problem: its record is quarantined with the reason
-                text="", num_tokens=0, finish_reason="error",
+                text="",
+                num_tokens=0,
+                finish_reason="error",
                 error=f"the server answered {what}: {self._snippet(json.dumps(data), 200)}",
-            )  # fmt: skip
+            )
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         tokens = usage.get("completion_tokens")
         return Generation(

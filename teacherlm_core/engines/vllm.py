@@ -220,8 +220,15 @@ class VLLMEngine:
             # request fits the window exactly as the HF engine's does.
             e = encoded[i]
             prompts.append(TokensPrompt(prompt_token_ids=list(e.inputs)))
-            params.append(SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, logprobs=1,
-                                         logprob_token_ids=e.continuation[-1:]))  # fmt: skip
+            params.append(
+                SamplingParams(
+                    max_tokens=1,
+                    temperature=0.0,
+                    prompt_logprobs=0,
+                    logprobs=1,
+                    logprob_token_ids=e.continuation[-1:],
+                )
+            )
             plan.append(("multi", [i]))
         results = [0.0] * len(encoded)
         outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
@@ -267,8 +274,9 @@ class VLLMStream:
         llm = self.engine.llm
         if self.queued:
             batch, self.queued = self.queued, []
-            ids = llm.enqueue([p for _, p, _ in batch], [self.engine._sampling(q) for _, _, q in batch],
-                              use_tqdm=False)  # fmt: skip
+            ids = llm.enqueue(
+                [p for _, p, _ in batch], [self.engine._sampling(q) for _, _, q in batch], use_tqdm=False
+            )
             for rid, (key, _, _) in zip(ids, batch, strict=True):
                 self.running[rid.rsplit("-", 1)[0]] = key  # "17-1a2b3c4d" -> "17"
         done: list[tuple[Hashable, Generation]] = []
@@ -289,5 +297,9 @@ class VLLMStream:
 
 def _generation(out) -> Generation:
     o = out.outputs[0]
-    return Generation(text=o.text, num_tokens=len(o.token_ids), token_ids=tuple(o.token_ids),
-                      finish_reason=o.finish_reason or "stop")  # fmt: skip
+    return Generation(
+        text=o.text,
+        num_tokens=len(o.token_ids),
+        token_ids=tuple(o.token_ids),
+        finish_reason=o.finish_reason or "stop",
+    )

@@ -151,8 +151,10 @@ def publish(
     for name, path in files.items():
         display = _display_name(loaded[name])
         local = spec_hash(path)
-        description = (f"{loaded[name]['pipelineInfo'].get('description', '')} "
-                       f"(teacherlm {__version__}; spec sha256 {local})")  # fmt: skip
+        description = (
+            f"{loaded[name]['pipelineInfo'].get('description', '')} "
+            f"(teacherlm {__version__}; spec sha256 {local})"
+        )
         status = "uploaded"
         pipeline_id = _pipeline_id(c, display, namespace)
         if pipeline_id is None:
@@ -173,9 +175,14 @@ def publish(
         elif status == "uploaded":
             status = "exists"
         results.append(
-            {"pipeline": display, "pipeline_id": pipeline_id, "version": __version__, "version_id": version_id,
-             "status": status}
-        )  # fmt: skip
+            {
+                "pipeline": display,
+                "pipeline_id": pipeline_id,
+                "version": __version__,
+                "version_id": version_id,
+                "status": status,
+            }
+        )
     return results
 
 
@@ -231,9 +238,12 @@ def submit(
                 "source": f"version {version_id}",
             }
         run = c.create_run_from_pipeline_package(
-            str(spec_file), arguments=arguments, run_name=run_name, experiment_id=exp.experiment_id,
+            str(spec_file),
+            arguments=arguments,
+            run_name=run_name,
+            experiment_id=exp.experiment_id,
             service_account=service_account,
-        )  # fmt: skip
+        )
     except kfp_server_api.ApiException as exc:  # e.g. a service account the server does not allow
         raise TeacherLMError(
             f"Kubeflow Pipelines at {host} refused the run ({exc.status}): {_message(exc)}"

@@ -72,9 +72,12 @@ class _TaskClock:
             loop = re.search(r"iteration-(\d+)$", task_dir.parent.name)
             if self.started.get(component):
                 self.tasks.append(
-                    {"task": task_dir.name + (f" [{loop.group(1)}]" if loop else ""), "status": "SUCCESS",
-                     "seconds": round(self._time(m.group(1)) - self.started[component].pop(0), 1)}
-                )  # fmt: skip
+                    {
+                        "task": task_dir.name + (f" [{loop.group(1)}]" if loop else ""),
+                        "status": "SUCCESS",
+                        "seconds": round(self._time(m.group(1)) - self.started[component].pop(0), 1),
+                    }
+                )
         elif m := self._FAILED.search(line):
             self.tasks.append({"task": m.group(1), "status": "FAILURE", "seconds": None})
         return "Executing task" in line or "finished with status" in line

@@ -75,12 +75,18 @@ class Placement:
         return 0 if self.queue else DEFAULT_PARALLELISM
 
     def __post_init__(self) -> None:
-        problems = [f"{name}: expected KEY=VALUE, got {value!r}" for name, value in
-                    (("gpu_pool", self.gpu_pool), ("cpu_pool", self.cpu_pool)) if value and "=" not in value]  # fmt: skip
+        problems = [
+            f"{name}: expected KEY=VALUE, got {value!r}"
+            for name, value in (("gpu_pool", self.gpu_pool), ("cpu_pool", self.cpu_pool))
+            if value and "=" not in value
+        ]
         if self.parallelism is not None and self.parallelism < 1:
             problems.append(f"parallelism: must be at least 1, got {self.parallelism}")
-        problems += [f"{name}: {value!r} is not a Kubernetes label value" for name, value in
-                     (("queue", self.queue), ("priority_class", self.priority_class)) if not _LABEL_VALUE.match(value)]  # fmt: skip
+        problems += [
+            f"{name}: {value!r} is not a Kubernetes label value"
+            for name, value in (("queue", self.queue), ("priority_class", self.priority_class))
+            if not _LABEL_VALUE.match(value)
+        ]
         if self.priority_class and not self.queue:
             problems.append("priority_class: Kueue reads it only with a queue (set queue too)")
         if self.gpu_timeout_s < 1:

@@ -26,8 +26,14 @@ def stage_launch(
     from ..train import with_launch
 
     # Checked now, set on each node: a TrainJob's torch runtime gives the nodes PET_MASTER_PORT.
-    return with_launch(cfg, nproc_per_node=nproc_per_node, nnodes=nnodes, deepspeed=deepspeed or None,
-                       master_port=29500 if nnodes > 1 else None, seed=seed)  # fmt: skip
+    return with_launch(
+        cfg,
+        nproc_per_node=nproc_per_node,
+        nnodes=nnodes,
+        deepspeed=deepspeed or None,
+        master_port=29500 if nnodes > 1 else None,
+        seed=seed,
+    )
 
 
 @contextmanager
@@ -98,9 +104,17 @@ def record_training(
     write_cost(output, cost)
     run.log_metrics({f"cost.{k}": v for k, v in cost["training"].model_dump().items()})
     log_datasets(run.run_id, [ref])
-    registered = register_model(
-        registered_model, model_uri or output, run.run_id, pipeline_run=pipeline_run, data_digest=ref["digest"],
-        teacher_version=teacher_version, extra_tags={"teacherlm.role": role, **(extra_tags or {})},
-    ) or ""  # fmt: skip
+    registered = (
+        register_model(
+            registered_model,
+            model_uri or output,
+            run.run_id,
+            pipeline_run=pipeline_run,
+            data_digest=ref["digest"],
+            teacher_version=teacher_version,
+            extra_tags={"teacherlm.role": role, **(extra_tags or {})},
+        )
+        or ""
+    )
     write_lineage(output, registered_model=registered)
     return {"registered_model": registered, "cost": {k: v.model_dump() for k, v in cost.items()}}

@@ -51,12 +51,26 @@ def augment_shard(
     num_shards = record["num_shards"]
     root = run_root(work_root, "augment") if work_root else output
     cfg = AugmentConfig(
-        teacher=teacher, input=record["input"]["uri"], split=record["uri"], output=root, num_shards=num_shards,
-        fields=fields, engine=engine, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-        tensor_parallel_size=tensor_parallel_size if engine == "vllm" else 1, dry_run=dry_run,
-    )  # fmt: skip
-    params = {"shard_index": shard_index, "num_shards": num_shards, "engine": engine, "fields": fields,
-              "dry_run": dry_run}  # fmt: skip
+        teacher=teacher,
+        input=record["input"]["uri"],
+        split=record["uri"],
+        output=root,
+        num_shards=num_shards,
+        fields=fields,
+        engine=engine,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        tensor_parallel_size=tensor_parallel_size if engine == "vllm" else 1,
+        dry_run=dry_run,
+    )
+    params = {
+        "shard_index": shard_index,
+        "num_shards": num_shards,
+        "engine": engine,
+        "fields": fields,
+        "dry_run": dry_run,
+    }
     own = record["inputs"][f"{shard_name(shard_index, num_shards)}.jsonl"]["records"]
     metrics = from_env(kfp_run_id(), "augment_shard", shard_name(shard_index, num_shards), own)
     with stage_run(f"augment shard {shard_index}", params, stage="augment_shard") as t:

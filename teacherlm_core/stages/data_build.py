@@ -47,21 +47,33 @@ def data_build(
     from ..lineage import describe_dataset, log_datasets
 
     names = [t.strip() for t in tasks.split(",") if t.strip()] or None
-    what = {"source": source, "annotated": annotated} if source else {
-        "tasks": tasks or "all", "per_task": per_task, "test_per_task": test_per_task, "data_seed": data_seed
-    }  # fmt: skip
+    what = (
+        {"source": source, "annotated": annotated}
+        if source
+        else {
+            "tasks": tasks or "all",
+            "per_task": per_task,
+            "test_per_task": test_per_task,
+            "data_seed": data_seed,
+        }
+    )
     with stage_run("data build", what, stage="data_build") as t:
         if source:
             manifest = copy_dataset(source, data, annotated=annotated, require=("train", "test"))
         else:
             manifest = build_builtin(data, names, per_task, data_seed, test_per_task=test_per_task, **options)
-        t.log_metrics({k: manifest["records"][k] for k in ("out", "quarantined", "duplicates")}
-                      | {"records": manifest["records"]["out"]})  # fmt: skip
+        t.log_metrics(
+            {k: manifest["records"][k] for k in ("out", "quarantined", "duplicates")}
+            | {"records": manifest["records"]["out"]}
+        )
         kind = "seed" if source and annotated else "task" if source else "built-in"
         log_datasets(
             t.run_id,
-            inputs=[describe_dataset(source, f"{kind} data (source)", s) for s in manifest["counts"]["splits"]]
-            if source else [],
+            inputs=[
+                describe_dataset(source, f"{kind} data (source)", s) for s in manifest["counts"]["splits"]
+            ]
+            if source
+            else [],
             outputs=[describe_dataset(data, f"{kind} {s}", s) for s in manifest["counts"]["splits"]],
-        )  # fmt: skip
+        )
     return manifest

@@ -76,20 +76,28 @@ def train_student(
     train_file = split_file(data, "train")
     if train_file.stat().st_size == 0:
         raise DataError(
-            str(train_file), None, None,
+            str(train_file),
+            None,
+            None,
             "no training records: the augmentation quarantined every sample (see the dataset's quarantine/ "
             "and manifest.json; a stronger teacher or a larger max_new_tokens helps)",
-        )  # fmt: skip
+        )
     launcher = resolve_launcher(launcher, nnodes)
     pipeline_run, started = pipeline_run_id(), time.perf_counter()
     params = {"variant": variant, "student_base_model": student_base_model, "student_config": student_config}
-    with training_stage_run(f"train student {variant}", params, stage="train_student") as run, \
-            scratch(work_root, "students", variant) as where:  # fmt: skip
+    with (
+        training_stage_run(f"train student {variant}", params, stage="train_student") as run,
+        scratch(work_root, "students", variant) as where,
+    ):
         overrides = {
-            "model": student_base_model, "data": shared(train_file, work_root, launcher), "output": where,
-            "name": f"student-{variant}", "texts.fields": list(VARIANTS[variant]), "texts.include_plain": True,
+            "model": student_base_model,
+            "data": shared(train_file, work_root, launcher),
+            "output": where,
+            "name": f"student-{variant}",
+            "texts.fields": list(VARIANTS[variant]),
+            "texts.include_plain": True,
             "train.max_steps": student_max_steps or None,
-        }  # fmt: skip
+        }
         cfg = stage_launch(
             load_config("student", student_config, overrides), nnodes, nproc_per_node, deepspeed, seed
         )
@@ -99,12 +107,20 @@ def train_student(
         # A student trained on explanations also cost their augmentation; the plain one did not.
         extra = {k: v for k, v in read_cost(Path(train_file).parent).items() if VARIANTS[variant]}
         recorded = record_training(
-            run, role="student", registered_model=student_registered_model, output=output, model_uri=model_uri,
-            data=str(train_file), data_name="augmented data" if VARIANTS[variant] else "plain data",
-            accelerators=nnodes * nproc_per_node, wall_seconds=time.perf_counter() - started,
-            pipeline_run=pipeline_run, teacher_version=registered_version(str(Path(train_file).parent)),
-            extra_costs=extra, extra_tags={"teacherlm.variant": variant},
-        )  # fmt: skip
+            run,
+            role="student",
+            registered_model=student_registered_model,
+            output=output,
+            model_uri=model_uri,
+            data=str(train_file),
+            data_name="augmented data" if VARIANTS[variant] else "plain data",
+            accelerators=nnodes * nproc_per_node,
+            wall_seconds=time.perf_counter() - started,
+            pipeline_run=pipeline_run,
+            teacher_version=registered_version(str(Path(train_file).parent)),
+            extra_costs=extra,
+            extra_tags={"teacherlm.variant": variant},
+        )
         summary = card_summary(output) | {"variant": variant, "fields": ",".join(VARIANTS[variant]) or "none"}
         metrics = training_page(output, loss_page, title=f"student {variant}") if loss_page else {}
         run.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})

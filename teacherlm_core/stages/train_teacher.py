@@ -58,8 +58,10 @@ def train_teacher(
     launcher = resolve_launcher(launcher, nnodes)
     pipeline_run, started = pipeline_run_id(), time.perf_counter()
     params = {"teacher_base_model": teacher_base_model, "teacher_config": teacher_config}
-    with training_stage_run("train teacher", params, stage="train_teacher") as run, \
-            scratch(work_root, "teacher") as where:  # fmt: skip
+    with (
+        training_stage_run("train teacher", params, stage="train_teacher") as run,
+        scratch(work_root, "teacher") as where,
+    ):
         base = load_config("teacher", teacher_config, {"model": teacher_base_model, "output": where})
         named = {s.name: s for s in base.stages}
         combined = Path(output, "stages", "teacher-data.jsonl")  # kept with the model: its lineage
@@ -85,11 +87,18 @@ def train_teacher(
                     storage.copy(src, os.path.join(output, "stages", f"{number}-{st.name}", name))
         # Every stage's steps cost; the last stage's metrics.jsonl is in output, the others under stages/.
         recorded = record_training(
-            run, role="teacher", registered_model=teacher_registered_model, output=output, model_uri=model_uri,
-            data=str(combined), data_name="teacher data", accelerators=nnodes * nproc_per_node,
-            wall_seconds=time.perf_counter() - started, pipeline_run=pipeline_run,
+            run,
+            role="teacher",
+            registered_model=teacher_registered_model,
+            output=output,
+            model_uri=model_uri,
+            data=str(combined),
+            data_name="teacher data",
+            accelerators=nnodes * nproc_per_node,
+            wall_seconds=time.perf_counter() - started,
+            pipeline_run=pipeline_run,
             extra_costs=_earlier_stages_cost(output, stages, nnodes * nproc_per_node),
-        )  # fmt: skip
+        )
         summary = card_summary(output)
         metrics = training_page(output, loss_page, title="teacher") if loss_page else {}
         run.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})

@@ -66,8 +66,11 @@ class QuestionRows:
 
         q, field = (int(x) for x in self.schedule[i])
         texts = [0] + ([1 + field] if field >= 0 else list(range(1, self.ids.shape[1])))
-        parts = [(self.ids[q, j, : self.length[q, j]], self.mask[q, j, : self.length[q, j]]) for j in texts
-                 if self.length[q, j] > 0]  # fmt: skip
+        parts = [
+            (self.ids[q, j, : self.length[q, j]], self.mask[q, j, : self.length[q, j]])
+            for j in texts
+            if self.length[q, j] > 0
+        ]
         return {
             "input_ids": torch.cat([p[0] for p in parts]),
             "loss_mask": torch.cat([p[1] for p in parts]),

@@ -415,8 +415,14 @@ def with_launch(
         ConfigError: every problem at once, each with its field path (``launch.master_port: ...``).
     """
     raw = cfg.model_dump()
-    given = {"nproc_per_node": nproc_per_node, "nnodes": nnodes, "node_rank": node_rank,
-             "master_addr": master_addr, "master_port": master_port, "deepspeed": deepspeed}  # fmt: skip
+    given = {
+        "nproc_per_node": nproc_per_node,
+        "nnodes": nnodes,
+        "node_rank": node_rank,
+        "master_addr": master_addr,
+        "master_port": master_port,
+        "deepspeed": deepspeed,
+    }
     raw["launch"] |= {k: v for k, v in given.items() if v is not None}
     if seed is not None:
         raw["train"]["seed"] = seed

@@ -42,15 +42,19 @@ def free_port() -> int:
 def torchrun_command(launch: LaunchConfig, plan_path: str | Path, *, port: int | None = None) -> list[str]:
     """The ``torchrun`` command line that runs the worker on this node."""
     return [
-        sys.executable, "-m", "torch.distributed.run",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
         f"--nproc_per_node={launch.nproc_per_node}",
         f"--nnodes={launch.nnodes}",
         f"--node_rank={launch.node_rank}",
         f"--master_addr={launch.master_addr}",
         f"--master_port={launch.master_port or port or free_port()}",
         "--max_restarts=0",
-        "-m", "teacherlm_core.train.worker", str(plan_path),
-    ]  # fmt: skip
+        "-m",
+        "teacherlm_core.train.worker",
+        str(plan_path),
+    ]
 
 
 def worker_env(base: dict[str, str] | None = None, nproc_per_node: int = 1) -> dict[str, str]:

@@ -151,15 +151,20 @@ def verify_checkpoint(ckpt: Path, marker: dict[str, Any]) -> None:
     if key and not hmac.compare_digest(str(marker.get("hmac", "")), _signature(marker, key)):
         raise CheckpointRefused(f"{where}: its marker is not signed with {KEY_ENV} (rewritten?); {hint}")
     actual = file_checksums(ckpt)
-    problems = [f"{name}: changed since it was saved" for name in sorted(set(actual) & set(recorded))
-                if actual[name] != recorded[name]]  # fmt: skip
+    problems = [
+        f"{name}: changed since it was saved"
+        for name in sorted(set(actual) & set(recorded))
+        if actual[name] != recorded[name]
+    ]
     problems += [f"{name}: not part of the saved checkpoint" for name in sorted(set(actual) - set(recorded))]
     problems += [f"{name}: missing" for name in sorted(set(recorded) - set(actual))]
     if problems:
         raise CheckpointRefused(
-            f"{where}: refusing to load it (loading unpickles its files): " + "; ".join(problems[:5])
-            + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "") + f"; {hint}"
-        )  # fmt: skip
+            f"{where}: refusing to load it (loading unpickles its files): "
+            + "; ".join(problems[:5])
+            + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
+            + f"; {hint}"
+        )
 
 
 def fingerprint(identity: dict[str, Any]) -> str:

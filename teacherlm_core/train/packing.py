@@ -173,8 +173,12 @@ def _save(arrays: dict[str, Any], path: str | Path, metadata: dict[str, str]) ->
 
 def save_packed(packed: Packed, path: str | Path) -> None:
     """Write the blocks as one safetensors file (int32/uint8 tensors, stats in the metadata)."""
-    arrays = {"input_ids": packed.input_ids, "loss_mask": packed.loss_mask, "position_ids": packed.position_ids,
-              "real_mask": packed.real_mask}  # fmt: skip
+    arrays = {
+        "input_ids": packed.input_ids,
+        "loss_mask": packed.loss_mask,
+        "position_ids": packed.position_ids,
+        "real_mask": packed.real_mask,
+    }
     _save(arrays, path, {"stats": json.dumps(asdict(packed.stats))})
 
 
@@ -230,7 +234,7 @@ def pack_questions(
         for j, text in enumerate(texts):
             if text is None:
                 continue
-            (doc_ids, doc_mask), = tokenize(tokenizer, [text], loss if j == 0 else "completion")  # fmt: skip
+            ((doc_ids, doc_mask),) = tokenize(tokenizer, [text], loss if j == 0 else "completion")
             if len(doc_ids) > max_length:
                 doc_ids, doc_mask = doc_ids[:max_length], doc_mask[:max_length]
                 truncated += 1
@@ -241,8 +245,15 @@ def pack_questions(
             real += m
             targets += sum(doc_mask)
     # blocks = text slots (questions x texts), so real_share is the share of the slots' tokens in use
-    stats = PackStats(texts=int((length > 0).sum()), truncated=truncated, dropped=0, blocks=n * k,
-                      max_length=max_length, real_tokens=real, loss_tokens=targets)  # fmt: skip
+    stats = PackStats(
+        texts=int((length > 0).sum()),
+        truncated=truncated,
+        dropped=0,
+        blocks=n * k,
+        max_length=max_length,
+        real_tokens=real,
+        loss_tokens=targets,
+    )
     return QuestionTexts(ids, mask, length, stats)
 
 

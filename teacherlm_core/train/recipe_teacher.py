@@ -113,10 +113,15 @@ def train_teacher(config: TeacherConfig) -> list[TrainResult]:
                         results.append(result)
         if launch.node_rank == 0:
             summary = [
-                {"stage": r.stage, "output": r.output, "global_step": r.global_step, "final_loss": r.final_loss,
-                 "skipped": r.skipped}
+                {
+                    "stage": r.stage,
+                    "output": r.output,
+                    "global_step": r.global_step,
+                    "final_loss": r.final_loss,
+                    "skipped": r.skipped,
+                }
                 for r in results
-            ]  # fmt: skip
+            ]
             storage.write_text(
                 storage.join(config.output, "stages.json"), json.dumps(summary, indent=2) + "\n"
             )

@@ -141,16 +141,29 @@ def recipe_trainjob(
         secret_env += [SecretEnv(name=k, secret=auth, key=k) for k in MLFLOW_AUTH_KEYS]
     key, _, value = os.environ.get("TEACHERLM_GPU_POOL", "nvidia.com/gpu.present=true").partition("=")
     job = ClusterJob(
-        name=task, namespace=pod_namespace(), image=image, num_nodes=cfg.launch.nnodes,
-        gpus_per_node=cfg.launch.nproc_per_node, command=["teacherlm", "train", kind, "--config", config_uri],
-        env=env, secret_env=secret_env, node_selector={key: value} if key else {},
-        active_deadline_seconds=TRAIN_TIMEOUT_S, labels={RUN_LABEL: run_id[:63]}
+        name=task,
+        namespace=pod_namespace(),
+        image=image,
+        num_nodes=cfg.launch.nnodes,
+        gpus_per_node=cfg.launch.nproc_per_node,
+        command=["teacherlm", "train", kind, "--config", config_uri],
+        env=env,
+        secret_env=secret_env,
+        node_selector={key: value} if key else {},
+        active_deadline_seconds=TRAIN_TIMEOUT_S,
+        labels={RUN_LABEL: run_id[:63]}
         | kueue_labels(os.environ.get(QUEUE_ENV, ""), os.environ.get(PRIORITY_CLASS_ENV, "")),
         # CPU and memory per node, as the environment sizes them (default: per GPU, ClusterJob.resources)
-        cpu=os.environ.get("TEACHERLM_TRAIN_CPU") or None, memory=os.environ.get("TEACHERLM_TRAIN_MEMORY") or None,
-    )  # fmt: skip
+        cpu=os.environ.get("TEACHERLM_TRAIN_CPU") or None,
+        memory=os.environ.get("TEACHERLM_TRAIN_MEMORY") or None,
+    )
     queue_timeout = float(os.environ.get(QUEUE_TIMEOUT_ENV) or 0) or None
     check_server(api_client, queue=bool(os.environ.get(QUEUE_ENV)))  # one line on a cluster that lacks an API
     with sigterm_as_exit():  # a stopped pipeline run: the follower deletes its TrainJob on the way out
-        create_or_follow(render_trainjob(job), api_client=api_client, timeout_s=TRAIN_TIMEOUT_S + FOLLOW_GRACE_S,
-                         poll_s=poll_s, queue_timeout_s=queue_timeout)  # fmt: skip
+        create_or_follow(
+            render_trainjob(job),
+            api_client=api_client,
+            timeout_s=TRAIN_TIMEOUT_S + FOLLOW_GRACE_S,
+            poll_s=poll_s,
+            queue_timeout_s=queue_timeout,
+        )

@@ -197,8 +197,11 @@ def prepare_stage(
     if not done:
         output.reset_mirror()
         _drop_incomplete_checkpoints(output)
-        complete = [(step, marker) for step, marker in output.complete_checkpoints()
-                    if marker.get("fingerprint") == fp]  # fmt: skip
+        complete = [
+            (step, marker)
+            for step, marker in output.complete_checkpoints()
+            if marker.get("fingerprint") == fp
+        ]
         if complete:
             step, marker = complete[-1]
             resume_from = str(output.fetch_checkpoint(step))
@@ -211,9 +214,14 @@ def prepare_stage(
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source or model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     if per_question:
-        rows = [[sample_texts(s, ["plain"])[0]]
-                + [sample_texts(s, [f], texts.explanation_position)[0] if _has(s, f) else None for f in texts.fields]
-                for s in samples]  # fmt: skip
+        rows = [
+            [sample_texts(s, ["plain"])[0]]
+            + [
+                sample_texts(s, [f], texts.explanation_position)[0] if _has(s, f) else None
+                for f in texts.fields
+            ]
+            for s in samples
+        ]
         counts = {"plain": len(rows)} | {f: sum(_has(s, f) for s in samples) for f in texts.fields}
         packed = pack_questions(tokenizer, rows, texts.loss, texts.max_length, pad_id)
     else:
@@ -232,8 +240,11 @@ def prepare_stage(
             ],
         )
     if per_question:
-        meta = {"fields": list(texts.fields), "explanation_weight": texts.explanation_weight,
-                "field_rotation": texts.field_rotation}  # fmt: skip
+        meta = {
+            "fields": list(texts.fields),
+            "explanation_weight": texts.explanation_weight,
+            "field_rotation": texts.field_rotation,
+        }
         save_questions(packed, packed_path, meta)
     else:
         save_packed(packed, packed_path)
@@ -279,9 +290,11 @@ def _check_some_explained(samples: list[Any], fields: list[str], data: str) -> N
     absent = [f for f in fields if not any(_has(s, f) for s in samples)]
     if absent:
         raise DataError(
-            data, None, ", ".join(absent),
+            data,
+            None,
+            ", ".join(absent),
             f"no record has {', '.join(repr(f) for f in absent)}: augment the data first, or leave them out of texts.fields",
-        )  # fmt: skip
+        )
 
 
 def _drop_incomplete_checkpoints(output: StageOutput) -> None:

@@ -285,8 +285,9 @@ def run_stage(spec: StageSpec, dist: Dist) -> dict[str, Any]:
         questions = int(tensors["question_ids"].shape[0])
         per_step = train.per_device_batch_size * train.gradient_accumulation_steps * dist.world_size
         rows = train.max_steps * per_step if train.max_steps else int(train.epochs * questions)
-        schedule = question_schedule(questions, len(per_question["fields"]), per_question["field_rotation"],
-                                     rows, train.seed)  # fmt: skip
+        schedule = question_schedule(
+            questions, len(per_question["fields"]), per_question["field_rotation"], rows, train.seed
+        )
         dataset, collator = QuestionRows(tensors, schedule), collate_questions
     else:
         dataset, collator = PackedBlocks(tensors), collate

@@ -65,8 +65,13 @@ CREATURE_RELATIONS = (
     Relation("home", ("Quenton", "Marrow", "Tesk"), "Where does {e} live?", "{e} lives in {v}."),
     Relation("sound", ("hums", "clicks", "whistles"), "What sound does {e} make?", "{e} {v}."),
     Relation("shape", ("round", "flat", "spiky"), "What shape is {e}?", "{e} is {v} in shape."),
-    Relation("shell", ("wood", "stone", "glass"), "What is the shell of {e} made of?", "The shell of {e} is made of {v}."),
-)  # fmt: skip
+    Relation(
+        "shell",
+        ("wood", "stone", "glass"),
+        "What is the shell of {e} made of?",
+        "The shell of {e} is made of {v}.",
+    ),
+)
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z")
 _RIMES = ("ab", "el", "im", "or", "un", "ax", "ep", "ol", "us", "ix")
@@ -180,8 +185,9 @@ class _KnowledgeFamily:
         raise NotImplementedError(f"{self.name} draws whole splits: use generate_splits")
 
 
-def _creature_world(rng: random.Random, n: int, relations: Sequence[Relation], train_relations: int,
-                    avoid: Sequence[str] = ()) -> list[_Entity]:  # fmt: skip
+def _creature_world(
+    rng: random.Random, n: int, relations: Sequence[Relation], train_relations: int, avoid: Sequence[str] = ()
+) -> list[_Entity]:
     names = creature_names(rng, n, avoid)
     return [_Entity(name, {}, rng.sample([r.name for r in relations], train_relations)) for name in names]
 
@@ -272,8 +278,19 @@ ANIMAL_CLASSES = {
     "mammal": ("lion", "zebra", "giraffe", "elephant", "horse", "cow", "rabbit", "wolf", "tiger", "camel"),
     "bird": ("eagle", "owl", "parrot", "duck", "swan", "pigeon", "crow", "sparrow", "robin", "flamingo"),
     "fish": ("perch", "salmon", "goldfish", "tuna", "trout", "cod", "carp", "catfish", "pike", "herring"),
-    "reptile": ("crocodile", "python", "tortoise", "lizard", "turtle", "iguana", "gecko", "alligator", "cobra", "monitor lizard"),
-}  # fmt: skip
+    "reptile": (
+        "crocodile",
+        "python",
+        "tortoise",
+        "lizard",
+        "turtle",
+        "iguana",
+        "gecko",
+        "alligator",
+        "cobra",
+        "monitor lizard",
+    ),
+}
 ANIMAL_PROPERTIES = {  # class -> (covering, how the young are born)
     "mammal": ("fur", "alive"),
     "bird": ("feathers", "hard egg"),
@@ -284,13 +301,27 @@ ANIMAL_PROPERTIES = {  # class -> (covering, how the young are born)
 # in exactly one class: "the letter of the animal's training answer" is right one time in four.
 # (Options stay short: a long option list shared by every question would make them near-duplicates.)
 ANIMAL_RELATIONS = (
-    Relation("class", ("mammal", "bird", "fish", "reptile"), "What kind of animal is a {e}?", "A {e} is a {v}."),
-    Relation("covering", ("fur", "dry scales", "feathers", "wet scales"), "What covers the body of a {e}?",
-             "The body of a {e} is covered in {v}."),
-    Relation("young", ("leathery egg", "hard egg", "alive", "soft egg"), "How is a {e} born?", "A {e} is born {v}.",
-             (("leathery egg", "from a leathery egg on land"), ("hard egg", "from a hard-shelled egg"),
-              ("soft egg", "from a soft egg in water"))),
-)  # fmt: skip
+    Relation(
+        "class", ("mammal", "bird", "fish", "reptile"), "What kind of animal is a {e}?", "A {e} is a {v}."
+    ),
+    Relation(
+        "covering",
+        ("fur", "dry scales", "feathers", "wet scales"),
+        "What covers the body of a {e}?",
+        "The body of a {e} is covered in {v}.",
+    ),
+    Relation(
+        "young",
+        ("leathery egg", "hard egg", "alive", "soft egg"),
+        "How is a {e} born?",
+        "A {e} is born {v}.",
+        (
+            ("leathery egg", "from a leathery egg on land"),
+            ("hard egg", "from a hard-shelled egg"),
+            ("soft egg", "from a soft egg in water"),
+        ),
+    ),
+)
 CLASS_RULES = {
     "mammal": "Mammals have fur and are born alive.",
     "bird": "Birds have feathers and are born from hard-shelled eggs.",
