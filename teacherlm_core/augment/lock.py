@@ -32,6 +32,7 @@ from pathlib import Path
 from .. import storage
 from ..errors import TeacherLMError
 from ..run_context import kfp_run_id
+from ..storage.local import pid_alive
 
 __all__ = ["LEASE_ENV", "LOCK", "merge_lock"]
 
@@ -137,7 +138,7 @@ class _S3Lease:
                 return
             age = time.time() - modified
             pid = holder.get("pid")
-            gone = holder.get("host") == self.me["host"] and isinstance(pid, int) and not storage._alive(pid)
+            gone = holder.get("host") == self.me["host"] and isinstance(pid, int) and not pid_alive(pid)
             retried = bool(self.me["kfp_run"]) and holder.get("kfp_run") == self.me["kfp_run"]
             lease = float(holder.get("lease_seconds") or self.lease_s)
             if not (gone or retried) and age < lease:

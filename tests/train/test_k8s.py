@@ -258,7 +258,7 @@ def test_cleanup_of_a_stopped_run_deletes_only_its_unfinished_jobs(monkeypatch):
         for name in ("a-run", "a-done", "a-failed", "b-run", "a-queued"):
             for _ in range(5):
                 k8s._advance(("trainer.kubeflow.org", "v1alpha1", "trainjobs"), ("trainjobs", "ml", name))
-        monkeypatch.setattr("teacherlm_core.train.k8s._client", lambda api_client=None: client)
+        monkeypatch.setattr("teacherlm_core.train.k8s.attempts.connect", lambda api_client=None: client)
         res = CliRunner().invoke(app, ["cleanup", "--run-id", "A", "-n", "ml"])
         assert res.exit_code == 0, res.output
         assert sorted(name for (_, _, name) in k8s.jobs) == ["a-done", "a-failed", "b-run"]

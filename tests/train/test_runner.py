@@ -227,6 +227,6 @@ def test_the_pipelines_cleanup_task_deletes_only_this_runs_unfinished_trainjobs(
             submit(render_trainjob(job), api_client=client)
             for _ in range(5):
                 k8s._advance(("trainer.kubeflow.org", "v1alpha1", "trainjobs"), ("trainjobs", "ml", name))
-        monkeypatch.setattr("teacherlm_core.train.k8s._client", lambda api_client=None: client)
+        monkeypatch.setattr("teacherlm_core.train.k8s.attempts.connect", lambda api_client=None: client)
         assert train_cleanup() == ["a-run"]
         assert sorted(name for (_, _, name) in k8s.jobs) == ["a-done", "b-run"]
