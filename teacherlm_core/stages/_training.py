@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..run_context import IMAGES, run_root
+from ..train.config import with_launch
 
 if TYPE_CHECKING:
     from ..train.config import RecipeConfigT
@@ -23,8 +24,6 @@ def stage_launch(
     cfg: RecipeConfigT, nnodes: int, nproc_per_node: int, deepspeed: str, seed: int
 ) -> RecipeConfigT:
     """``cfg`` with a training stage's launch parameters (:func:`~teacherlm_core.train.with_launch`)."""
-    from ..train import with_launch
-
     # Checked now, set on each node: a TrainJob's torch runtime gives the nodes PET_MASTER_PORT.
     return with_launch(
         cfg,
