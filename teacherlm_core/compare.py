@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .evaluate import EvalReport
+from .evaluate import EvalReport, load_report
 from .report import write_report
 
 __all__ = [
@@ -351,7 +351,7 @@ def write_comparison(
     """
     from .cost import Cost, cost_markdown
 
-    loaded = {name: EvalReport.model_validate_json(Path(p).read_text()) for name, p in reports.items()}
+    loaded = {name: load_report(p) for name, p in reports.items()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(loaded)

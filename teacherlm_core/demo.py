@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_TASKS", "DemoConfig", "run_demo"]
+__all__ = ["DEMO_TASKS", "QUICK", "DemoConfig", "run_demo"]
 
 # The families in which explanations can teach (held-out facts that only explanations state) and
 # the negative control (creatures no training text mentions): docs/fidelity.md.
@@ -78,6 +78,19 @@ class DemoConfig:
 
 
 TINY = "tiny"
+
+# `teacherlm demo --teacher tiny`, the quick check: a random-init teacher writes usable
+# explanations only for short, templated families after more steps, so a tiny teacher gets these
+# settings wherever the command line leaves them out (tests/cli/test_cli_and_demo.py runs exactly
+# that command). About 3 minutes on 2 cores; its students are too small to say anything.
+QUICK = {
+    "tasks": "claims,syllogisms",
+    "per_task": 8,
+    "test_per_task": 6,
+    "teacher_steps": 60,
+    "student_steps": 3,
+    "max_new_tokens": 32,
+}
 
 
 def _base_models(root: Path, cfg: DemoConfig) -> tuple[str, Path]:

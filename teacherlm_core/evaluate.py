@@ -13,6 +13,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -30,6 +31,7 @@ __all__ = [
     "confusion_matrix",
     "evaluate",
     "load_eval_samples",
+    "load_report",
     "rank_classify",
 ]
 
@@ -61,6 +63,30 @@ class EvalReport(BaseModel):
     def confusion(self) -> tuple[list[str], list[list[int]]]:
         """:func:`confusion_matrix` of this report: ``(letters, gold x predicted counts)``."""
         return confusion_matrix(self)
+
+
+def load_report(path: str | Path) -> EvalReport:
+    """An eval report file (what :func:`evaluate` writes).
+
+    Raises:
+        DataError: no such file, not JSON, or a report without its fields, naming the file and field.
+    """
+    from pydantic import ValidationError
+
+    from .schema import to_data_error
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise DataError(
+            str(path), None, None, f"cannot read the eval report ({exc.strerror or exc})"
+        ) from None
+    try:
+        return EvalReport.model_validate_json(text)
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            raise DataError(str(path), None, None, "not an eval report: not JSON") from None
+        raise to_data_error(str(path), None, exc) from None
 
 
 def rank_classify(

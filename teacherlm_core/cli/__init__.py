@@ -54,6 +54,8 @@ def _root(
     ),
 ) -> None:
     os.environ["TEACHERLM_DEBUG"] = "1" if debug else os.environ.get("TEACHERLM_DEBUG", "")
+    # vLLM logs its whole engine config at INFO: only with --verbose, like teacherlm's own INFO lines.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     if not track:
         from ..tracking import TRACKING_ENV
 

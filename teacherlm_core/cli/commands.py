@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..demo import DemoConfig
+from ..demo import QUICK, TINY, DemoConfig
 from ..stages.params import P
 from .options import EngineName
 from .progress import console, progress_bar
@@ -122,6 +122,11 @@ def _print_report(report) -> None:
 _DEMO = DemoConfig()  # the demo's defaults, one place
 
 
+def _dflt(name: str) -> str:
+    """A demo option's default in its help: the DemoConfig's, and the quick check's with --teacher tiny."""
+    return f" Default {getattr(_DEMO, name)}; with --teacher tiny {QUICK[name]}."
+
+
 def demo(
     workdir: Path = typer.Option(
         Path("teacherlm-work"),
@@ -133,22 +138,24 @@ def demo(
         help="The teacher's base model: a named model (teacherlm models list), a local path, or 'tiny' "
         "(random init: fast, but its explanations are word salad).",
     ),
-    per_task: int = typer.Option(_DEMO.per_task, help="Built-in samples per task family (split 70/15/15)."),
+    per_task: int = typer.Option(
+        None, help=f"Built-in samples per task family (split 70/15/15).{_dflt('per_task')}"
+    ),
     test_per_task: int = typer.Option(
-        _DEMO.test_per_task, help="Held-out test items per task family (the students' comparison)."
+        None, help=f"Held-out test items per task family (the students' comparison).{_dflt('test_per_task')}"
     ),
     tasks: str = typer.Option(
-        _DEMO.tasks,
-        help="Built-in task families, comma-separated (default: the knowledge families and the control).",
+        None,
+        help=f"Built-in task families, comma-separated (the knowledge families and the control).{_dflt('tasks')}",
     ),
     seed: int = typer.Option(_DEMO.seed, help="Seed for data, model weights and generation."),
     engine: EngineName = typer.Option(EngineName.hf, help="Engine for STaR, augmentation and evaluation."),
     teacher_steps: int = typer.Option(
-        _DEMO.teacher_steps, help="Optimizer steps of teacher stage 1 (multi-task)."
+        None, help=f"Optimizer steps of teacher stage 1 (multi-task).{_dflt('teacher_steps')}"
     ),
-    student_steps: int = typer.Option(_DEMO.student_steps, help="Optimizer steps of each student."),
+    student_steps: int = typer.Option(None, help=f"Optimizer steps of each student.{_dflt('student_steps')}"),
     max_new_tokens: int = typer.Option(
-        _DEMO.max_new_tokens, help="Token budget of each explanation and STaR rationale."
+        None, help=f"Token budget of each explanation and STaR rationale.{_dflt('max_new_tokens')}"
     ),
     num_shards: int = typer.Option(_DEMO.num_shards, help="Augmentation shards (the pipeline's fan-out)."),
     ablation: bool = typer.Option(False, help="Also train one student per explanation field."),
@@ -172,20 +179,24 @@ def demo(
     from ..tracking import default_tracking_uri
 
     os.environ["TEACHERLM_WORKDIR"] = str(workdir.resolve())
+    given = {
+        "tasks": tasks,
+        "per_task": per_task,
+        "test_per_task": test_per_task,
+        "teacher_steps": teacher_steps,
+        "student_steps": student_steps,
+        "max_new_tokens": max_new_tokens,
+    }
+    preset = QUICK if teacher == TINY else {k: getattr(_DEMO, k) for k in QUICK}
     cfg = DemoConfig(
         teacher=teacher,
-        tasks=tasks,
-        per_task=per_task,
-        test_per_task=test_per_task,
         seed=seed,
         engine=engine.value,
-        teacher_steps=teacher_steps,
-        student_steps=student_steps,
-        max_new_tokens=max_new_tokens,
         num_shards=num_shards,
         ablation=ablation,
         deepspeed=deepspeed,
         nproc_per_node=nproc_per_node,
+        **{k: preset[k] if v is None else v for k, v in given.items()},
     )
     console.rule("[bold]teacherlm demo: the end_to_end pipeline on the KFP local runner")
     summary = run_demo(workdir, cfg)
@@ -254,11 +265,18 @@ def demo(
     console.print(
         f"report: {summary['report']} (+ {', '.join(Path(p).name for p in summary['plots'])})", soft_wrap=True
     )
+    uri, parent = default_tracking_uri(), summary["mlflow_run_id"]
+    experiment = ""
+    if parent:
+        import mlflow
+
+        experiment = mlflow.MlflowClient(uri).get_run(parent).info.experiment_id
+    runs = "teacherlm runs" if workdir == Path("teacherlm-work") else f"teacherlm runs --tracking-uri {uri}"
     console.print(
-        f"took {summary['seconds']['total']:.0f} s; MLflow: {default_tracking_uri()} (parent run "
-        f"{summary['mlflow_run_id']}); browse with `mlflow ui --backend-store-uri {default_tracking_uri()}` "
-        "and open http://127.0.0.1:5000/#/experiments/<id>/runs?workflowType=machine_learning "
-        "(MLflow 3's UI starts in its GenAI view); `teacherlm runs` lists the runs here",
+        f"took {summary['seconds']['total']:.0f} s; MLflow: {uri} (parent run {parent}); browse with "
+        f"`mlflow ui --backend-store-uri {uri}` and open "
+        f"http://127.0.0.1:5000/#/experiments/{experiment or '0'}/runs?workflowType=machine_learning "
+        f"(MLflow 3's UI starts in its GenAI view); `{runs}` lists the runs",
         soft_wrap=True,
     )
 

@@ -301,9 +301,13 @@ def get_engine(kind: Literal["auto", "vllm", "hf", "openai"], model: str, **kwar
         EngineError: the model cannot be loaded, or (``vllm``) vLLM cannot run it here.
     """
     if kind != "openai":  # an OpenAI-compatible server names its models itself
+        import os
+
         from ..models import resolve_model
 
         model = resolve_model(model)
+        if model.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(model)):
+            raise EngineError(f"no model at {model}: no such directory (a hub id looks like org/name)")
     if kind == "auto":
         try:
             return get_engine("vllm", model, **kwargs)

@@ -207,7 +207,10 @@ def run_local(
                     task = component(**arguments)
             outputs = dict(task.outputs) if hasattr(task, "outputs") else {}
     except RuntimeError as exc:
-        raise TeacherLMError(f"{_plain(str(exc))} (full log: {log_path})") from None
+        said = _task_error(log_path)
+        raise TeacherLMError(
+            f"{_plain(str(exc))}{f'; it said: {said}' if said else ''} (full log: {log_path})"
+        ) from None
     finally:
         for key, value in env_before.items():
             if value is None:
@@ -329,6 +332,19 @@ def _without_retries(spec_file: Path, tmp_dir: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     return out
+
+
+_TASK_ERROR = re.compile(r"(?:teacherlm_core\.errors\.\w+|^error): (.+)$")
+
+
+def _task_error(log_path: Path) -> str:
+    """The last teacherlm error a failed task logged (why it failed, in its own words), or ``""``."""
+    try:
+        lines = _plain(log_path.read_text(errors="replace")).splitlines()
+    except OSError:
+        return ""
+    found = [m.group(1).strip() for line in lines if (m := _TASK_ERROR.search(line.strip()))]
+    return found[-1][:500] if found else ""
 
 
 def _plain(text: str) -> str:

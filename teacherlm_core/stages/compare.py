@@ -48,10 +48,10 @@ def compare(
         TeacherLMError: two reports of the same model.
     """
     from ..compare import write_comparison
-    from ..evaluate import EvalReport
+    from ..evaluate import load_report
     from ..lineage import promote_champion
 
-    loaded = {p: EvalReport.model_validate_json(Path(p).read_text()) for p in reports}
+    loaded = {p: load_report(p) for p in reports}
     named = {r.model: p for p, r in loaded.items()}
     if len(named) != len(reports):
         raise TeacherLMError(f"eval reports with the same model name among {len(reports)}: {sorted(named)}")

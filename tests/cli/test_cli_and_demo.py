@@ -72,10 +72,8 @@ def test_demo_runs_the_end_to_end_pipeline_locally(tmp_path):
     """`teacherlm demo`: the end_to_end KFP pipeline on the local runner, a report, one MLflow parent run."""
     import mlflow
 
-    res = cli(
-        "demo", "--workdir", str(tmp_path / "w"), "--teacher", "tiny", "--tasks", "claims,syllogisms",
-        "--per-task", "8", "--test-per-task", "6", "--teacher-steps", "60", "--student-steps", "3", "--max-new-tokens", "32",
-    )  # fmt: skip
+    # exactly the README's quick check (its settings: teacherlm_core.demo.QUICK)
+    res = cli("demo", "--workdir", str(tmp_path / "w"), "--teacher", "tiny")
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "w").glob("demo-*")
     summary = json.loads((run / "summary.json").read_text())

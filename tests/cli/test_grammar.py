@@ -108,3 +108,35 @@ def test_augment_dry_run_needs_no_teacher_and_takes_data_like_its_steps(tmp_path
         tmp_path=tmp_path,
     )
     assert real.returncode != 0 and "--teacher" in real.stderr  # a real run still needs one
+
+
+def test_bad_eval_reports_and_model_paths_are_one_line_each(tmp_path):
+    """A new user's trial: `compare` printed a traceback (exit 1) for a missing, empty or non-JSON
+    report, and a missing model directory was called a bad hub id, twice."""
+    (tmp_path / "empty.json").write_text("{}")
+    (tmp_path / "text.json").write_text("not json")
+    cases = [
+        (["compare", str(tmp_path / "nope.json"), "--output", str(tmp_path / "c")], "nope.json: cannot read"),
+        (
+            ["compare", str(tmp_path / "empty.json"), "--output", str(tmp_path / "c")],
+            "empty.json: field 'model'",
+        ),
+        (
+            ["compare", str(tmp_path / "text.json"), "--output", str(tmp_path / "c")],
+            "text.json: not an eval report",
+        ),
+    ]
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "1", "task": "t", "question": "q", "choices": ["a", "b"], "answer": "a"}\n')
+    missing = tmp_path / "no-model"
+    cases.append(
+        (
+            ["evaluate", "--model", str(missing), "--data", str(data), "--output", str(tmp_path / "r.json")],
+            f"no model at {missing}: no such directory",
+        )
+    )
+    for args, message in cases:
+        res = cli(*args, "--no-track", tmp_path=tmp_path)
+        assert res.returncode == 2, (args, res.stderr)
+        assert message in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
+        assert res.stderr.count("error:") == 1 and "Repo id" not in res.stderr, res.stderr
