@@ -307,7 +307,10 @@ def get_engine(kind: Literal["auto", "vllm", "hf", "openai"], model: str, **kwar
 
         model = resolve_model(model)
         if model.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(model)):
-            raise EngineError(f"no model at {model}: no such directory (a hub id looks like org/name)")
+            raise EngineError(
+                f"cannot load model {model!r}: no such directory (a model is a local directory, a hub id "
+                "such as org/name, or a named local model: `teacherlm models list`)"
+            )
     if kind == "auto":
         try:
             return get_engine("vllm", model, **kwargs)

@@ -132,7 +132,7 @@ def test_bad_eval_reports_and_model_paths_are_one_line_each(tmp_path):
     cases.append(
         (
             ["evaluate", "--model", str(missing), "--data", str(data), "--output", str(tmp_path / "r.json")],
-            f"no model at {missing}: no such directory",
+            f"cannot load model '{missing}': no such directory",
         )
     )
     for args, message in cases:
