@@ -211,6 +211,7 @@ def test_lineage_in_the_local_sqlite_store(tmp_path, monkeypatch):
     )
 
 
+@pytest.mark.integration  # a real CLI process, engine or training run: not the fast tier
 def test_runs_without_a_store_or_with_an_unreachable_one(tmp_path):
     import mlflow
 

@@ -132,6 +132,7 @@ def test_nothing_written_by_an_augmentation_holds_a_credential(tmp_path, monkeyp
     assert manifest["config"]["max_new_tokens"] == cfg.max_new_tokens  # settings stay readable
 
 
+@pytest.mark.integration  # a real CLI process, engine or training run: not the fast tier
 def test_engine_errors_and_cli_errors_never_show_url_credentials(tmp_path):
     """An OpenAI-compatible endpoint given as https://user:password@host: the engine's errors (shown
     on stderr, written into quarantine reasons) and the CLI's one-line error name the host only."""

@@ -156,6 +156,7 @@ def _check_lineage(client, parent, children, run):
     assert "cost per 1,000 samples" in card
 
 
+@pytest.mark.integration  # a real CLI process, engine or training run: not the fast tier
 def test_augment_mistakes_exit_2_with_one_line_and_write_nothing(tmp_path):
     """What a new user tried (session 4's trial): each mistake is one line naming it, exit 2, no traceback."""
     from teacherlm_core.data import build_builtin

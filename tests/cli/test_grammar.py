@@ -68,6 +68,7 @@ def test_debug_after_the_subcommand_shows_the_traceback(tmp_path):
     assert debug.returncode == 1 and "Traceback" in debug.stderr, debug.stderr
 
 
+@pytest.mark.integration  # a real CLI process, engine or training run: not the fast tier
 def test_no_track_on_a_command_without_its_own_flag_makes_no_store(tmp_path):
     """`data build` logs a stage run to MLflow; --no-track after it opens no store at all."""
     res = cli(

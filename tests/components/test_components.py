@@ -52,6 +52,7 @@ def test_one_component_per_stage_same_name():
     assert sorted(components.__all__) == sorted(STAGES)
 
 
+@pytest.mark.integration  # a real CLI process, engine or training run: not the fast tier
 @pytest.mark.timeout(120)
 @pytest.mark.filterwarnings("ignore:You may be attemping to run a task")  # our images hold this environment
 def test_a_component_runs_with_the_local_runner(tmp_path):

@@ -194,6 +194,7 @@ def _import_peak(tmp_path, n, name):
         tracemalloc.stop()
 
 
+@pytest.mark.integration  # a real CLI process, engine or training run: not the fast tier
 def test_import_memory_grows_by_compact_keys_only_not_by_records(tmp_path):
     """4x the records may cost only the hash tables' slots (<= 48 bytes a record), not the records
     (hundreds of bytes each) or a MinHash per kept record (over 1 KB each, as in memory)."""

@@ -80,6 +80,7 @@ def test_student_writes_a_loadable_model_card_metrics_and_checkpoints(tiny_model
     assert nested.data.params["train.max_steps"] == "4"
 
 
+@pytest.mark.integration  # a real CLI process, engine or training run: not the fast tier
 def test_resume_is_exact_and_a_finished_run_is_not_redone(tiny_model, data, tmp_path):
     reference = tmp_path / "reference"
     train_student(student(tiny_model, data, reference, **{"train.max_steps": 8}))
@@ -171,6 +172,7 @@ def cli(*args, timeout=120):
     )
 
 
+@pytest.mark.integration  # a real CLI process, engine or training run: not the fast tier
 def test_cli_names_the_fields_that_the_data_lacks(tiny_model, data, tmp_path):
     rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
     plain = tmp_path / "plain.jsonl"
