@@ -169,7 +169,6 @@ def _merge(output: str, progress: Callable[[int], None] | None, check: Callable[
     quarantined_total, n_out = 0, 0
     reasons: Counter[str] = Counter()  # only read when nothing was augmented
     train = _Output(storage.join(output, "train.jsonl"), output)
-    opened = [train]  # every temp file, discarded however the merge ends (Ctrl-C, SIGTERM, an error)
     try:
         with open(train.tmp, "wb") as train_fh:
             for i, done in enumerate(successes):
@@ -178,7 +177,6 @@ def _merge(output: str, progress: Callable[[int], None] | None, check: Callable[
                 rel_q = f"quarantine/{shard_name(i, cfg.num_shards)}.jsonl"
                 data = _ParquetShard(storage.join(output, rel_data), output, plan["columns"])
                 quarantine = _Output(storage.join(output, rel_q), output)
-                opened += [data.out, quarantine]
                 n_rejected = 0
                 with open(quarantine.tmp, "wb") as q_fh:
                     for part in done["parts"]:
@@ -211,10 +209,8 @@ def _merge(output: str, progress: Callable[[int], None] | None, check: Callable[
                     progress(data.count + n_rejected)
         files["train.jsonl"] = {"records": n_out, "sha256": train.commit()}
     finally:
-        for out in opened:
-            out.discard()
-        # An interrupt between a temp file's creation and its registration above leaves it too:
-        # this process's own temp files, wherever _Output makes them, go as well.
+        # Every temp file of this process, however the merge ends (Ctrl-C, SIGTERM, an error), even
+        # one an interrupt hit between its creation and the line that would have tracked it.
         folder = tempfile.gettempdir() if storage.is_remote(output) else output
         for stray in Path(folder).glob(f".merge-{os.getpid()}-*.tmp"):
             stray.unlink(missing_ok=True)
