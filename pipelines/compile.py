@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from teacherlm_core.errors import ConfigError
+from teacherlm_core.kfp_support.graphs import Graph
 from teacherlm_core.kfp_support.specs import NAMES, check_name
 
 from .augment import pipeline as augment
@@ -24,12 +25,12 @@ from .teacher import pipeline as teacher
 
 __all__ = ["PIPELINES", "compile_pipelines"]
 
-# name -> build(placement) -> the pipeline, for every name in NAMES
-PIPELINES = {
-    "augment": augment.build,
-    "end_to_end": end_to_end.build,
-    "student": student.build,
-    "teacher": teacher.build,
+# name -> the pipeline, for every name in NAMES
+PIPELINES: dict[str, Graph] = {
+    "augment": augment.augment,
+    "end_to_end": end_to_end.end_to_end,
+    "student": student.student,
+    "teacher": teacher.teacher,
 }
 
 
@@ -48,7 +49,7 @@ def compile_pipelines(
     """
     from kfp import compiler
 
-    from teacherlm_core.kfp_support.placement import Placement
+    from teacherlm_core.kfp_support.placement import Placement, placed
 
     try:
         placement = Placement(**(settings or {}))
@@ -59,6 +60,7 @@ def compile_pipelines(
     for name in map(check_name, names):
         target = out_root / name / f"{name}.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
-        compiler.Compiler().compile(PIPELINES[name](placement), str(target))
+        with placed(placement):
+            compiler.Compiler().compile(PIPELINES[name].component(), str(target))
         written.append(target)
     return written

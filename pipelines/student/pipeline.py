@@ -2,132 +2,53 @@
 
     teacherlm pipeline run student --local --param augmented_data=runs/augmented --param eval_data=runs/data
 
-``graph`` takes the datasets as artifacts (``end_to_end`` nests it); the published pipeline takes
-their URIs and imports them.
+``compare_students`` takes the datasets as artifacts (``end_to_end`` nests it); the published
+pipeline ``student`` takes their URIs and imports them.
 """
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown
 
 from teacherlm_components import compare, evaluate, train_cleanup, train_student, train_variants
-from teacherlm_core.kfp_support.placement import Placement, on_cpu, on_gpu, on_trainer
-from teacherlm_core.stages.params import P, documented
+from teacherlm_core.kfp_support.graphs import pipeline, published
+from teacherlm_core.kfp_support.placement import fan_out, on_cpu, on_gpu, on_trainer
+from teacherlm_core.stages.params import P
 
 NAME = "teacherlm-student"
 SUMMARY = "Train plain and augmented students, evaluate them and compare."
 
 
-def graph(s: Placement = Placement()):
-    @dsl.pipeline(
-        name="compare-students", description="Train students on plain and augmented data, evaluate, compare."
-    )
-    @documented(
-        "Train students on plain and augmented data, evaluate, compare.",
-        augmented='The augmented dataset (train.jsonl); "plain" students see only its questions and answers.',
-        eval_data="Held-out multiple-choice data (its test split).",
-    )
-    def compare_students(
-        augmented: Input[Dataset],
-        eval_data: Input[Dataset],
-        student_base_model: str = P.student_base_model,
-        ablation: bool = P.ablation,
-        student_config: str = P.student_config,
-        student_max_steps: int = P.student_max_steps,
-        nnodes: int = P.nnodes,
-        nproc_per_node: int = P.nproc_per_node,
-        deepspeed: str = P.deepspeed,
-        launcher: str = P.launcher,
-        work_root: str = P.work_root,
-        seed: int = P.seed,
-        engine: str = P.engine,
-        eval_batch_size: int = P.eval_batch_size,
-        student_registered_model: str = P.student_registered_model,
-        price_per_accelerator_hour: float = P.price_per_accelerator_hour,
-    ) -> Markdown:
-        variants = on_cpu(train_variants(ablation=ablation), s, "train variants")
-        with dsl.ParallelFor(variants.output, parallelism=s.fan_out) as variant:
-            student = on_trainer(
-                train_student(
-                    data=augmented,
-                    variant=variant,
-                    student_base_model=student_base_model,
-                    student_config=student_config,
-                    student_max_steps=student_max_steps,
-                    nnodes=nnodes,
-                    nproc_per_node=nproc_per_node,
-                    deepspeed=deepspeed,
-                    launcher=launcher,
-                    work_root=work_root,
-                    seed=seed,
-                    student_registered_model=student_registered_model,
-                ),
-                s,
-                "train student",
-            )
-            scored = on_gpu(
-                evaluate(
-                    model=student.outputs["student"],
-                    data=eval_data,
-                    name=variant,
-                    split="test",
-                    engine=engine,
-                    eval_batch_size=eval_batch_size,
-                ),
-                s,
-                "evaluate",
-            )
-        # Whatever the students' outcome (KFP's exit-handler form that keeps the outputs): no TrainJob outlives them.
-        on_cpu(train_cleanup(), s, "clean up training", cache=False).after(student).ignore_upstream_failure()
-        report = on_cpu(
-            compare(
-                reports=dsl.Collected(scored.outputs["report"]),
-                augmented=augmented,
-                title="teacherlm: plain vs augmented students",
-                price_per_accelerator_hour=price_per_accelerator_hour,
-                student_registered_model=student_registered_model,
-            ),
-            s,
-            "compare",
-            cache=False,
-        )
-        return report.outputs["report"]
-
-    return compare_students
-
-
-def build(s: Placement = Placement()):
-    compare_students = graph(s)
-
-    @dsl.pipeline(name=NAME, description=SUMMARY)
-    @documented(SUMMARY)
-    def student(
-        augmented_data: str = P.augmented_data,
-        eval_data: str = P.eval_data,
-        student_base_model: str = P.student_base_model,
-        ablation: bool = P.ablation,
-        student_config: str = P.student_config,
-        student_max_steps: int = P.student_max_steps,
-        nnodes: int = P.nnodes,
-        nproc_per_node: int = P.nproc_per_node,
-        deepspeed: str = P.deepspeed,
-        launcher: str = P.launcher,
-        work_root: str = P.work_root,
-        seed: int = P.seed,
-        engine: str = P.engine,
-        eval_batch_size: int = P.eval_batch_size,
-        student_registered_model: str = P.student_registered_model,
-        price_per_accelerator_hour: float = P.price_per_accelerator_hour,
-    ) -> Markdown:
-        augmented = dsl.importer(artifact_uri=augmented_data, artifact_class=Dataset, reimport=False)
-        augmented.set_display_name("import augmented data")
-        held_out = dsl.importer(artifact_uri=eval_data, artifact_class=Dataset, reimport=False)
-        held_out.set_display_name("import eval data")
-        return (
-            compare_students(
-                augmented=augmented.output,
-                eval_data=held_out.output,
+@pipeline(
+    "compare-students",
+    "Train students on plain and augmented data, evaluate, compare.",
+    augmented_data='The augmented dataset (train.jsonl); "plain" students see only its questions and answers.',
+    eval_data="Held-out multiple-choice data (its test split).",
+)
+def compare_students(
+    augmented_data: Input[Dataset],
+    eval_data: Input[Dataset],
+    student_base_model: str = P.student_base_model,
+    ablation: bool = P.ablation,
+    student_config: str = P.student_config,
+    student_max_steps: int = P.student_max_steps,
+    nnodes: int = P.nnodes,
+    nproc_per_node: int = P.nproc_per_node,
+    deepspeed: str = P.deepspeed,
+    launcher: str = P.launcher,
+    work_root: str = P.work_root,
+    seed: int = P.seed,
+    engine: str = P.engine,
+    eval_batch_size: int = P.eval_batch_size,
+    student_registered_model: str = P.student_registered_model,
+    price_per_accelerator_hour: float = P.price_per_accelerator_hour,
+) -> Markdown:
+    variants = on_cpu(train_variants(ablation=ablation), "train variants")
+    with dsl.ParallelFor(variants.output, parallelism=fan_out()) as variant:
+        student = on_trainer(
+            train_student(
+                data=augmented_data,
+                variant=variant,
                 student_base_model=student_base_model,
-                ablation=ablation,
                 student_config=student_config,
                 student_max_steps=student_max_steps,
                 nnodes=nnodes,
@@ -136,13 +57,35 @@ def build(s: Placement = Placement()):
                 launcher=launcher,
                 work_root=work_root,
                 seed=seed,
+                student_registered_model=student_registered_model,
+            ),
+            "train student",
+        )
+        scored = on_gpu(
+            evaluate(
+                model=student.outputs["student"],
+                data=eval_data,
+                name=variant,
+                split="test",
                 engine=engine,
                 eval_batch_size=eval_batch_size,
-                student_registered_model=student_registered_model,
-                price_per_accelerator_hour=price_per_accelerator_hour,
-            )
-            .set_display_name("students")
-            .output
+            ),
+            "evaluate",
         )
+    # Whatever the students' outcome (KFP's exit-handler form that keeps the outputs): no TrainJob outlives them.
+    on_cpu(train_cleanup(), "clean up training", cache=False).after(student).ignore_upstream_failure()
+    report = on_cpu(
+        compare(
+            reports=dsl.Collected(scored.outputs["report"]),
+            augmented=augmented_data,
+            title="teacherlm: plain vs augmented students",
+            price_per_accelerator_hour=price_per_accelerator_hour,
+            student_registered_model=student_registered_model,
+        ),
+        "compare",
+        cache=False,
+    )
+    return report.outputs["report"]
 
-    return student
+
+student = published(compare_students, NAME, SUMMARY, display="students")

@@ -13,6 +13,9 @@ a constant: Kueue admits shards as the queue's quota allows.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from kfp import dsl, kubernetes
@@ -27,9 +30,12 @@ __all__ = [
     "MLFLOW_CLIENT_LABEL",
     "PIPELINE_STEP_LABEL",
     "Placement",
+    "active_placement",
+    "fan_out",
     "on_cpu",
     "on_gpu",
     "on_trainer",
+    "placed",
 ]
 
 MLFLOW_CLIENT_LABEL = "teacherlm.io/mlflow-client"  # the pods manifests/ lets reach MLflow
@@ -99,6 +105,29 @@ class Placement:
             raise ValueError("; ".join(problems))
 
 
+_ACTIVE: ContextVar[Placement | None] = ContextVar("teacherlm_placement", default=None)
+
+
+def active_placement() -> Placement:
+    """The placement :func:`placed` made active (the defaults outside it)."""
+    return _ACTIVE.get() or Placement()
+
+
+def fan_out() -> int:
+    """``ParallelFor``'s parallelism under the active placement (:attr:`Placement.fan_out`)."""
+    return active_placement().fan_out
+
+
+@contextmanager
+def placed(placement: Placement) -> Iterator[Placement]:
+    """Build pipelines with ``placement``: :func:`on_cpu`, :func:`on_gpu` and :func:`on_trainer` read it."""
+    token = _ACTIVE.set(placement)
+    try:
+        yield placement
+    finally:
+        _ACTIVE.reset(token)
+
+
 def _common(task: dsl.PipelineTask, s: Placement, name: str) -> dsl.PipelineTask:
     """Display name, the KFP run id, and the run's tracking/storage settings from the namespace (never in
     the spec: a ConfigMap and a Secret, both optional)."""
@@ -129,10 +158,9 @@ def _retry(task: dsl.PipelineTask, s: Placement) -> dsl.PipelineTask:
     )
 
 
-def on_cpu(
-    task: dsl.PipelineTask, s: Placement, name: str, *, cache: bool = True, retry: bool = False
-) -> dsl.PipelineTask:
+def on_cpu(task: dsl.PipelineTask, name: str, *, cache: bool = True, retry: bool = False) -> dsl.PipelineTask:
     """A CPU stage: the CPU pool, modest resources; retried only when ``retry`` (a transient stage)."""
+    s = active_placement()
     _common(task, s, name).set_caching_options(cache)
     if retry:
         _retry(task, s)
@@ -142,11 +170,10 @@ def on_cpu(
     return task
 
 
-def on_gpu(
-    task: dsl.PipelineTask, s: Placement, name: str, gpus: int | dsl.PipelineChannel = 1
-) -> dsl.PipelineTask:
+def on_gpu(task: dsl.PipelineTask, name: str, gpus: int | dsl.PipelineChannel = 1) -> dsl.PipelineTask:
     """A GPU stage: accelerators, the GPU pool and its taint, retries with backoff, a timeout, a
     memory-backed ``/dev/shm``; cached."""
+    s = active_placement()
     _common(task, s, name).set_caching_options(True)
     task.set_accelerator_type(s.accelerator).set_accelerator_limit(gpus)
     task.set_cpu_request("4").set_memory_request("32Gi").set_memory_limit("64Gi")
@@ -166,13 +193,14 @@ def on_gpu(
     return task
 
 
-def on_trainer(task: dsl.PipelineTask, s: Placement, name: str) -> dsl.PipelineTask:
+def on_trainer(task: dsl.PipelineTask, name: str) -> dsl.PipelineTask:
     """A training stage: a CPU pod that submits a TrainJob (the GPUs) and follows it; retried.
 
     With a queue, the pod passes the queue and priority to the TrainJob it submits (the pod itself
     holds no GPU, so it is not queued).
     """
-    on_cpu(task, s, name, retry=True)
+    on_cpu(task, name, retry=True)
+    s = active_placement()
     if s.queue:
         task.set_env_variable(QUEUE_ENV, s.queue)
         if s.priority_class:

@@ -20,6 +20,7 @@ import yaml
 
 import teacherlm_components as components
 from teacherlm_core.kfp_support.specs import NAMES
+from teacherlm_pipelines.compile import PIPELINES
 from teacherlm_core.stages.params import PipelineParams, used_by
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,8 +113,7 @@ def test_seed_reaches_training():
 
 def test_pipeline_signatures_use_the_registry_types():
     for name in NAMES:
-        build = importlib.import_module(f"teacherlm_pipelines.{name}.pipeline").build
-        fn = build().pipeline_func
+        fn = PIPELINES[name].fn
         for pname, p in inspect.signature(fn).parameters.items():
             assert typing.get_type_hints(fn)[pname] is PipelineParams.model_fields[pname].annotation, (
                 f"{name}.{pname}"

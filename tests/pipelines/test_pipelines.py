@@ -66,6 +66,66 @@ def test_compile_is_deterministic_and_takes_settings(compiled, tmp_path):
         compile_pipelines(tmp_path / "c", settings={"cpu_pool": "nolabel"})
 
 
+def test_nested_graphs_take_the_placement_of_their_compile(compiled, tmp_path):
+    """end_to_end nests three graphs, built once per placement: a second compile with other settings
+    places every GPU task of every nested graph by them, not by the first compile's."""
+    spec, platform = _docs(
+        compile_pipelines(tmp_path, names=("end_to_end",), settings={"gpu_pool": "pool=b"})[0]
+    )
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    gpu = [name for name in ("exec-data-star", "exec-augment-shard", "exec-evaluate", "exec-evaluate-2")]
+    assert {name: executors[name]["nodeSelector"] for name in gpu} == dict.fromkeys(
+        gpu, {"labels": {"pool": "b"}}
+    )
+    default = _docs(compiled / "end_to_end" / "end_to_end.yaml")[1]["platforms"]["kubernetes"]
+    assert default["deploymentSpec"]["executors"]["exec-augment-shard"]["nodeSelector"] == {
+        "labels": {"nvidia.com/gpu.present": "true"}
+    }
+
+
+def test_published_pipelines_take_uris_for_their_graphs_artifacts():
+    """A published pipeline's parameters are its graph's, written once: each artifact input becomes the
+    URI parameter of the same name, imported before the graph runs; nothing else differs."""
+    import inspect
+
+    from kfp.dsl import Dataset, Input, Model
+
+    from teacherlm_core.stages.params import P
+    from teacherlm_pipelines.augment.pipeline import augment, augment_dataset
+
+    graph, published = inspect.signature(augment_dataset.fn), inspect.signature(augment.fn)
+    assert list(published.parameters) == list(graph.parameters)
+    assert graph.parameters["teacher"].annotation == Input[Model]
+    assert graph.parameters["data"].annotation == Input[Dataset]
+    for name in ("teacher", "data"):
+        assert (published.parameters[name].annotation, published.parameters[name].default) == (
+            str,
+            getattr(P, name),
+        )
+    for name in set(graph.parameters) - {"teacher", "data"}:
+        assert published.parameters[name] == graph.parameters[name]
+    spec = _docs(ROOT / "pipelines" / "augment" / "augment.yaml")[0]
+    importers = {
+        t["taskInfo"]["name"]: t
+        for t in spec["root"]["dag"]["tasks"].values()
+        if "importer" in t["componentRef"]["name"]
+    }
+    assert set(importers) == {"import teacher", "import data"}
+
+
+def test_a_nested_graph_missing_from_uses_is_named():
+    from teacherlm_core.kfp_support.graphs import pipeline
+    from teacherlm_core.kfp_support.placement import Placement, placed
+    from teacherlm_pipelines.teacher.pipeline import teacher
+
+    @pipeline("outer", "Nests the teacher without declaring it.")
+    def outer():
+        teacher()
+
+    with placed(Placement(retries=5)), pytest.raises(RuntimeError, match="teacherlm-teacher.*uses="):
+        outer.component()
+
+
 KUEUE = {"kueue.x-k8s.io/queue-name": "team-a", "kueue.x-k8s.io/priority-class": "teacherlm-augmentation"}
 
 
