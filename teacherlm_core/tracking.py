@@ -27,7 +27,6 @@ __all__ = [
     "METRIC_NAMES_TAG",
     "PARENT_ENV",
     "TRACKING_ENV",
-    "StageRun",
     "Tracker",
     "default_tracking_uri",
     "guarded",
@@ -52,12 +51,12 @@ def workdir() -> Path:
 
 
 def default_tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI``, else the local SQLite store ``<workdir>/mlflow.db`` (made on first use,
+    by :func:`tracking_reachable`, so naming it creates nothing)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    root = workdir()
-    root.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{root / 'mlflow.db'}"
+    return f"sqlite:///{workdir() / 'mlflow.db'}"
 
 
 def _ensure_sqlite_store(db: Path) -> None:
@@ -146,8 +145,8 @@ def _answers(uri: str) -> bool:
 def guarded(what: str, fn, *args, **kwargs):
     """``fn(*args, **kwargs)``, or ``None`` without a call when tracking is off or the server is
     down (:func:`tracking_reachable`), or with one warning when the call fails: tracking never stops
-    the work. The one guard of every MLflow call teacherlm makes (:class:`Tracker`,
-    :class:`StageRun`, :mod:`~teacherlm_core.lineage`)."""
+    the work. The guard of MLflow calls made outside a run handle (:mod:`~teacherlm_core.lineage`);
+    :class:`Tracker` guards its own the same way."""
     if not tracking_reachable():
         return None
     try:
@@ -198,7 +197,15 @@ def metric_keys(metrics: Mapping[str, Any]) -> tuple[dict[str, float], dict[str,
 
 
 class Tracker:
-    """A run (or a child of ``parent_run_id``) with nested stage runs; failures degrade to warnings.
+    """One MLflow run with nested stage runs, through MLflow's client API; failures degrade to warnings.
+
+    The run is a new one (in ``experiment``, a child of ``parent_run_id`` or of the run in
+    ``$TEACHERLM_MLFLOW_PARENT_RUN_ID``), started on ``__enter__`` and ended on ``__exit__``
+    (``FAILED`` on an exception), or an existing one held by id (:meth:`attach`), which its owner
+    ends. Runs are held by id, not by MLflow's per-process active-run stack, so a recipe may open
+    its own runs while a stage's is open. Every call goes through one guard: with tracking off, or
+    the server down (:func:`tracking_reachable`), nothing is called; the first failing call logs one
+    warning and turns the handle off. Params and tags are redacted (:func:`redact`).
 
     Example:
         with Tracker("teacherlm", run_name="eval") as t:
@@ -223,11 +230,25 @@ class Tracker:
         self.parent_run_id = parent_run_id or os.environ.get(PARENT_ENV) or None
         self.tags = dict(tags or {})
         self.enabled = enabled
-        self.run_id: str | None = None
-        self._depth = 0
+        self.run_id: str | None = None  # the run this handle was opened on
+        self.experiment_id: str | None = None
+        self._open: list[str] = []  # the run and its open stage runs, innermost last: where calls log
+        self._owned: list[str] = []  # the runs this handle started, which it ends
+
+    @classmethod
+    def attach(cls, run_id: str | None) -> Tracker:
+        """A handle on the existing run ``run_id`` (``None``: a handle that does nothing); not ended here."""
+        handle = cls(enabled=bool(run_id))
+        if run_id:
+            handle.run_id = run_id
+            handle._open.append(run_id)
+        return handle
 
     def _guard(self, what: str, fn, *args, **kwargs):
         if not self.enabled:
+            return None
+        if not tracking_reachable(self.tracking_uri):  # probed once per process: seconds, not minutes
+            self.enabled = False
             return None
         try:
             return fn(*args, **kwargs)
@@ -241,57 +262,64 @@ class Tracker:
             self.enabled = False
             return None
 
+    def _client(self):
+        import mlflow
+
+        return mlflow.MlflowClient(self.tracking_uri)
+
     def __enter__(self) -> Tracker:
-        # A dead server must cost seconds, not MLflow's default minutes of retries.
-        if self.enabled and not tracking_reachable(self.tracking_uri):
-            self.enabled = False  # the probe said so, once for the process
-            return self
-        self._guard("start", self._start)
+        if self.run_id is None:
+            self._guard("start", self._start)
         return self
 
     def _start(self) -> None:
-        import mlflow
-
+        client = self._client()
         if self.tracking_uri.startswith("sqlite:///"):
             _ensure_sqlite_store(Path(self.tracking_uri[len("sqlite:///") :]))
-        mlflow.set_tracking_uri(self.tracking_uri)
-        if mlflow.get_experiment_by_name(self.experiment) is None and self.tracking_uri.startswith(
-            "sqlite:///"
-        ):
-            # A local store keeps its artifacts beside the database, not in ./mlruns of the CWD.
-            store = Path(self.tracking_uri[len("sqlite:///") :]).parent
+        experiment = client.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            location = None
+            if self.tracking_uri.startswith("sqlite:///"):
+                # A local store keeps its artifacts beside the database, not in ./mlruns of the CWD.
+                location = (Path(self.tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
             with suppress(Exception):  # created meanwhile by a concurrent stage
-                mlflow.create_experiment(self.experiment, artifact_location=(store / "mlartifacts").as_uri())
-        mlflow.set_experiment(self.experiment)
-        run = mlflow.start_run(
-            run_name=self.run_name, parent_run_id=self.parent_run_id, tags=redact(self.tags)
+                client.create_experiment(self.experiment, artifact_location=location)
+            experiment = client.get_experiment_by_name(self.experiment)
+        self.experiment_id = experiment.experiment_id
+        self.run_id = self._create(self.run_name, self.parent_run_id, self.tags)
+
+    def _create(self, name: str | None, parent: str | None, tags: Mapping[str, str]) -> str:
+        """A new run (the tags MLflow's ``start_run`` would add: user, source, git commit)."""
+        from mlflow.tracking.context.registry import resolve_tags
+
+        tags = redact(tags) | ({"mlflow.parentRunId": parent} if parent else {})
+        run_id = (
+            self._client().create_run(self.experiment_id, run_name=name, tags=resolve_tags(tags)).info.run_id
         )
-        self.run_id = run.info.run_id
-        self._depth = 1
+        self._open.append(run_id)
+        self._owned.append(run_id)
+        return run_id
+
+    def _end(self, run_id: str, status: str) -> None:
+        self._open.remove(run_id)
+        self._owned.remove(run_id)
+        self._guard("end", self._client().set_terminated, run_id, status)
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        import mlflow
-
         status = "FAILED" if exc_type else "FINISHED"
-        while self._depth > 0:
-            self._depth -= 1
-            self._guard("end", mlflow.end_run, status=status)
-        if not self.enabled:
-            # mlflow's fluent API keeps a stack of active runs; leave none behind.
-            while mlflow.active_run() is not None:
-                try:
-                    mlflow.end_run(status=status)
-                except Exception:
-                    break
+        for run_id in reversed(list(self._owned)):
+            self._end(run_id, status)
 
     @contextmanager
     def stage(self, name: str, params: Mapping[str, Any] | None = None) -> Iterator[Tracker]:
-        """A nested run for one stage."""
-        import mlflow
-
-        started = self._guard("nested start", mlflow.start_run, run_name=name, nested=True)
-        if started is not None:
-            self._depth += 1
+        """A nested run for one stage: the calls made meanwhile log to it."""
+        started = None
+        if self._open:
+            if self.experiment_id is None:
+                run = self._guard("get run", self._client().get_run, self._open[-1])
+                self.experiment_id = run.info.experiment_id if run else None
+            if self.experiment_id is not None:
+                started = self._guard("nested start", self._create, name, self._open[-1], {})
         if params:
             self.log_params(params)
         failed = False
@@ -302,33 +330,39 @@ class Tracker:
             raise
         finally:
             if started is not None:
-                self._depth -= 1
-                self._guard("nested end", mlflow.end_run, status="FAILED" if failed else "FINISHED")
+                self._end(started, "FAILED" if failed else "FINISHED")
+
+    def _log(self, what: str, method: str, *args, **kwargs) -> None:
+        if self._open:
+            self._guard(what, lambda: getattr(self._client(), method)(self._open[-1], *args, **kwargs))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        import mlflow
+        from mlflow.entities import Param
 
-        self._guard("log_params", mlflow.log_params, redact(params))
+        self._log("log_params", "log_batch", params=[Param(k, v) for k, v in redact(params).items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log numeric ``metrics``; names MLflow would refuse go under :func:`metric_key`, the
         originals in the :data:`METRIC_NAMES_TAG` tag (one bad task name never drops the others)."""
-        import mlflow
+        from mlflow.entities import Metric, RunTag
 
-        clean, renamed = metric_keys(metrics)
-        self._guard("log_metrics", mlflow.log_metrics, clean, step=step)
-        if renamed:
-            self._guard("set_tags", mlflow.set_tags, {METRIC_NAMES_TAG: json.dumps(renamed)[:8000]})
+        now = int(time.time() * 1000)
+        clean, renamed = metric_keys(metrics)  # a name MLflow refuses would fail the whole batch
+        tags = [RunTag(METRIC_NAMES_TAG, json.dumps(renamed)[:8000])] if renamed else []
+        self._log(
+            "log_metrics",
+            "log_batch",
+            metrics=[Metric(k, v, now, step or 0) for k, v in clean.items()],
+            tags=tags,
+        )
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-        import mlflow
-
-        self._guard("log_artifact", mlflow.log_artifact, str(path), artifact_path)
+        self._log("log_artifact", "log_artifact", str(path), artifact_path)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        import mlflow
+        from mlflow.entities import RunTag
 
-        self._guard("set_tags", mlflow.set_tags, redact(tags))
+        self._log("set_tags", "log_batch", tags=[RunTag(k, v) for k, v in redact(tags).items()])
 
 
 def pipeline_parent_run(pipeline_run_id: str, experiment: str = EXPERIMENT) -> str:
@@ -357,40 +391,3 @@ def pipeline_parent_run(pipeline_run_id: str, experiment: str = EXPERIMENT) -> s
     else:  # nothing ends it later: it only groups the stages' runs
         client.set_terminated(mine, "FINISHED")
     return winner
-
-
-class StageRun:
-    """A stage's MLflow run held by id (MLflow's client API), so that a recipe can open its own runs meanwhile.
-
-    Every method is a no-op without a run (tracking off or failed) and never raises.
-    """
-
-    def __init__(self, run_id: str | None):
-        self.run_id = run_id
-
-    def _call(self, what: str, method: str, *args) -> None:
-        if not self.run_id:
-            return
-
-        def call() -> None:
-            import mlflow
-
-            getattr(mlflow.MlflowClient(default_tracking_uri()), method)(self.run_id, *args)
-
-        guarded(what, call)
-
-    def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        from mlflow.entities import Metric, RunTag
-
-        now = int(time.time() * 1000)
-        clean, renamed = metric_keys(metrics)  # a name MLflow refuses would fail the whole batch
-        tags = [RunTag(METRIC_NAMES_TAG, json.dumps(renamed)[:8000])] if renamed else []
-        self._call("log_metrics", "log_batch", [Metric(k, v, now, 0) for k, v in clean.items()], [], tags)
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        self._call("log_params", "log_batch", [], [Param(k, v) for k, v in redact(params).items()])
-
-    def log_artifact(self, path: str | os.PathLike[str]) -> None:
-        self._call("log_artifact", "log_artifact", str(path))

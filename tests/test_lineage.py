@@ -57,7 +57,7 @@ def _pipeline(
     """One pipeline run: teacher trained + registered, data augmented by it, students trained, compared."""
     from teacherlm_core.evaluate import Accuracy, EvalReport, SampleScore
     from teacherlm_core.lineage import describe_dataset, log_datasets, registered_version
-    from teacherlm_core.stages._run import pipeline_run_id, stage_run, training_stage_run
+    from teacherlm_core.stages._run import pipeline_run_id, stage_run
     from teacherlm_core.stages._training import record_training
     from teacherlm_core.stages.compare import compare
 
@@ -68,7 +68,7 @@ def _pipeline(
         monkeypatch.setenv(PARENT_ENV, parent.run_id)
         run = pipeline_run_id()
         teacher_data = _dataset(base / "teacher-data", RECORDS)
-        with training_stage_run("train teacher", {"x": 1}, stage="train_teacher") as r:
+        with stage_run("train teacher", {"x": 1}, stage="train_teacher", children=True) as r:
             teacher = _trained(base / "teacher")
             rec = record_training(
                 r, role="teacher", registered_model="t-teacher", output=str(teacher),
@@ -88,7 +88,7 @@ def _pipeline(
             )
         reports = []
         for variant, acc in accuracies.items():
-            with training_stage_run(f"train student {variant}", stage="train_student") as r:
+            with stage_run(f"train student {variant}", stage="train_student", children=True) as r:
                 student = _trained(base / f"student-{variant}", steps=2)
                 record_training(
                     r, role="student", registered_model="t-student", output=str(student),

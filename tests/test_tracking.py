@@ -83,15 +83,14 @@ def test_task_names_mlflow_refuses_never_drop_an_evaluations_metrics():
 
     import mlflow
 
-    from teacherlm_core.stages._run import StageRun
     from teacherlm_core.tracking import METRIC_NAMES_TAG
 
     names = ["q&a (v2)", "../x", "t" * 300, "plain", "a/./b"]
     metrics = {"accuracy": 0.5} | {f"accuracy.{n}": i / 10 for i, n in enumerate(names)}
-    with Tracker("t", run_name="fluent") as t:
+    with Tracker("t", run_name="opened") as t:
         t.log_metrics(metrics)
     with Tracker("t", run_name="by id") as t2:
-        StageRun(t2.run_id).log_metrics(metrics)
+        Tracker.attach(t2.run_id).log_metrics(metrics)
     client = mlflow.MlflowClient(default_tracking_uri())
     for run_id in (t.run_id, t2.run_id):
         run = client.get_run(run_id).data
@@ -109,7 +108,6 @@ def test_a_server_that_never_answers_costs_one_short_probe_per_process(monkeypat
 
     from teacherlm_core import tracking
     from teacherlm_core.lineage import log_datasets, mark_experiment
-    from teacherlm_core.stages._run import StageRun
 
     hole = socket.socket()  # accepts connections, never answers
     hole.bind(("127.0.0.1", 0))
@@ -122,7 +120,7 @@ def test_a_server_that_never_answers_costs_one_short_probe_per_process(monkeypat
     start = time.monotonic()
     with caplog.at_level(logging.WARNING), Tracker("t") as t:
         t.log_metrics({"x": 1})
-        StageRun("some-run").log_metrics({"accuracy": 0.5})
+        Tracker.attach("some-run").log_metrics({"accuracy": 0.5})
         mark_experiment("1")
         log_datasets("some-run", [{"name": "d", "digest": "x", "source": "/d", "columns": [], "counts": {}}])
     hole.close()
@@ -154,3 +152,35 @@ def test_a_first_run_interrupted_while_the_store_is_made_leaves_no_half_migrated
         t.log_metrics({"x": 1.0})
     assert t.enabled and t.run_id
     assert not list((tmp_path / "work").glob(".*.tmp"))
+
+
+def test_a_recipe_run_opened_inside_a_stage_run_nests_under_it_and_each_ends_with_its_own_status():
+    """One handle for stages and recipes: runs are held by id, so a recipe's run opened while its
+    stage's is open nests under it (children=True), fails on its own, and MLflow's per-process
+    active-run stack is left as it was (no run of ours in it)."""
+    import mlflow
+
+    from teacherlm_core.stages._run import stage_run
+
+    with stage_run("train student plain", stage="train_student", children=True) as stage:
+        with (
+            pytest.raises(RuntimeError),
+            Tracker(run_name="train-student plain") as recipe,
+            recipe.stage("student"),
+        ):
+            recipe.log_metrics({"loss": 1.5}, step=3)
+            raise RuntimeError("rank 1 died")
+        stage.log_metrics({"cost.accelerator_seconds": 2.0})
+        assert mlflow.active_run() is None
+    client = mlflow.MlflowClient(default_tracking_uri())
+    run = {r: client.get_run(r) for r in (stage.run_id, recipe.run_id)}
+    assert run[recipe.run_id].data.tags["mlflow.parentRunId"] == stage.run_id
+    assert (run[stage.run_id].info.status, run[recipe.run_id].info.status) == ("FINISHED", "FAILED")
+    assert run[stage.run_id].data.metrics == {"cost.accelerator_seconds": 2.0}
+    assert run[stage.run_id].data.tags["teacherlm.stage"] == "train_student"
+    assert "mlflow.user" in run[stage.run_id].data.tags  # what MLflow's start_run would have added
+    (child,) = client.search_runs(
+        [run[recipe.run_id].info.experiment_id], f"tags.mlflow.parentRunId = '{recipe.run_id}'"
+    )
+    assert (child.info.run_name, child.info.status) == ("student", "FAILED")
+    assert [m.step for m in client.get_metric_history(child.info.run_id, "loss")] == [3]

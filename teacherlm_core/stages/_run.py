@@ -18,9 +18,7 @@ from ..tracking import (
     EXPERIMENT,
     PARENT_ENV,
     PIPELINE_RUN_TAG,
-    StageRun,
     Tracker,
-    default_tracking_uri,
     pipeline_parent_run,
     tracking_reachable,
 )
@@ -30,7 +28,6 @@ __all__ = [
     "parent_run",
     "pipeline_run_id",
     "stage_run",
-    "training_stage_run",
 ]
 
 STAGE_TAG = "teacherlm.stage"  # the pipeline step a run records (data_build, train_student...)
@@ -66,12 +63,14 @@ def _stage_tags(name: str, stage: str | None) -> dict[str, str]:
 
 @contextmanager
 def stage_run(
-    name: str, params: Mapping[str, Any] | None = None, *, stage: str | None = None
+    name: str, params: Mapping[str, Any] | None = None, *, stage: str | None = None, children: bool = False
 ) -> Iterator[Tracker]:
     """A :class:`~teacherlm_core.tracking.Tracker` run for stage ``name``, with ``params`` logged.
 
     The run is tagged ``teacherlm.stage`` = ``stage`` (default: the first word of ``name``) and
     its experiment is marked as model training (:func:`~teacherlm_core.lineage.mark_experiment`).
+    With ``children`` (a training stage), the runs its recipe opens while it is open, here or in
+    the recipe's ranks, nest under it (``$TEACHERLM_MLFLOW_PARENT_RUN_ID``).
     """
     from ..lineage import mark_experiment
 
@@ -79,55 +78,18 @@ def stage_run(
         EXPERIMENT, run_name=name, parent_run_id=parent_run(), tags=_stage_tags(name, stage)
     ) as tracker:
         tracker.log_params({"stage": name, **(params or {})})
-        if tracker.run_id:
-            import mlflow
-
-            mark_experiment(mlflow.active_run().info.experiment_id)
-        yield tracker
-
-
-@contextmanager
-def training_stage_run(
-    name: str, params: Mapping[str, Any] | None = None, *, stage: str
-) -> Iterator[StageRun]:
-    """A stage run for a training stage: the recipe's own runs (here or in its ranks) nest under it."""
-    from ..lineage import mark_experiment
-
-    run_id, client = None, None
-    try:
-        import mlflow
-
-        client = mlflow.MlflowClient(default_tracking_uri())
-        exp = client.get_experiment_by_name(EXPERIMENT)
-        exp_id = exp.experiment_id if exp else client.create_experiment(EXPERIMENT)
-        mark_experiment(exp_id)
-        tags = _stage_tags(name, stage)
-        if parent := parent_run():
-            tags["mlflow.parentRunId"] = parent
-        run_id = client.create_run(exp_id, run_name=name, tags=tags).info.run_id
-    except Exception as exc:
-        log.warning(
-            "MLflow stage run %r unavailable (%s: %s); training goes on untracked",
-            name,
-            type(exc).__name__,
-            exc,
-        )
-    run = StageRun(run_id)
-    run.log_params({"stage": name, **(params or {})})
-    before = os.environ.get(PARENT_ENV)
-    if run_id:
-        os.environ[PARENT_ENV] = run_id
-    status = "FAILED"
-    try:
-        yield run
-        status = "FINISHED"
-    finally:
-        if before is None:
-            os.environ.pop(PARENT_ENV, None)
-        else:
-            os.environ[PARENT_ENV] = before
-        if run_id:
-            run._call("end", "set_terminated", status)
+        if tracker.experiment_id:
+            mark_experiment(tracker.experiment_id)
+        before = os.environ.get(PARENT_ENV)
+        if children and tracker.run_id:
+            os.environ[PARENT_ENV] = tracker.run_id
+        try:
+            yield tracker
+        finally:
+            if before is None:
+                os.environ.pop(PARENT_ENV, None)
+            else:
+                os.environ[PARENT_ENV] = before
 
 
 @contextmanager

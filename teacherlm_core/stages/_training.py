@@ -80,7 +80,7 @@ def record_training(
     """After a training stage: its dataset input, its cost (``output/cost.json``) and its registered model version.
 
     Args:
-        run: The stage's :class:`~teacherlm_core.tracking.StageRun`.
+        run: The stage's :class:`~teacherlm_core.tracking.Tracker`.
         role: ``teacher`` or ``student``.
         registered_model: The registered model the trained model becomes a version of.
         output: Local dir of the trained model (``metrics.jsonl``, card).

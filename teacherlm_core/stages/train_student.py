@@ -8,7 +8,7 @@ from ..data.splits import split_file
 from ..errors import ConfigError, DataError
 from ..lineage import registered_version
 from ..run_context import kfp_run_id
-from ._run import nested_under_parent, pipeline_run_id, training_stage_run
+from ._run import nested_under_parent, pipeline_run_id, stage_run
 from ._training import TRAIN_IMAGE, record_training, scratch, shared, stage_launch
 from .params import P
 from .train_variants import VARIANTS
@@ -86,7 +86,7 @@ def train_student(
     pipeline_run, started = pipeline_run_id(), time.perf_counter()
     params = {"variant": variant, "student_base_model": student_base_model, "student_config": student_config}
     with (
-        training_stage_run(f"train student {variant}", params, stage="train_student") as run,
+        stage_run(f"train student {variant}", params, stage="train_student", children=True) as run,
         scratch(work_root, "students", variant) as where,
     ):
         overrides = {

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..run_context import kfp_run_id
-from ._run import nested_under_parent, pipeline_run_id, training_stage_run
+from ._run import nested_under_parent, pipeline_run_id, stage_run
 from ._training import TRAIN_IMAGE, record_training, scratch, shared, stage_launch
 from .params import P
 
@@ -59,7 +59,7 @@ def train_teacher(
     pipeline_run, started = pipeline_run_id(), time.perf_counter()
     params = {"teacher_base_model": teacher_base_model, "teacher_config": teacher_config}
     with (
-        training_stage_run("train teacher", params, stage="train_teacher") as run,
+        stage_run("train teacher", params, stage="train_teacher", children=True) as run,
         scratch(work_root, "teacher") as where,
     ):
         base = load_config("teacher", teacher_config, {"model": teacher_base_model, "output": where})

@@ -76,7 +76,7 @@ def test_no_track_on_a_command_without_its_own_flag_makes_no_store(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "d" / "manifest.json").is_file()
-    assert not (tmp_path / "work" / "mlflow.db").exists()
+    assert not (tmp_path / "work").exists()  # not even an empty work dir (a new user's trial found one)
     tracked = cli("data", "build", "--output", str(tmp_path / "d2"), "--per-task", "4", tmp_path=tmp_path)
     assert tracked.returncode == 0 and (tmp_path / "work" / "mlflow.db").exists()  # the control
 

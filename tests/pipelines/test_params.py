@@ -20,8 +20,8 @@ import yaml
 
 import teacherlm_components as components
 from teacherlm_core.kfp_support.specs import NAMES
-from teacherlm_pipelines.compile import PIPELINES
 from teacherlm_core.stages.params import PipelineParams, used_by
+from teacherlm_pipelines.compile import PIPELINES
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -69,14 +69,12 @@ def test_compile_is_deterministic_and_takes_settings(compiled, tmp_path):
 def test_nested_graphs_take_the_placement_of_their_compile(compiled, tmp_path):
     """end_to_end nests three graphs, built once per placement: a second compile with other settings
     places every GPU task of every nested graph by them, not by the first compile's."""
-    spec, platform = _docs(
+    _, platform = _docs(
         compile_pipelines(tmp_path, names=("end_to_end",), settings={"gpu_pool": "pool=b"})[0]
     )
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    gpu = [name for name in ("exec-data-star", "exec-augment-shard", "exec-evaluate", "exec-evaluate-2")]
-    assert {name: executors[name]["nodeSelector"] for name in gpu} == dict.fromkeys(
-        gpu, {"labels": {"pool": "b"}}
-    )
+    gpu = ("exec-data-star", "exec-augment-shard", "exec-evaluate", "exec-evaluate-2")
+    assert {executors[name]["nodeSelector"]["labels"]["pool"] for name in gpu} == {"b"}
     default = _docs(compiled / "end_to_end" / "end_to_end.yaml")[1]["platforms"]["kubernetes"]
     assert default["deploymentSpec"]["executors"]["exec-augment-shard"]["nodeSelector"] == {
         "labels": {"nvidia.com/gpu.present": "true"}
@@ -122,7 +120,7 @@ def test_a_nested_graph_missing_from_uses_is_named():
     def outer():
         teacher()
 
-    with placed(Placement(retries=5)), pytest.raises(RuntimeError, match="teacherlm-teacher.*uses="):
+    with placed(Placement(retries=5)), pytest.raises(RuntimeError, match=r"teacherlm-teacher.*uses="):
         outer.component()
 
 
