@@ -141,10 +141,7 @@ def prepare_stage(
         on_conflict: what to do when the output holds a run with other settings.
         write_state: write ``train_state.json`` (only node 0 does).
     """
-    from transformers import AutoTokenizer
-
-    from .packing import pack, pack_questions, save_packed, save_questions, tokenize
-    from .texts import build_texts, load_training_samples, sample_texts
+    from .texts import load_training_samples
 
     local_data = fetch_data(data)
     kinds = texts.kinds()
@@ -165,7 +162,124 @@ def prepare_stage(
     fp = fingerprint(identity)
     steps = {"max_steps": train.max_steps, "epochs": None if train.max_steps else train.epochs}
 
-    # -- done, resume, or fresh? ------------------------------------------------------------------
+    done, resume_from = _done_or_resume(name, output, identity, steps, train, on_conflict)
+    if write_state:
+        output.write_json(STATE, {"fingerprint": fp, "identity": identity, "version": __version__})
+
+    # texts -> tokens -> packed blocks (cached by fingerprint: every rank reads the same file)
+    packed_path = _cache_dir("packed", fp) / "packed.safetensors"
+    counts, stats = _pack_texts(
+        name, samples, texts, train, world_size, tokenizer_source or model, packed_path
+    )
+    card = {
+        "stage": name,
+        "data": data,
+        "data_sha256": identity["data_sha256"],
+        "samples": len(samples),
+        "texts": counts,
+        "texts_config": texts.model_dump(),
+        "packing": stats.to_dict(),
+        "train": train.model_dump(),
+        "world_size": world_size,
+        "deepspeed": f"ZeRO-{zero_stage(deepspeed)}" if deepspeed is not None else "none",
+        "start": start,
+        "teacherlm": __version__,
+    }
+    return StageSpec(
+        name=name,
+        output=output.uri,
+        local=str(output.local),
+        start_model=model,
+        packed=str(packed_path),
+        train=train,
+        deepspeed=deepspeed,
+        fingerprint=fp,
+        steps=steps,
+        resume_from=resume_from,
+        done=done,
+        card=card,
+    )
+
+
+def _pack_texts(
+    name: str,
+    samples: list[Any],
+    texts: TextsConfig,
+    train: TrainConfig,
+    world_size: int,
+    tokenizer_path: str,
+    packed_path: Path,
+) -> tuple[dict[str, int], Any]:
+    """Build the stage's texts from ``samples``, tokenise and pack them into ``packed_path``.
+
+    Returns:
+        ``(texts per kind, packing stats)``.
+
+    Raises:
+        ConfigError: too few packed blocks to fill one optimizer step of ``world_size`` ranks.
+    """
+    from transformers import AutoTokenizer
+
+    from .packing import pack, pack_questions, save_packed, save_questions, tokenize
+    from .texts import build_texts, sample_texts
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    per_question = texts.batching == "per_question"
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    if per_question:
+        rows = [
+            [sample_texts(s, ["plain"])[0]]
+            + [
+                sample_texts(s, [f], texts.explanation_position)[0] if _has(s, f) else None
+                for f in texts.fields
+            ]
+            for s in samples
+        ]
+        counts = {"plain": len(rows)} | {f: sum(_has(s, f) for s in samples) for f in texts.fields}
+        packed = pack_questions(tokenizer, rows, texts.loss, texts.max_length, pad_id)
+    else:
+        texts_list, counts = build_texts(samples, texts.kinds(), texts.weights, train.seed)
+        docs = tokenize(tokenizer, texts_list, texts.loss)
+        packed = pack(docs, texts.max_length, pad_id, enabled=texts.pack)
+    micro = train.per_device_batch_size * world_size
+    # (per_question rows cycle through the questions: a step may hold a question twice)
+    if packed.stats.blocks < (1 if per_question else micro):
+        raise ConfigError(
+            f"stage {name}",
+            [
+                f"{packed.stats.blocks} packed block(s) of {texts.max_length} tokens cannot fill one step of "
+                f"{world_size} rank(s) x per_device_batch_size {train.per_device_batch_size}: "
+                "use more data, fewer ranks or a smaller batch"
+            ],
+        )
+    if per_question:
+        meta = {
+            "fields": list(texts.fields),
+            "explanation_weight": texts.explanation_weight,
+            "field_rotation": texts.field_rotation,
+        }
+        save_questions(packed, packed_path, meta)
+    else:
+        save_packed(packed, packed_path)
+    return counts, packed.stats
+
+
+def _done_or_resume(
+    name: str,
+    output: StageOutput,
+    identity: dict[str, Any],
+    steps: dict[str, Any],
+    train: TrainConfig,
+    on_conflict: Literal["error", "clear"],
+) -> tuple[bool, str | None]:
+    """Whether the stage in ``output`` is done with these settings, else the local checkpoint to
+    resume from (``None``: a fresh start); an output of other settings is refused or cleared.
+
+    Raises:
+        ConfigError: ``output`` holds a run of other settings (``on_conflict="error"``), or one
+            trained beyond ``train.max_steps``.
+    """
+    fp = fingerprint(identity)
     state = output.read_json(STATE)
     if state and state.get("fingerprint") != fp:
         changed = _diff(state.get("identity", {}), identity) or ["(unknown)"]
@@ -206,76 +320,7 @@ def prepare_stage(
             step, marker = complete[-1]
             resume_from = str(output.fetch_checkpoint(step))
             verify_checkpoint(Path(resume_from), marker)  # before anything unpickles it
-    if write_state:
-        output.write_json(STATE, {"fingerprint": fp, "identity": identity, "version": __version__})
-
-    # -- texts -> tokens -> packed blocks (cached by fingerprint: every rank reads the same file) ------
-    packed_path = _cache_dir("packed", fp) / "packed.safetensors"
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source or model)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    if per_question:
-        rows = [
-            [sample_texts(s, ["plain"])[0]]
-            + [
-                sample_texts(s, [f], texts.explanation_position)[0] if _has(s, f) else None
-                for f in texts.fields
-            ]
-            for s in samples
-        ]
-        counts = {"plain": len(rows)} | {f: sum(_has(s, f) for s in samples) for f in texts.fields}
-        packed = pack_questions(tokenizer, rows, texts.loss, texts.max_length, pad_id)
-    else:
-        texts_list, counts = build_texts(samples, kinds, texts.weights, train.seed)
-        docs = tokenize(tokenizer, texts_list, texts.loss)
-        packed = pack(docs, texts.max_length, pad_id, enabled=texts.pack)
-    micro = train.per_device_batch_size * world_size
-    # (per_question rows cycle through the questions: a step may hold a question twice)
-    if packed.stats.blocks < (1 if per_question else micro):
-        raise ConfigError(
-            f"stage {name}",
-            [
-                f"{packed.stats.blocks} packed block(s) of {texts.max_length} tokens cannot fill one step of "
-                f"{world_size} rank(s) x per_device_batch_size {train.per_device_batch_size}: "
-                "use more data, fewer ranks or a smaller batch"
-            ],
-        )
-    if per_question:
-        meta = {
-            "fields": list(texts.fields),
-            "explanation_weight": texts.explanation_weight,
-            "field_rotation": texts.field_rotation,
-        }
-        save_questions(packed, packed_path, meta)
-    else:
-        save_packed(packed, packed_path)
-    card = {
-        "stage": name,
-        "data": data,
-        "data_sha256": identity["data_sha256"],
-        "samples": len(samples),
-        "texts": counts,
-        "texts_config": texts.model_dump(),
-        "packing": packed.stats.to_dict(),
-        "train": train.model_dump(),
-        "world_size": world_size,
-        "deepspeed": f"ZeRO-{zero_stage(deepspeed)}" if deepspeed is not None else "none",
-        "start": start,
-        "teacherlm": __version__,
-    }
-    return StageSpec(
-        name=name,
-        output=output.uri,
-        local=str(output.local),
-        start_model=model,
-        packed=str(packed_path),
-        train=train,
-        deepspeed=deepspeed,
-        fingerprint=fp,
-        steps=steps,
-        resume_from=resume_from,
-        done=done,
-        card=card,
-    )
+    return done, resume_from
 
 
 def _has(sample: Any, field: str) -> bool:
