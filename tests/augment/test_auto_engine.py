@@ -146,3 +146,44 @@ def test_the_cli_default_falls_back_to_hf_once_and_a_resume_keeps_it(tmp_path, c
 
     res = CliRunner().invoke(app, [*common, "--shard-index", "1", "--engine", "vllm"])
     assert isinstance(res.exception, ConfigError) and "engine.name: 'hf' -> 'vllm'" in str(res.exception)
+
+
+@pytest.mark.integration
+def test_the_pipeline_shard_task_takes_auto_and_loads_vllm_once_where_it_runs(
+    tmp_path, tiny_model, monkeypatch, caplog
+):
+    """The KFP stage with engine=auto on a teacher vLLM runs: vLLM, loaded once (to decide, then to
+    generate), recorded in the plan the task hands on, and said once."""
+    from teacherlm_core.data import build_builtin
+    from teacherlm_core.engines import vllm
+    from teacherlm_core.stages.augment_plan import augment_plan
+    from teacherlm_core.stages.augment_shard import augment_shard
+
+    loaded = []
+
+    class Counted(vllm.VLLMEngine):
+        def __init__(self, *args, **kwargs):
+            loaded.append(args[0])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(vllm, "VLLMEngine", Counted)
+    build_builtin(tmp_path / "data", ["claims"], per_task=8, seed=0)
+    augment_plan(str(tmp_path / "data"), 2, split=str(tmp_path / "split"))
+    out = tmp_path / "task"
+    with caplog.at_level(logging.INFO, logger="teacherlm_core"):
+        counts = augment_shard(
+            tiny_model,
+            str(tmp_path / "split"),
+            str(out),
+            shard_index=0,
+            num_shards=2,
+            engine="auto",
+            max_new_tokens=4,
+            temperature=0.0,
+        )
+    assert counts["in"] == counts["out"] + counts["quarantined"] > 0
+    assert loaded == [tiny_model]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("engine auto:")]
+    assert said == [f"engine auto: vLLM runs {tiny_model} here"]
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["identity"]["engine"]["name"] == plan["config"]["engine"] == "vllm"
