@@ -138,8 +138,10 @@ def augment(
 ) -> dict[str, Any]:
     """Run one shard (``shard_index``) or every shard then the merge.
 
-    Returns the shard's ``_SUCCESS`` record, or the merged manifest. ``tracker`` (a
-    :class:`~teacherlm_core.tracking.Tracker`) gets one nested run per shard with its metrics.
+    Returns the shard's ``_SUCCESS`` record, or the merged manifest. ``engine``: the engine's
+    factory (default :func:`engine_factory`); ``cfg.engine == "auto"`` is decided first
+    (:func:`resolve_engine`). ``tracker`` (a :class:`~teacherlm_core.tracking.Tracker`) gets one
+    nested run per shard with its metrics.
     """
     storage.check_writable(cfg.output, directory=True)  # before any engine starts
     cfg, factory = resolve_engine(cfg, engine)  # "auto" becomes vllm or hf before the plan is written
