@@ -32,7 +32,7 @@ def augment_shard(
         max_new_tokens: Token limit per explanation.
         temperature: Sampling temperature (0: greedy, no retries).
         seed: Base seed; each request's seed derives from it.
-        engine: vllm (tensor parallel over the task's GPUs) or hf.
+        engine: vllm (tensor parallel over the task's GPUs), hf, or auto (vLLM where it can run the teacher, else HF; recorded in the plan, kept on resume).
         tensor_parallel_size: GPUs of the task (vLLM tensor parallel size).
         work_root: Shared storage (s3:// prefix) the shard writes to as it goes, so a retry resumes; empty: none.
         dry_run: Placeholder explanations, no model loaded (checks storage, fan-out and merge at full scale).

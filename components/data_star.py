@@ -25,7 +25,7 @@ def data_star(
         star_max_new_tokens: Token budget of each rationale.
         temperature: Sampling temperature (0: greedy).
         seed: Base seed of every request.
-        engine: vllm or hf.
+        engine: auto (vLLM where it can run the model, else HF, said once), vllm or hf.
     """
     from teacherlm_core.stages.data_star import data_star
 

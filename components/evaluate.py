@@ -26,7 +26,7 @@ def evaluate(
         confusion: Gold choice x predicted choice, by letter.
         name: The model's name in reports.
         split: Which split of the dataset.
-        engine: vllm or hf.
+        engine: auto (vLLM where it can run the model, else HF, said once), vllm or hf.
         eval_batch_size: Sequences per forward pass (hf) or cap on running sequences (vllm).
     """
     from teacherlm_core.stages.evaluate import evaluate

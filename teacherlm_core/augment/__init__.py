@@ -17,6 +17,7 @@ sharding, fan-out and merge at full scale (:mod:`teacherlm_core.engines.dry_run`
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "load_plan",
     "merge",
     "merge_gathered",
+    "resolve_engine",
     "run_shard",
     "shard_name",
 ]
@@ -59,7 +61,7 @@ def engine_factory(cfg: AugmentConfig) -> Callable[[], Engine]:
             made.append(DryRunEngine(cfg.teacher))
         if not made:
             kwargs: dict[str, Any] = {"revision": cfg.revision, "seed": cfg.seed}
-            if cfg.engine == "vllm":
+            if cfg.engine in ("vllm", "auto"):  # auto's HF fallback drops it (get_engine)
                 kwargs["tensor_parallel_size"] = cfg.tensor_parallel_size
             if cfg.engine == "openai":
                 kwargs |= {
@@ -73,6 +75,59 @@ def engine_factory(cfg: AugmentConfig) -> Callable[[], Engine]:
     return factory
 
 
+AUTO_CHOICES = ("vllm", "hf")  # what ``--engine auto`` may become
+
+
+def resolve_engine(
+    cfg: AugmentConfig, engine: Callable[[], Engine] | None = None
+) -> tuple[AugmentConfig, Callable[[], Engine]]:
+    """The run's concrete engine: ``cfg`` with ``engine="auto"`` replaced by ``vllm`` or ``hf``, and
+    the factory of that engine (``engine``, else :func:`engine_factory`).
+
+    ``auto`` is decided once per output, before its plan is written, so ``plan.json``, the
+    records, the manifest and the dataset card name the engine that ran, never ``auto``:
+
+    * where ``OUT/plan.json`` records ``vllm`` or ``hf`` (a resumed run), that engine: a resumed run
+      never mixes engines (if it cannot run here any more, the run fails saying why);
+    * else the engine is built now, by :func:`~teacherlm_core.engines.get_engine`'s ``auto`` (vLLM
+      where it can run the teacher here, else HF, with one warning saying why), since vLLM tells
+      whether it can run a model only by loading it and running one step; the factory returned
+      hands out that engine, so it is loaded once.
+
+    The choice is logged once. A dry run loads no model: its ``auto`` stays as given (the plan's
+    identity names the engine ``dry-run``). Any other ``cfg`` is returned as it is.
+
+    Raises:
+        EngineError: the teacher cannot be loaded by either engine.
+        StorageError: ``cfg.output`` is not writable (checked before any engine is built).
+        ValueError: ``engine`` built an engine that ``auto`` cannot stand for (not vllm or hf).
+    """
+    if cfg.engine != "auto" or cfg.dry_run:
+        return cfg, engine or engine_factory(cfg)
+    log = logging.getLogger(__name__)
+    from .plan import load_plan_record
+
+    recorded = ((load_plan_record(cfg.output) or {}).get("config") or {}).get("engine")
+    if recorded in AUTO_CHOICES:
+        log.info("engine auto: %s, the engine %s records", recorded, cfg.plan_uri)
+        cfg = _concrete(cfg, recorded)
+        return cfg, engine or engine_factory(cfg)
+    storage.check_writable(cfg.output, directory=True)  # before a model is loaded
+    built = (engine or engine_factory(cfg))()
+    if built.name not in AUTO_CHOICES:
+        raise ValueError(f"engine auto: the factory built engine {built.name!r}; auto stands for vllm or hf")
+    if built.name == "vllm":  # the fallback to HF was said by get_engine, with its reason
+        log.info("engine auto: vLLM runs %s here", cfg.teacher)
+    return _concrete(cfg, built.name), lambda: built
+
+
+def _concrete(cfg: AugmentConfig, name: str) -> AugmentConfig:
+    # tensor parallelism is vLLM's: an HF run records one device, as `--engine hf` does
+    return AugmentConfig.model_validate(
+        cfg.model_dump() | {"engine": name} | ({"tensor_parallel_size": 1} if name == "hf" else {})
+    )
+
+
 def augment(
     cfg: AugmentConfig,
     shard_index: int | None = None,
@@ -83,11 +138,13 @@ def augment(
 ) -> dict[str, Any]:
     """Run one shard (``shard_index``) or every shard then the merge.
 
-    Returns the shard's ``_SUCCESS`` record, or the merged manifest. ``tracker`` (a
-    :class:`~teacherlm_core.tracking.Tracker`) gets one nested run per shard with its metrics.
+    Returns the shard's ``_SUCCESS`` record, or the merged manifest. ``engine``: the engine's
+    factory (default :func:`engine_factory`); ``cfg.engine == "auto"`` is decided first
+    (:func:`resolve_engine`). ``tracker`` (a :class:`~teacherlm_core.tracking.Tracker`) gets one
+    nested run per shard with its metrics.
     """
     storage.check_writable(cfg.output, directory=True)  # before any engine starts
-    factory = engine or engine_factory(cfg)
+    cfg, factory = resolve_engine(cfg, engine)  # "auto" becomes vllm or hf before the plan is written
     indices = [shard_index] if shard_index is not None else list(range(cfg.num_shards))
     result: dict[str, Any] = {}
     for i in indices:

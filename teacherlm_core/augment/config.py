@@ -52,7 +52,11 @@ class AugmentConfig(BaseModel):
     input: str = Field(description="Input dataset: JSONL or Parquet, local path or s3:// URI.")
     output: str = Field(description="Output root: local dir or s3:// prefix.")
     revision: str | None = Field(None, description="Hub revision of the teacher.")
-    engine: Literal["vllm", "hf", "openai", "batch"] = "vllm"
+    engine: Literal["auto", "vllm", "hf", "openai", "batch"] = Field(
+        "auto",
+        description="auto: vLLM where it can run the teacher here, else HF, decided once per output and "
+        "recorded in the plan as the engine that ran (:func:`teacherlm_core.augment.resolve_engine`).",
+    )
     fields: tuple[str, ...] = FIELDS
     num_shards: int = Field(1, ge=1, le=99999)
     part_size: int = Field(512, ge=1, description="Samples per part: the unit of resumption.")

@@ -339,5 +339,5 @@ import datasets
 ds = datasets.load_dataset("parquet", data_dir="data")["train"]
 ```
 
-Settings: `{json.dumps({k: m["config"][k] for k in ("max_new_tokens", "temperature", "top_p", "seed", "max_retries", "num_shards")})}`
+Engine: `{m["identity"]["engine"]["name"]}`. Settings: `{json.dumps({k: m["config"][k] for k in ("max_new_tokens", "temperature", "top_p", "seed", "max_retries", "num_shards")})}`
 """

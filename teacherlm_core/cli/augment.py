@@ -23,6 +23,7 @@ DRY_RUN_TEACHER = "none"  # the teacher a dry run names when none is given (it n
 
 
 class AugmentEngine(str, Enum):
+    auto = "auto"
     vllm = "vllm"
     hf = "hf"
     openai = "openai"
@@ -50,8 +51,10 @@ def run(
         None, help="Do this shard only (a pipeline's fan-out task); default: all shards, then merge."
     ),
     engine: AugmentEngine = typer.Option(
-        AugmentEngine.vllm,
-        help="vllm (default), hf, openai (an OpenAI-compatible server), or batch (--export-batch, --batch-results).",
+        AugmentEngine.auto,
+        help="auto (default: vLLM where it can run the teacher here, else HF, said once; decided when the run "
+        "is planned and recorded in plan.json, so a resumed run keeps that engine), vllm, hf, openai (an "
+        "OpenAI-compatible server), or batch (--export-batch, --batch-results).",
     ),
     fields: str = typer.Option(P.fields, help="Comma-separated fields to write."),
     max_new_tokens: int = typer.Option(256, help="Token limit per explanation."),
@@ -107,7 +110,7 @@ def run(
         raise typer.BadParameter(f"missing {', '.join(missing)}")
     from pydantic import ValidationError
 
-    from ..augment import AugmentConfig, augment
+    from ..augment import AugmentConfig, augment, resolve_engine
     from ..errors import ConfigError
     from ..tracking import Tracker
 
@@ -151,6 +154,8 @@ def run(
         n = write_requests(cfg, shard_index, export_batch)
         typer.echo(f"{n} requests of {shard_name_or_all(cfg, shard_index)} written to {export_batch}")
         return
+    # "auto" becomes the engine that runs, before the plan records it (a resumed run: the recorded one)
+    cfg, factory = resolve_engine(cfg)
     with Tracker(run_name=f"augment {shard_name_or_all(cfg, shard_index)}", enabled=track) as tracker:
         tracker.log_params({"stage": "augment", **cfg.public(), "shard_index": shard_index})
         from ..augment.plan import ensure_plan
@@ -165,7 +170,7 @@ def run(
 
             ensure_plan(cfg, progress=planned)  # one streaming pass; a no-op when planned already
         with _bar(cfg) as on_part:
-            result = augment(cfg, shard_index, on_part=on_part, tracker=tracker)
+            result = augment(cfg, shard_index, engine=factory, on_part=on_part, tracker=tracker)
     _summary(result, shard_index)
 
 
@@ -280,7 +285,11 @@ def shard_cmd(
     max_new_tokens: int = typer.Option(P.max_new_tokens, help="Token limit per explanation."),
     temperature: float = typer.Option(P.temperature, help="Sampling temperature (0: greedy, no retries)."),
     seed: int = typer.Option(P.seed, help="Base seed; each request's seed derives from it."),
-    engine: EngineName = typer.Option(EngineName(P.engine), help="vllm or hf."),
+    engine: EngineName = typer.Option(
+        EngineName(P.engine),
+        help="auto (vLLM where it can run the teacher here, else HF, said once; recorded in plan.json, "
+        "which a resumed shard keeps), vllm or hf.",
+    ),
     tensor_parallel_size: int = typer.Option(P.tensor_parallel_size, help="GPUs per vLLM engine."),
     work_root: str = typer.Option(P.work_root, help="Shared storage (s3:// prefix) to write to as it goes."),
     dry_run: bool = typer.Option(

@@ -319,7 +319,8 @@ def get_engine(kind: Literal["auto", "vllm", "hf", "openai"], model: str, **kwar
                 str(exc).split(";")[0] if isinstance(exc, EngineError) else f"vLLM is not installed ({exc})"
             )
             logging.getLogger(__name__).warning("engine auto: %s; using the HF engine", reason)
-            return get_engine("hf", model, **kwargs)
+            # tensor parallelism is vLLM's; the HF engine runs on one device
+            return get_engine("hf", model, **{k: v for k, v in kwargs.items() if k != "tensor_parallel_size"})
     try:
         if kind == "hf":
             from .hf import HFEngine

@@ -34,6 +34,10 @@ def augment_shard(
     ``work_root`` (e.g. an ``s3://`` prefix) the shard writes under
     ``work_root/<KFP run id>/augment`` as it goes, so a retried task resumes its finished parts,
     and is then copied into ``output``. ``tensor_parallel_size`` is vLLM's (the task's GPUs).
+    ``engine``: ``auto`` (vLLM where it can run the teacher here, else HF), ``vllm`` or ``hf``; a shard
+    that finds no plan decides ``auto`` and records the engine in ``plan.json``; one that finds a plan
+    (another shard's, or its own before a retry) keeps that engine, so shards never mix engines
+    (:func:`~teacherlm_core.augment.resolve_engine`).
     ``dry_run``: placeholder text, no model loaded (see :class:`~teacherlm_core.augment.AugmentConfig`).
     With ``TEACHERLM_METRICS_PORT`` or ``TEACHERLM_PUSHGATEWAY`` set, its progress is reported to
     Prometheus (:mod:`teacherlm_core.metrics`).
@@ -61,7 +65,7 @@ def augment_shard(
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         seed=seed,
-        tensor_parallel_size=tensor_parallel_size if engine == "vllm" else 1,
+        tensor_parallel_size=tensor_parallel_size if engine in ("vllm", "auto") else 1,
         dry_run=dry_run,
     )
     params = {

@@ -107,7 +107,8 @@ class PipelineParams(BaseModel):
     )
     engine: str = _p(
         "vllm",
-        "Inference engine of STaR, augmentation and evaluation: vllm or hf.",
+        "Inference engine of STaR, augmentation and evaluation: vllm, hf, or auto (vLLM where it "
+        "can run the model, else HF; augmentation records the engine that ran in its plan).",
         "data_star",
         "augment_shard",
         "evaluate",
