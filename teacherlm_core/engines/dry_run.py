@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 
-from . import Generation, GenerationParams, LoglikelihoodRequest
+from .base import Generation, GenerationParams
+from .encoding import LoglikelihoodRequest
 
 __all__ = ["DryRunEngine"]
 

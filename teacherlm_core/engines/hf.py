@@ -13,15 +13,9 @@ import itertools
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 
-from . import (
-    EncodedRequest,
-    Generation,
-    GenerationParams,
-    LoglikelihoodRequest,
-    encode_requests,
-    generate_through,
-    load_tokenizer,
-)
+from .base import Generation, GenerationParams, load_tokenizer
+from .encoding import EncodedRequest, LoglikelihoodRequest, encode_requests
+from .streams import generate_through
 
 __all__ = ["HFEngine", "HFStream", "shared_prefix_plan"]
 

@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 
 from ..errors import EngineError
 from ..redaction import known_secrets, redact_text, secret_forms, strip_url_credentials, url_credentials
-from . import Generation, GenerationParams, LoglikelihoodRequest
+from .base import Generation, GenerationParams
+from .encoding import LoglikelihoodRequest
 
 __all__ = ["OpenAIEngine", "RetryableHTTPError"]
 

@@ -20,15 +20,9 @@ import os
 from collections.abc import Callable, Hashable, Sequence
 
 from ..errors import EngineError
-from . import (
-    EncodedRequest,
-    Generation,
-    GenerationParams,
-    LoglikelihoodRequest,
-    encode_requests,
-    generate_through,
-    load_tokenizer,
-)
+from .base import Generation, GenerationParams, load_tokenizer
+from .encoding import EncodedRequest, LoglikelihoodRequest, encode_requests
+from .streams import generate_through
 
 __all__ = ["VLLMEngine", "VLLMStream", "default_cpu_threads"]
 
