@@ -304,46 +304,25 @@ def run_shard(
 
     def commit(part: _Part) -> None:
         nonlocal finished, last_commit
-        p, stats, marker = part.index, part.stats, part.marker
+        marker = part.marker
         if marker is None:  # another writer of this shard may have finished it meanwhile: theirs stands
             finished = winning_markers(shard_dir, fingerprint)
-            marker = finished.get(p)
+            marker = finished.get(part.index)
         if marker is None:
-            name = f"part-{p:05d}.{writer}"
-            out, rejected = _assemble(cfg, part)
-            # Data first, marker last: a marker always describes complete files.
-            for suffix, records in ((".jsonl", out), (".quarantine.jsonl", rejected)):
-                if records:
-                    blob = _jsonl(records)
-                    storage.write_bytes(storage.join(shard_dir, name + suffix), blob)
-                    stats.files[name + suffix] = {
-                        "records": len(records),
-                        "sha256": hashlib.sha256(blob).hexdigest(),
-                    }
-            stats.samples, stats.quarantined = len(out), len(rejected)
             # Parts overlap in the stream: each counts from the previous commit (or its start), so
             # a shard's part seconds add up to its wall time generating.
-            now = time.perf_counter()
-            stats.seconds = now - max(part.started, last_commit)
-            last_commit = now
-            marker = {
-                "fingerprint": fingerprint,
-                "part": p,
-                "writer": writer,
-                "in": len(part.entries),
-                "out": len(out),
-                "quarantined": len(rejected),
-                "tokens": stats.tokens,
-                "tokens_kept": stats.tokens_kept,
-                "seconds": round(stats.seconds, 3),
-                "cot_checked": stats.cot_checked,
-                "cot_consistent": stats.cot_consistent,
-                "files": stats.files,
-            }
-            storage.write_text(storage.join(shard_dir, f"{name}.json"), json.dumps(marker, sort_keys=True))
+            marker = _write_part(
+                cfg, shard_dir, fingerprint, writer, part, since=max(part.started, last_commit)
+            )
+            last_commit = max(part.started, last_commit) + part.stats.seconds
+            stats = part.stats
         else:
             stats = PartStats(
-                shard=index, part=p, samples=marker["out"], quarantined=marker["quarantined"], skipped=True
+                shard=index,
+                part=part.index,
+                samples=marker["out"],
+                quarantined=marker["quarantined"],
+                skipped=True,
             )
         parts.append(marker)
         if on_part:
@@ -392,10 +371,56 @@ def run_shard(
     # Another writer of this shard may have finished parts meanwhile: list the winners, whoever wrote them.
     finished = winning_markers(shard_dir, fingerprint)
     parts = [finished.get(p, marker) for p, marker in enumerate(parts)]
+    success = _shard_success(fingerprint, index, cfg.num_shards, n_in, parts)
+    storage.write_text(success_uri, json.dumps(success, sort_keys=True))
+    return success
+
+
+def _write_part(
+    cfg: AugmentConfig, shard_dir: str, fingerprint: str, writer: str, part: _Part, since: float
+) -> dict[str, Any]:
+    """Write a finished part: its records and its quarantine, then its marker (data first, marker
+    last: a marker always describes complete files). Sets ``part.stats``; returns the marker."""
+    p, stats = part.index, part.stats
+    name = f"part-{p:05d}.{writer}"
+    out, rejected = _assemble(cfg, part)
+    for suffix, records in ((".jsonl", out), (".quarantine.jsonl", rejected)):
+        if records:
+            blob = _jsonl(records)
+            storage.write_bytes(storage.join(shard_dir, name + suffix), blob)
+            stats.files[name + suffix] = {"records": len(records), "sha256": hashlib.sha256(blob).hexdigest()}
+    stats.samples, stats.quarantined = len(out), len(rejected)
+    stats.seconds = time.perf_counter() - since
+    marker = {
+        "fingerprint": fingerprint,
+        "part": p,
+        "writer": writer,
+        "in": len(part.entries),
+        "out": len(out),
+        "quarantined": len(rejected),
+        "tokens": stats.tokens,
+        "tokens_kept": stats.tokens_kept,
+        "seconds": round(stats.seconds, 3),
+        "cot_checked": stats.cot_checked,
+        "cot_consistent": stats.cot_consistent,
+        "files": stats.files,
+    }
+    storage.write_text(storage.join(shard_dir, f"{name}.json"), json.dumps(marker, sort_keys=True))
+    return marker
+
+
+def _shard_success(
+    fingerprint: str, index: int, num_shards: int, n_in: int, parts: list[dict]
+) -> dict[str, Any]:
+    """The shard's ``_SUCCESS`` record: its parts' markers and their sums.
+
+    Raises:
+        AssertionError: records in != out + quarantined (an invariant, not user input).
+    """
     success = {
         "fingerprint": fingerprint,
         "shard": index,
-        "num_shards": cfg.num_shards,
+        "num_shards": num_shards,
         "in": n_in,
         "out": sum(m["out"] for m in parts),
         "quarantined": sum(m["quarantined"] for m in parts),
@@ -405,7 +430,6 @@ def run_shard(
         "cot_consistent": sum(m["cot_consistent"] for m in parts),
         "parts": parts,
     }
-    if success["in"] != success["out"] + success["quarantined"]:  # an invariant, not user input
-        raise AssertionError(f"shard {index}: in={success['in']} != out+quarantined")
-    storage.write_text(success_uri, json.dumps(success, sort_keys=True))
+    if success["in"] != success["out"] + success["quarantined"]:
+        raise AssertionError(f"shard {index}: in={n_in} != out+quarantined")
     return success
