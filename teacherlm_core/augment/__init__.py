@@ -18,8 +18,10 @@ sharding, fan-out and merge at full scale (:mod:`teacherlm_core.engines.dry_run`
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from .. import storage
@@ -99,7 +101,9 @@ def resolve_engine(
 
     Raises:
         EngineError: the teacher cannot be loaded by either engine.
-        StorageError: ``cfg.output`` is not writable (checked before any engine is built).
+        DataError: ``cfg.input`` is missing, empty or neither JSONL nor Parquet (checked first).
+        StorageError: ``cfg.output`` is not writable (checked before any engine is built; an output
+            directory made for the check is removed again when the engine fails to load).
         ValueError: ``engine`` built an engine that ``auto`` cannot stand for (not vllm or hf).
     """
     if cfg.engine != "auto" or cfg.dry_run:
@@ -112,8 +116,20 @@ def resolve_engine(
         log.info("engine auto: %s, the engine %s records", recorded, cfg.plan_uri)
         cfg = _concrete(cfg, recorded)
         return cfg, engine or engine_factory(cfg)
-    storage.check_writable(cfg.output, directory=True)  # before a model is loaded
-    built = (engine or engine_factory(cfg))()
+    # What fails in a second must not wait for a model load: the input, then the output.
+    if not cfg.split and not storage.is_remote(cfg.input):
+        from ..records import detect_format
+
+        detect_format(cfg.input)  # no such file, an empty file, not JSONL or Parquet
+    made = not storage.is_remote(cfg.output) and not os.path.exists(cfg.output)
+    storage.check_writable(cfg.output, directory=True)
+    try:
+        built = (engine or engine_factory(cfg))()
+    except BaseException:
+        if made:  # no empty output left behind by a teacher that does not load
+            with suppress(OSError):
+                os.rmdir(cfg.output)
+        raise
     if built.name not in AUTO_CHOICES:
         raise ValueError(f"engine auto: the factory built engine {built.name!r}; auto stands for vllm or hf")
     if built.name == "vllm":  # the fallback to HF was said by get_engine, with its reason

@@ -150,19 +150,7 @@ def merge(output: str, progress: Callable[[int], None] | None = None) -> dict[st
 def _merge(output: str, progress: Callable[[int], None] | None, check: Callable[[], None]) -> dict[str, Any]:
     cfg, plan = load_plan(output)
     fingerprint = plan["fingerprint"]
-    successes, missing = [], []
-    for i in range(cfg.num_shards):
-        uri = storage.join(cfg.shard_dir(i), "_SUCCESS")
-        done = json.loads(storage.read_text(uri)) if storage.exists(uri) else None
-        if done is None or done.get("fingerprint") != fingerprint:
-            missing.append(i)
-        successes.append(done)
-    if missing:
-        raise TeacherLMError(
-            f"{output}: cannot merge, {len(missing)} of {cfg.num_shards} shard(s) unfinished: {missing[:20]}; "
-            "run them (`teacherlm augment --shard-index I` into this output, or `teacherlm augment shard "
-            "--shard-index I` and merge its output too); finished shards and parts are skipped"
-        )
+    successes = _finished_shards(cfg, fingerprint, output)
     if not storage.is_remote(output):  # temps of a merge killed mid-way (kill -9): nothing else cleans them
         storage.remove_stale_temps(output, ".merge-")
     files: dict[str, dict[str, Any]] = {}
@@ -214,9 +202,63 @@ def _merge(output: str, progress: Callable[[int], None] | None, check: Callable[
         folder = tempfile.gettempdir() if storage.is_remote(output) else output
         for stray in Path(folder).glob(f".merge-{os.getpid()}-*.tmp"):
             stray.unlink(missing_ok=True)
+    manifest = _manifest(cfg, plan, successes, files)
+    n_in = manifest["counts"]["input"]
+    if n_in != n_out + quarantined_total:
+        raise AssertionError(
+            f"counts do not reconcile: in={n_in} out={n_out} quarantined={quarantined_total}"
+        )
+    check()  # still this output's one merge (an S3 lease not lost while stalled)
+    manifest = redact_document(manifest)  # nothing secret in a manifest or card (URL credentials, keys)
+    storage.write_text(storage.join(output, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True))
+    storage.write_text(storage.join(output, CARD), dataset_card(manifest))
+    _remove_orphaned_temp_files(output)
+    if n_out == 0:  # a complete record of the failure is written; nothing downstream can use it
+        top = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(3))
+        raise DataError(
+            storage.join(output, "quarantine"),
+            None,
+            None,
+            f"every one of the {n_in} input records was quarantined, nothing was augmented ({top})",
+        )
+    return manifest
+
+
+def _finished_shards(cfg: AugmentConfig, fingerprint: str, output: str) -> list[dict[str, Any]]:
+    """Every shard's ``_SUCCESS`` record, in shard order.
+
+    Raises:
+        TeacherLMError: a shard unfinished, or finished for another plan (naming them and how to run them).
+    """
+    successes, missing = [], []
+    for i in range(cfg.num_shards):
+        uri = storage.join(cfg.shard_dir(i), "_SUCCESS")
+        done = json.loads(storage.read_text(uri)) if storage.exists(uri) else None
+        if done is None or done.get("fingerprint") != fingerprint:
+            missing.append(i)
+        successes.append(done)
+    if missing:
+        raise TeacherLMError(
+            f"{output}: cannot merge, {len(missing)} of {cfg.num_shards} shard(s) unfinished: {missing[:20]}; "
+            "run them (`teacherlm augment --shard-index I` into this output, or `teacherlm augment shard "
+            "--shard-index I` and merge its output too); finished shards and parts are skipped"
+        )
+    return successes
+
+
+def _manifest(
+    cfg: AugmentConfig,
+    plan: dict[str, Any],
+    successes: list[dict[str, Any]],
+    files: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The output's ``manifest.json``: counts, chain-of-thought consistency, tokens, every shard and
+    file with its sha256, the run's config, identity and columns (before redaction)."""
+    n_out = files["train.jsonl"]["records"]
+    quarantined_total = sum(meta["records"] for rel, meta in files.items() if rel.startswith("quarantine/"))
     n_in = sum(d["in"] for d in successes)
     checked = sum(d["cot_checked"] for d in successes)
-    manifest = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "kind": "augmented",
         "dry_run": cfg.dry_run,
@@ -249,26 +291,8 @@ def _merge(output: str, progress: Callable[[int], None] | None, check: Callable[
         "config": cfg.public(),
         "identity": plan["identity"],
         "columns": plan["columns"],
-        "fingerprint": fingerprint,
+        "fingerprint": plan["fingerprint"],
     }
-    if n_in != n_out + quarantined_total:
-        raise AssertionError(
-            f"counts do not reconcile: in={n_in} out={n_out} quarantined={quarantined_total}"
-        )
-    check()  # still this output's one merge (an S3 lease not lost while stalled)
-    manifest = redact_document(manifest)  # nothing secret in a manifest or card (URL credentials, keys)
-    storage.write_text(storage.join(output, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True))
-    storage.write_text(storage.join(output, CARD), dataset_card(manifest))
-    _remove_orphaned_temp_files(output)
-    if n_out == 0:  # a complete record of the failure is written; nothing downstream can use it
-        top = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(3))
-        raise DataError(
-            storage.join(output, "quarantine"),
-            None,
-            None,
-            f"every one of the {n_in} input records was quarantined, nothing was augmented ({top})",
-        )
-    return manifest
 
 
 def _remove_orphaned_temp_files(output: str) -> None:

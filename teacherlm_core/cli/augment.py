@@ -155,7 +155,10 @@ def run(
         typer.echo(f"{n} requests of {shard_name_or_all(cfg, shard_index)} written to {export_batch}")
         return
     # "auto" becomes the engine that runs, before the plan records it (a resumed run: the recorded one)
+    asked_auto = cfg.engine == "auto" and not cfg.dry_run
     cfg, factory = resolve_engine(cfg)
+    if asked_auto:  # which engine runs, in the default output (the plan records it too)
+        console.print(f"engine: {cfg.engine} (auto)")
     with Tracker(run_name=f"augment {shard_name_or_all(cfg, shard_index)}", enabled=track) as tracker:
         tracker.log_params({"stage": "augment", **cfg.public(), "shard_index": shard_index})
         from ..augment.plan import ensure_plan

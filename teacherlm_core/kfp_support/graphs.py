@@ -16,6 +16,13 @@ user runs: the same parameters, each artifact input a URI parameter imported by
     augment = published(augment_dataset, "teacherlm-augment", "Augment a dataset ...", display="augment")
     with placed(Placement(queue="team-a")):
         component = augment.component()  # what kfp's Compiler compiles
+
+A new pipeline: a module ``pipelines/<name>/pipeline.py`` with its function under
+:func:`pipeline` (every parameter defined once in
+:class:`~teacherlm_core.stages.params.PipelineParams`, used as ``x: int = P.x``; a graph it nests
+listed in ``uses=``), its name added to :data:`~teacherlm_core.kfp_support.specs.NAMES` and its
+graph to ``teacherlm_pipelines.compile.PIPELINES``; then ``teacherlm pipeline compile`` writes
+``pipelines/<name>/<name>.yaml`` and ``teacherlm pipeline run <name>`` runs it.
 """
 
 from __future__ import annotations
@@ -73,7 +80,11 @@ def pipeline(
 ) -> Callable[[Callable[..., Any]], Graph]:
     """Decorate a module-level pipeline function: KFP's ``name`` and ``description``, the graphs it
     nests (``uses``), and the description of each artifact input (``artifacts``); parameters are
-    described by :class:`~teacherlm_core.stages.params.PipelineParams` (:func:`documented`)."""
+    described by :class:`~teacherlm_core.stages.params.PipelineParams` (:func:`documented`).
+
+    Raises:
+        TypeError: a parameter that is neither in ``PipelineParams`` nor described in ``artifacts``.
+    """
 
     def decorate(fn: Callable[..., Any]) -> Graph:
         return Graph(documented(description, **artifacts)(fn), name, description, uses)

@@ -195,6 +195,9 @@ def documented(summary: str, **inputs: str) -> Callable[[F], F]:
 
     Parameters take their description from :class:`PipelineParams`; artifact inputs of a nested
     graph (not pipeline parameters) take theirs from ``inputs``.
+
+    Raises:
+        TypeError: a parameter that is neither in :class:`PipelineParams` nor in ``inputs``.
     """
 
     def decorate(fn: F) -> F:
@@ -202,7 +205,13 @@ def documented(summary: str, **inputs: str) -> Callable[[F], F]:
 
         lines = [summary, "", "Args:"]
         for name in inspect.signature(fn).parameters:
-            text = inputs.get(name) or PipelineParams.model_fields[name].description
+            field = PipelineParams.model_fields.get(name)
+            if name not in inputs and field is None:
+                raise TypeError(
+                    f"{fn.__qualname__}: parameter {name!r} is not in PipelineParams "
+                    "(teacherlm_core/stages/params.py): define it there, once, with its type, default and description"
+                )
+            text = inputs.get(name) or field.description
             lines.append(f"    {name}: {text}")
         fn.__doc__ = "\n".join(lines)
         return fn

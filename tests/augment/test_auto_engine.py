@@ -128,6 +128,7 @@ def test_the_cli_default_falls_back_to_hf_once_and_a_resume_keeps_it(tmp_path, c
     with caplog.at_level(logging.INFO, logger="teacherlm_core"):
         res = CliRunner().invoke(app, [*common, "--shard-index", "0"])  # no --engine: the default
     assert res.exit_code == 0, res.output
+    assert "engine: hf (auto)" in res.output  # the choice, in the default output
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("engine auto:")]
     assert len(said) == 1 and "vLLM cannot run" in said[0] and "using the HF engine" in said[0], said
     plan = json.loads((tmp_path / "run" / "plan.json").read_text())
@@ -187,3 +188,25 @@ def test_the_pipeline_shard_task_takes_auto_and_loads_vllm_once_where_it_runs(
     assert said == [f"engine auto: vLLM runs {tiny_model} here"]
     plan = json.loads((out / "plan.json").read_text())
     assert plan["identity"]["engine"]["name"] == plan["config"]["engine"] == "vllm"
+
+
+def test_auto_checks_the_input_and_output_before_it_loads_a_teacher(tmp_path):
+    """A new user's trial: a wrong --data under the default engine waited 78 s for vLLM to load the
+    teacher, and a teacher that does not load left an empty --output behind."""
+    from teacherlm_core.augment import resolve_engine
+    from teacherlm_core.errors import DataError
+
+    def never():
+        raise AssertionError("no engine may be built for a run that cannot start")
+
+    missing = _cfg(tmp_path, engine="auto", input=str(tmp_path / "nodata" / "train.jsonl"))
+    with pytest.raises(DataError, match="no such file"):
+        resolve_engine(missing, engine=never)
+    assert not (tmp_path / "run").exists()
+
+    def unloadable():
+        raise RuntimeError("cannot load model 'tiny-llama'")
+
+    with pytest.raises(RuntimeError, match="tiny-llama"):
+        resolve_engine(_cfg(tmp_path, engine="auto"), engine=unloadable)
+    assert not (tmp_path / "run").exists()

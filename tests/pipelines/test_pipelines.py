@@ -566,3 +566,14 @@ def test_a_stopped_local_run_takes_its_running_task_with_it(tmp_path, tiny_model
     # gone by the time the run has exited (an orphan would still be importing torch or generating)
     _, alive = psutil.wait_procs(tasks, timeout=1)
     assert not alive, [p.pid for p in alive]
+
+
+def test_a_pipeline_parameter_missing_from_the_registry_is_named():
+    """A new user's trial: an extra parameter failed at decoration with a bare KeyError."""
+    from teacherlm_core.kfp_support.graphs import pipeline
+
+    def mine(my_shards=3):
+        pass
+
+    with pytest.raises(TypeError, match=r"mine: parameter 'my_shards' is not in PipelineParams"):
+        pipeline("mine", "A pipeline with a parameter nobody defined.")(mine)
