@@ -99,11 +99,13 @@ def hoist_global_flags(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: exit 0, 2 with one ``error:`` line (a usage error or a
+    :class:`~teacherlm_core.errors.TeacherLMError`), 1 on Ctrl-C's abort or (with ``--debug``) a traceback."""
     _register()
-    sys.argv[1:] = hoist_global_flags(sys.argv[1:])
+    args = hoist_global_flags(sys.argv[1:])
     try:
-        app()
+        # Not standalone: a usage error comes here, to be said in one line like every other error.
+        rc = typer.main.get_command(app).main(args=args, prog_name="teacherlm", standalone_mode=False)
     except TeacherLMError as exc:
         if os.environ.get("TEACHERLM_DEBUG") == "1":
             raise
@@ -111,3 +113,15 @@ def main() -> None:
 
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)  # no URL credentials or keys
         sys.exit(2)
+    except typer.TyperException as exc:  # click's usage errors (typer ships its own click)
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `teacherlm data`: its help
+            typer.echo(ctx.get_help())
+            sys.exit(getattr(exc, "exit_code", 2))  # click's code for a command line that asks nothing
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print(f"error: {exc.format_message()}{hint}", file=sys.stderr)  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)

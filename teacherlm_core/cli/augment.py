@@ -43,9 +43,12 @@ def run(
         None,
         "--data",
         "--input",
+        "-i",
         help="Dataset to augment: JSONL or Parquet file (local or s3:// URI), or a dataset directory (its train split).",
     ),
-    output: str = typer.Option(None, help="Output root: local dir or s3:// prefix (resumes what is there)."),
+    output: str = typer.Option(
+        None, "--output", "-o", help="Output root: local dir or s3:// prefix (resumes what is there)."
+    ),
     num_shards: int = typer.Option(1, help="Split the dataset into this many shards."),
     shard_index: int = typer.Option(
         None, help="Do this shard only (a pipeline's fan-out task); default: all shards, then merge."
@@ -239,6 +242,7 @@ def plan_cmd(
         ...,
         "--data",
         "--input",
+        "-i",
         help="The dataset to augment: a directory with train.jsonl/.parquet, or the file.",
     ),
     num_shards: int = typer.Option(P.num_shards, help="How many shards to split it into."),
@@ -275,11 +279,15 @@ def plan_cmd(
 
 @app.command("shard")
 def shard_cmd(
-    teacher: str = typer.Option(..., help="The trained teacher: local path or hub id."),
+    teacher: str = typer.Option(
+        ..., "--teacher", "--model", help="The trained teacher: local path or hub id."
+    ),
     split: str = typer.Option(
         ..., help="The split `augment plan --split` wrote; the shard reads only its own file."
     ),
-    output: str = typer.Option(..., help="This shard's output directory: plan.json + shards/<shard>/."),
+    output: str = typer.Option(
+        ..., "--output", "-o", help="This shard's output directory: plan.json + shards/<shard>/."
+    ),
     shard_index: int = typer.Option(..., help="Which shard, 0 <= shard_index < num_shards."),
     num_shards: int | None = typer.Option(
         None, help="Shards in the plan (default: the split's; given, must match)."
@@ -290,8 +298,8 @@ def shard_cmd(
     seed: int = typer.Option(P.seed, help="Base seed; each request's seed derives from it."),
     engine: EngineName = typer.Option(
         EngineName(P.engine),
-        help="auto (vLLM where it can run the teacher here, else HF, said once; recorded in plan.json, "
-        "which a resumed shard keeps), vllm or hf.",
+        help="vllm (the pipeline's default), hf, or auto (vLLM where it can run the teacher here, else HF, "
+        "said once; recorded in plan.json, which a resumed shard keeps).",
     ),
     tensor_parallel_size: int = typer.Option(P.tensor_parallel_size, help="GPUs per vLLM engine."),
     work_root: str = typer.Option(P.work_root, help="Shared storage (s3:// prefix) to write to as it goes."),
@@ -326,6 +334,8 @@ def shard_cmd(
 def merge_cmd(
     output: str = typer.Option(
         ...,
+        "--output",
+        "-o",
         help="The run's output root (local dir or s3:// prefix), or with --shards the directory to merge into.",
     ),
     shards: list[str] = typer.Option(
@@ -343,7 +353,7 @@ def merge_cmd(
 @app.command("utility")
 def utility_cmd(
     data: str = typer.Option(
-        ..., "--data", help="An augmented dataset (directory with train.jsonl/.parquet, or the file)."
+        ..., "--data", "-i", help="An augmented dataset (directory with train.jsonl/.parquet, or the file)."
     ),
     scorer: str = typer.Option(
         ...,
@@ -351,7 +361,7 @@ def utility_cmd(
         "not the teacher, which wrote with the answer in view.",
     ),
     output: str = typer.Option(
-        ..., help="Output directory: train.jsonl, quarantine/, utility.json, README.md."
+        ..., "--output", "-o", help="Output directory: train.jsonl, quarantine/, utility.json, README.md."
     ),
     min_utility: float | None = typer.Option(
         None, help="Keep records whose utility (mean over fields, nats) is at least this."

@@ -33,9 +33,14 @@ def evaluate(
         ..., help="Model: a local path, a hub id, or a named local model (`teacherlm models list`)."
     ),
     data: str = typer.Option(
-        ..., help="Multiple-choice data: a JSONL/Parquet file, or a dataset directory (its --split file)."
+        ...,
+        "--data",
+        "-i",
+        help="Multiple-choice data: a JSONL/Parquet file, or a dataset directory (its --split file).",
     ),
-    output: str = typer.Option(..., help="Where to write the report JSON (local path or s3:// URI)."),
+    output: str = typer.Option(
+        ..., "--output", "-o", help="Where to write the report JSON (local path or s3:// URI)."
+    ),
     engine: EngineName = typer.Option(
         EngineName.auto, help="Inference engine: auto (vLLM where it can run the model, else hf), vllm or hf."
     ),

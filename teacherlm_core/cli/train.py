@@ -117,10 +117,10 @@ def _summary(results, title: str) -> None:
 def student(
     model: Annotated[str | None, typer.Option("--model", metavar="PATH_OR_ID", help="Start model.")] = None,
     data: Annotated[
-        str | None, typer.Option("--data", metavar="FILE_OR_URI", help="Augmented JSONL/Parquet data.")
+        str | None, typer.Option("--data", "-i", metavar="FILE_OR_URI", help="Augmented JSONL/Parquet data.")
     ] = None,
     output: Annotated[
-        str | None, typer.Option("--output", metavar="DIR_OR_URI", help="Output dir or s3:// prefix.")
+        str | None, typer.Option("--output", "-o", metavar="DIR_OR_URI", help="Output dir or s3:// prefix.")
     ] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Optimizer steps.")] = None,
     epochs: Annotated[
@@ -164,7 +164,7 @@ def teacher(
     config: Annotated[str, typer.Option("--config", metavar="FILE", help="YAML config with the stages.")],
     output: Annotated[
         str | None,
-        typer.Option("--output", metavar="DIR_OR_URI", help="Output root (default: the config's)."),
+        typer.Option("--output", "-o", metavar="DIR_OR_URI", help="Output root (default: the config's)."),
     ] = None,
     nproc_per_node: NProcPerNode = None,
     deepspeed: DeepSpeed = None,

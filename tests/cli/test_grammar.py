@@ -141,3 +141,50 @@ def test_bad_eval_reports_and_model_paths_are_one_line_each(tmp_path):
         assert res.returncode == 2, (args, res.stderr)
         assert message in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
         assert res.stderr.count("error:") == 1 and "Repo id" not in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["data", "build", "--per-task", "x"], "error: Invalid value for '--per-task'"),
+        (["nosuch"], "error: No such command 'nosuch'"),
+        (["augment", "--nosuch"], "error: No such option: --nosuch"),
+        (["evaluate"], "error: Missing option '--model'"),
+    ],
+)
+def test_a_usage_error_is_one_line_like_every_other_error(tmp_path, args, said):
+    """A new user's trial: errors found while reading the options came as a 5-6 line box, the others
+    as one line; now every error is one 'error:' line naming the command's --help, exit 2."""
+    res = cli(*args, tmp_path=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [res.stderr.strip()] and res.stderr.startswith(said), res.stderr
+    assert "--help')" in res.stderr and "Traceback" not in res.stderr
+
+
+def _commands(command, path=("teacherlm",)):
+    """Every leaf command under ``command`` with its path (typer ships its own click: duck typing)."""
+    subs = getattr(command, "commands", None)
+    if not subs:
+        yield " ".join(path), command
+        return
+    for name, sub in subs.items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_the_same_thing_has_the_same_short_option_on_every_command():
+    """A new user's trial: -o and -i worked on `data build` but not on `augment` or `evaluate`."""
+    import typer
+
+    from teacherlm_core.cli import app
+
+    _register()
+    short = {"--output": "-o", "--data": "-i"}
+    missing = []
+    for path, command in _commands(typer.main.get_command(app)):
+        for param in command.params:
+            for long, letter in short.items():
+                if long in param.opts and letter not in param.opts:
+                    missing.append(f"{path} {long}")
+        spellings = [o for p in command.params for o in (*p.opts, *p.secondary_opts)]
+        missing += [f"{path}: {o} twice" for o in set(spellings) if spellings.count(o) > 1]
+    assert not missing, missing
