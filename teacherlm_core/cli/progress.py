@@ -22,7 +22,11 @@ console = Console(stderr=True)
 
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(n)``; the bar shows count, rate and ETA (hidden when not a terminal)."""
+    """Yield ``advance(n)``; the bar shows count, rate and ETA (hidden when not a terminal).
+
+    With ``total=None`` the bar ends at the count reached (``N/N``); a bar that counted nothing,
+    or whose work raised, is removed.
+    """
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -39,4 +43,13 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
             speed = bar.tasks[task].speed
             bar.update(task, rate=f"{speed:,.1f}/s" if speed else "")
 
-        yield advance
+        try:
+            yield advance
+        except BaseException:
+            bar.remove_task(task)  # an error says itself, with no half-drawn bar above it
+            raise
+        done = bar.tasks[task].completed
+        if done:  # a count not known ahead ends as N/N, not N/?
+            bar.update(task, total=done)
+        else:  # nothing to do (e.g. a plan already written): no bar stuck at 0/?
+            bar.remove_task(task)

@@ -188,3 +188,28 @@ def test_the_same_thing_has_the_same_short_option_on_every_command():
         spellings = [o for p in command.params for o in (*p.opts, *p.secondary_opts)]
         missing += [f"{path}: {o} twice" for o in set(spellings) if spellings.count(o) > 1]
     assert not missing, missing
+
+
+def test_a_bar_of_unknown_length_ends_complete_and_one_that_counted_nothing_goes(monkeypatch):
+    """A new user's trial: `augment`'s plan bar stayed at 0/? after success, and above errors."""
+    import io
+    from contextlib import nullcontext
+
+    from rich.console import Console
+
+    from teacherlm_core.cli import progress
+
+    def final(work: str) -> str:  # the bar as it stays on screen (a non-terminal gets only that)
+        out = io.StringIO()
+        monkeypatch.setattr(progress, "console", Console(file=out, force_terminal=False, width=120))
+        failing = pytest.raises(RuntimeError) if work == "fail" else nullcontext()
+        with failing, progress.progress_bar("plan", None) as advance:
+            if work == "count":
+                advance(3)
+            if work == "fail":
+                advance(2)
+                raise RuntimeError("bad input")
+        return out.getvalue()
+
+    assert "3/3" in final("count")
+    assert final("none").strip() == "" and final("fail").strip() == ""
