@@ -233,7 +233,14 @@ def run_demo(workdir: str | Path, config: DemoConfig | None = None) -> dict[str,
     if report_dir is None:
         raise RuntimeError(f"the pipeline finished without a comparison report under {run_dir}")
     shutil.copytree(report_dir, root / "report", dirs_exist_ok=True)
-    gold_seconds = _gold_student(root, run_dir, student, cfg)
+    from .stages._run import nested_under_parent, stage_run
+
+    # The gold arm's runs under the demo's parent run too, beside the pipeline's stages.
+    with (
+        nested_under_parent(result["mlflow_run_id"]),
+        stage_run("gold arm", {"data": str(root / "gold")}, stage="gold_arm", children=True),
+    ):
+        gold_seconds = _gold_student(root, run_dir, student, cfg)
     compared = json.loads((root / "report" / "summary.json").read_text())
     teacher_eval = _find(run_dir, "**/evaluate/report")
     accuracy = dict(compared["overall"])

@@ -93,10 +93,11 @@ def stage_run(
 
 
 @contextmanager
-def nested_under_parent() -> Iterator[None]:
-    """Make the runs that a recipe opens itself (in this process or its ranks) children of the parent."""
+def nested_under_parent(parent: str | None = None) -> Iterator[None]:
+    """Make the runs opened meanwhile (in this process or its ranks) children of ``parent`` (default:
+    the current parent, :func:`parent_run`)."""
     before = os.environ.get(PARENT_ENV)
-    parent = before or parent_run()
+    parent = parent or before or parent_run()
     if parent:
         os.environ[PARENT_ENV] = parent
     try:
@@ -104,3 +105,5 @@ def nested_under_parent() -> Iterator[None]:
     finally:
         if before is None:
             os.environ.pop(PARENT_ENV, None)
+        else:
+            os.environ[PARENT_ENV] = before

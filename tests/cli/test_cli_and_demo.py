@@ -116,7 +116,20 @@ def test_demo_runs_the_end_to_end_pipeline_locally(tmp_path):
         "evaluate augmented",
     } <= names
     assert {"augment shard 0", "augment shard 1"} <= names
-    assert {"train teacher", "train student plain", "train student augmented"} <= names
+    assert {"train teacher", "train student plain", "train student augmented", "gold arm"} <= names
+    # every run of the demo, the gold arm's included, hangs under its one parent run
+    runs = {r.info.run_id: r for r in client.search_runs([parent.info.experiment_id], max_results=500)}
+
+    def root(run):
+        up = run.data.tags.get("mlflow.parentRunId")
+        return root(runs[up]) if up in runs else run.info.run_id
+
+    assert {root(r) for r in runs.values()} == {parent.info.run_id}
+    (arm,) = [c for c in children if c.info.run_name == "gold arm"]
+    below = {
+        r.info.run_name for r in runs.values() if r.data.tags.get("mlflow.parentRunId") == arm.info.run_id
+    }
+    assert {"train student augmented", "evaluate gold"} <= below
     _check_lineage(client, parent, children, run)
 
 
