@@ -83,7 +83,16 @@ def _ensure_sqlite_store(db: Path) -> None:
         try:
             from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-            store = SqlAlchemyStore(f"sqlite:///{tmp}", (db.parent / "mlartifacts").as_uri())
+            # MLflow says "Creating initial MLflow database tables..." at INFO on every first run: not news.
+            quiet = [logging.getLogger(name) for name in ("mlflow.store.db.utils", "alembic")]
+            levels = [q.level for q in quiet]
+            for q in quiet:
+                q.setLevel(logging.WARNING)
+            try:
+                store = SqlAlchemyStore(f"sqlite:///{tmp}", (db.parent / "mlartifacts").as_uri())
+            finally:
+                for q, level in zip(quiet, levels, strict=True):
+                    q.setLevel(level)
             store.engine.dispose()
             os.replace(tmp, db)
         except BaseException:

@@ -63,11 +63,19 @@ def _root(
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not verbose:  # DeepSpeed, imported by transformers on saving a model, announces a CPU machine
+        logging.getLogger("DeepSpeed").addFilter(_no_cpu_accelerator_notice)
     from ..redaction import RedactingFilter
 
     for handler in logging.getLogger().handlers:  # no secret reaches a log line (URL credentials, keys)
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+
+
+def _no_cpu_accelerator_notice(record: logging.LogRecord) -> bool:
+    """Drop DeepSpeed's "Setting accelerator to CPU" warning: on a CPU machine that is no news (the
+    training ranks say DS_ACCELERATOR=cpu and never print it); every other DeepSpeed line stays."""
+    return "Setting accelerator to CPU" not in record.getMessage()
 
 
 def _register() -> None:

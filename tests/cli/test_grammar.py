@@ -213,3 +213,15 @@ def test_a_bar_of_unknown_length_ends_complete_and_one_that_counted_nothing_goes
 
     assert "3/3" in final("count")
     assert final("none").strip() == "" and final("fail").strip() == ""
+
+
+@pytest.mark.integration  # real CLI processes
+def test_a_first_run_on_a_cpu_machine_prints_no_library_chatter(tmp_path):
+    """From the demo's first lines: DeepSpeed announced the CPU machine as a WARNING, and MLflow its
+    new local store at INFO; neither is news to a user (with --verbose both still show)."""
+    built = cli("tiny-model", str(tmp_path / "m"), tmp_path=tmp_path)
+    data = cli("data", "build", "--output", str(tmp_path / "d"), "--per-task", "3", tmp_path=tmp_path)
+    assert built.returncode == data.returncode == 0, built.stderr + data.stderr
+    assert (tmp_path / "work" / "mlflow.db").exists()  # the store was made, quietly
+    assert "Setting accelerator to CPU" not in built.stderr
+    assert "Creating initial MLflow database tables" not in data.stderr
