@@ -311,10 +311,9 @@ def run_shard(
         if marker is None:
             # Parts overlap in the stream: each counts from the previous commit (or its start), so
             # a shard's part seconds add up to its wall time generating.
-            marker = _write_part(
-                cfg, shard_dir, fingerprint, writer, part, since=max(part.started, last_commit)
-            )
-            last_commit = max(part.started, last_commit) + part.stats.seconds
+            since = max(part.started, last_commit)
+            marker = _write_part(cfg, shard_dir, fingerprint, writer, part, since=since)
+            last_commit = since + part.stats.seconds
             stats = part.stats
         else:
             stats = PartStats(

@@ -104,8 +104,8 @@ def published(graph: Graph, name: str, description: str, *, display: str) -> Gra
     artifacts: dict[str, Any] = {}
     parameters = []
     for param in signature.parameters.values():
-        if param.annotation is not None and _artifact_class(param.annotation) is not None:
-            artifacts[param.name] = _artifact_class(param.annotation)
+        if (artifact_class := _artifact_class(param.annotation)) is not None:
+            artifacts[param.name] = artifact_class
             default = getattr(P, param.name)
             if not isinstance(default, str):
                 raise KeyError(f"{param.name}: PipelineParams has no URI parameter of that name")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from ..run_context import kfp_run_id
@@ -80,16 +80,8 @@ def stage_run(
         tracker.log_params({"stage": name, **(params or {})})
         if tracker.experiment_id:
             mark_experiment(tracker.experiment_id)
-        before = os.environ.get(PARENT_ENV)
-        if children and tracker.run_id:
-            os.environ[PARENT_ENV] = tracker.run_id
-        try:
+        with nested_under_parent(tracker.run_id) if children and tracker.run_id else nullcontext():
             yield tracker
-        finally:
-            if before is None:
-                os.environ.pop(PARENT_ENV, None)
-            else:
-                os.environ[PARENT_ENV] = before
 
 
 @contextmanager
